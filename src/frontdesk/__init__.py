@@ -1,0 +1,33 @@
+"""frontdesk: workflow suggestion, routing, off-policy simulation and scoring for support."""
+
+from ._version import __version__
+from .api import Suggester
+from .config import Settings
+from .encoding import ContextEncoder, EncodedContexts
+from .errors import DataError, FrontdeskError, IndexIntegrityError, ModelUnavailableError
+from .index import WorkflowIndex, build_index
+from .loaders import load_catalog, load_conversations, load_queries
+from .schema import Conversation, LabelledQuery, Suggestion, Turn, UserProfile, Workflow
+
+__all__ = [
+    "ContextEncoder",
+    "Conversation",
+    "DataError",
+    "EncodedContexts",
+    "FrontdeskError",
+    "IndexIntegrityError",
+    "LabelledQuery",
+    "ModelUnavailableError",
+    "Settings",
+    "Suggester",
+    "Suggestion",
+    "Turn",
+    "UserProfile",
+    "Workflow",
+    "WorkflowIndex",
+    "__version__",
+    "build_index",
+    "load_catalog",
+    "load_conversations",
+    "load_queries",
+]

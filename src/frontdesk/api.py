@@ -1,0 +1,179 @@
+"""The Python API: ``Suggester`` (workflow suggestion over a built index)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from .config import Settings
+from .encoding import ContextEncoder, EncodedContexts
+from .errors import IndexIntegrityError, ModelUnavailableError
+from .index import WorkflowIndex
+from .retrieval import DenseSearcher, HybridSearcher, Ranked, SparseSearcher
+from .schema import Conversation, Suggestion
+
+Mode = Literal["hybrid", "dense", "sparse"]
+Query = str | Conversation
+
+
+class Suggester:
+    """Suggest workflows for a text or a conversation from an index built by ``index build``.
+
+    >>> s = Suggester.load("demo-index")                     # doctest: +SKIP
+    >>> s.suggest("my card hasn't arrived", k=3)[0].workflow_id  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        index: WorkflowIndex,
+        *,
+        encoder: ContextEncoder | None = None,
+        settings: Settings | None = None,
+        mode: Mode = "hybrid",
+    ) -> None:
+        self.index = index
+        self.settings = settings or Settings.from_env()
+        s = self.settings
+        self.sparse = SparseSearcher(index.bm25, index.doc_workflow, depth=s.sparse_depth)
+        self.dense: DenseSearcher | None = None
+        self.encoder: ContextEncoder | None = None
+        self.requested_mode: Mode = mode
+        if mode != "sparse" and index.dense is not None:
+            self.encoder = encoder or ContextEncoder(
+                s.model, batch_size=s.batch_size, device=s.device, context_weight=s.context_weight
+            )
+            if self._encoder_usable():
+                self.dense = DenseSearcher(
+                    index.dense,
+                    index.doc_workflow,
+                    depth=s.dense_depth,
+                    aggregate=s.dense_aggregate,
+                )
+        elif mode == "dense":
+            raise IndexIntegrityError(f"{index.root}: has no dense part; dense mode is unavailable")
+        self.hybrid = (
+            HybridSearcher(
+                self.dense,
+                self.sparse,
+                fusion=s.fusion,
+                dense_weight=s.dense_weight,
+                rrf_k=s.rrf_k,
+            )
+            if self.dense is not None
+            else None
+        )
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        encoder: ContextEncoder | None = None,
+        settings: Settings | None = None,
+        mode: Mode = "hybrid",
+        verify: bool = True,
+    ) -> Suggester:
+        """Load and verify an index folder (checksums, versions, model fingerprint)."""
+        return cls(
+            WorkflowIndex.load(Path(path), verify=verify),
+            encoder=encoder,
+            settings=settings,
+            mode=mode,
+        )
+
+    @property
+    def mode(self) -> Mode:
+        """What actually runs: the requested mode, or ``"sparse"`` after a fallback."""
+        return self.requested_mode if self.dense is not None else "sparse"
+
+    def _encoder_usable(self) -> bool:
+        assert self.encoder is not None
+        try:
+            fingerprint = self.encoder.fingerprint
+        except ModelUnavailableError as exc:
+            self._fall_back(str(exc))
+            return False
+        built_with = self.index.model_sha256
+        if built_with != fingerprint:
+            raise IndexIntegrityError(
+                f"{self.index.root}: built with model "
+                f"{self.index.manifest['dense']['model']['name']} (sha256 {str(built_with)[:12]}…) "
+                f"but the configured encoder {self.encoder.path} has sha256 {fingerprint[:12]}…; "
+                "query vectors would not match — rebuild the index or set FRONTDESK_MODEL"
+            )
+        return True
+
+    def _fall_back(self, reason: str) -> None:
+        warnings.warn(
+            f"dense retrieval unavailable ({reason}); falling back to BM25 alone",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        self.dense = None
+        self.hybrid = None
+
+    def encode(self, queries: Sequence[Query]) -> EncodedContexts | None:
+        """The one encoding of these queries (None when retrieval is BM25 alone)."""
+        if self.dense is None or self.encoder is None:
+            return None
+        try:
+            return self.encoder.encode_contexts(list(queries))
+        except ModelUnavailableError as exc:
+            self._fall_back(str(exc))
+            return None
+
+    def suggest(self, query: Query, k: int = 5) -> list[Suggestion]:
+        """The best ``k`` workflows for one text or conversation."""
+        return self.suggest_many([query], k=k)[0]
+
+    def suggest_many(
+        self, queries: Sequence[Query], k: int = 5, encoded: EncodedContexts | None = None
+    ) -> list[list[Suggestion]]:
+        """Batch version of :meth:`suggest`; pass ``encoded`` to reuse an encoding."""
+        convs = [q if isinstance(q, Conversation) else Conversation(text=q) for q in queries]
+        if not convs:
+            return []
+        if encoded is None and self.mode != "sparse":
+            encoded = self.encode(convs)
+        tokens = [self._tokens(c) for c in convs] if self.mode != "dense" else None
+        results: list[list[Suggestion]] = []
+        if self.mode == "sparse" or encoded is None:
+            assert tokens is not None
+            for s in self.sparse.search(tokens, k):
+                results.append(self._suggestions(s, {"sparse": s}))
+        elif self.mode == "dense":
+            assert self.dense is not None
+            for d in self.dense.search(encoded.vectors, k):
+                results.append(self._suggestions(d, {"dense": d}))
+        else:
+            assert self.hybrid is not None and tokens is not None
+            for fused, d, s in self.hybrid.search(encoded.vectors, tokens, k):
+                results.append(self._suggestions(fused, {"dense": d, "sparse": s}))
+        return results
+
+    def _tokens(self, conv: Conversation) -> list[str]:
+        tokens = self.index.tokenizer(conv.text)
+        for turn in conv.turns:
+            if turn.role == "user":
+                tokens.extend(self.index.tokenizer(turn.text))
+        return tokens
+
+    def _suggestions(self, ranked: Ranked, sources: dict[str, Ranked]) -> list[Suggestion]:
+        lookups = {name: r.as_dict() for name, r in sources.items()}
+        out = []
+        for rank, (w, score) in enumerate(
+            zip(ranked.ids.tolist(), ranked.scores.tolist(), strict=True), 1
+        ):
+            wf = self.index.workflows[w]
+            src = {
+                name: {"score": table[w][0], "rank": float(table[w][1])}
+                for name, table in lookups.items()
+                if w in table
+            }
+            out.append(
+                Suggestion(workflow_id=wf.id, title=wf.title, score=score, rank=rank, sources=src)
+            )
+        return out

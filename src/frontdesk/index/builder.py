@@ -1,0 +1,210 @@
+"""Build an index folder from a catalog (+ labelled examples), atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..config import Settings
+from ..encoding import ContextEncoder
+from ..loaders import load_catalog, load_queries
+from ..schema import LabelledQuery, Workflow
+from .dense import build_dense, write_dense
+from .manifest import FORMAT_VERSION, write_manifest
+from .tokenize import Tokenizer
+
+# What each indexed document is: the workflow's own text, or an example question.
+DOC_WORKFLOW, DOC_CATALOG_EXAMPLE, DOC_LABELLED_EXAMPLE = 0, 1, 2
+
+DENSE_FILE = "dense.faiss"
+SPARSE_DIR = "sparse"
+
+
+def collect_documents(
+    workflows: Sequence[Workflow], examples: Sequence[LabelledQuery] = ()
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """One document per workflow text and per distinct example question."""
+    position = {wf.id: i for i, wf in enumerate(workflows)}
+    texts: list[str] = []
+    owner: list[int] = []
+    kind: list[int] = []
+    seen: set[tuple[int, str]] = set()
+
+    def add(text: str, wf_idx: int, k: int) -> None:
+        key = (wf_idx, " ".join(text.lower().split()))
+        if not key[1] or key in seen:
+            return
+        seen.add(key)
+        texts.append(text)
+        owner.append(wf_idx)
+        kind.append(k)
+
+    for i, wf in enumerate(workflows):
+        add(wf.document(), i, DOC_WORKFLOW)
+        for ex in wf.examples:
+            add(ex, i, DOC_CATALOG_EXAMPLE)
+    for q in examples:
+        if q.label is not None:
+            add(q.text, position[q.label], DOC_LABELLED_EXAMPLE)
+    return texts, np.asarray(owner, dtype=np.int32), np.asarray(kind, dtype=np.int8)
+
+
+def _versions() -> dict[str, str]:
+    import bm25s
+    import faiss
+
+    return {"frontdesk": __version__, "faiss": faiss.__version__, "bm25s": bm25s.__version__}
+
+
+def build_index(
+    catalog: str | os.PathLike[str] | Sequence[Workflow],
+    out: str | os.PathLike[str],
+    *,
+    examples: str | os.PathLike[str] | Sequence[LabelledQuery] | None = None,
+    encoder: ContextEncoder | None = None,
+    settings: Settings | None = None,
+    dense: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Build ``out`` from a catalog; returns the manifest.
+
+    Everything is written to a temporary sibling folder that replaces ``out``
+    only once complete, so a failure at any point leaves the previous index as
+    it was. ``progress(stage, done, total)`` is called while encoding.
+    """
+    settings = settings or Settings.from_env()
+    out = Path(out)
+    if isinstance(catalog, (str, os.PathLike)):
+        catalog_source = str(catalog)
+        workflows = load_catalog(catalog)
+    else:
+        catalog_source = "<in-memory>"
+        workflows = list(catalog)
+    if isinstance(examples, (str, os.PathLike)):
+        example_rows = load_queries(examples, workflow_ids={wf.id for wf in workflows})
+    else:
+        example_rows = list(examples or [])
+        ids = {wf.id for wf in workflows}
+        for q in example_rows:
+            if q.label is not None and q.label not in ids:
+                raise ValueError(f"example {q.id or q.text!r}: unknown workflow id '{q.label}'")
+
+    texts, owner, kind = collect_documents(workflows, example_rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        manifest = _build_into(
+            tmp, workflows, texts, owner, kind, encoder, settings, dense, progress
+        )
+        manifest["source"] = {"catalog": catalog_source, "examples": _source_name(examples)}
+        write_manifest(tmp, manifest)
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return json.loads((out / "manifest.json").read_text())
+
+
+def _source_name(examples: object) -> str | None:
+    if examples is None:
+        return None
+    return str(examples) if isinstance(examples, (str, os.PathLike)) else "<in-memory>"
+
+
+def _build_into(
+    root: Path,
+    workflows: Sequence[Workflow],
+    texts: list[str],
+    owner: np.ndarray,
+    kind: np.ndarray,
+    encoder: ContextEncoder | None,
+    settings: Settings,
+    dense: bool,
+    progress: Callable[[str, int, int], None] | None,
+) -> dict[str, Any]:
+    import bm25s
+
+    with open(root / "workflows.jsonl", "w", encoding="utf-8") as fh:
+        for wf in workflows:
+            fh.write(json.dumps(wf.model_dump(), ensure_ascii=False) + "\n")
+    np.save(root / "doc_workflow.npy", owner, allow_pickle=False)
+    np.save(root / "doc_kind.npy", kind, allow_pickle=False)
+
+    tokenizer = Tokenizer()
+    bm25 = bm25s.BM25(k1=settings.bm25_k1, b=settings.bm25_b, method="lucene")
+    bm25.index([tokenizer(t) for t in texts], show_progress=False)
+    bm25.save(str(root / SPARSE_DIR), show_progress=False)
+
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "versions": _versions(),
+        "counts": {
+            "workflows": len(workflows),
+            "documents": len(texts),
+            "workflow_texts": int((kind == DOC_WORKFLOW).sum()),
+            "catalog_examples": int((kind == DOC_CATALOG_EXAMPLE).sum()),
+            "labelled_examples": int((kind == DOC_LABELLED_EXAMPLE).sum()),
+        },
+        "sparse": {
+            "library": "bm25s",
+            "method": "lucene",
+            "k1": settings.bm25_k1,
+            "b": settings.bm25_b,
+            "tokenizer": tokenizer.config,
+            "folder": SPARSE_DIR,
+        },
+        "dense": None,
+    }
+    if dense:
+        encoder = encoder or ContextEncoder(
+            settings.model, batch_size=settings.batch_size, device=settings.device
+        )
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress("encoding", done, len(texts))
+
+        vectors = encoder.encode(texts, progress=tick)
+        index, params = build_dense(vectors, settings)
+        write_dense(index, root / DENSE_FILE)
+        manifest["dense"] = {
+            "file": DENSE_FILE,
+            "dim": int(vectors.shape[1]),
+            "count": int(vectors.shape[0]),
+            "index": params,
+            "model": {"name": encoder.name, "sha256": encoder.fingerprint},
+        }
+    return manifest
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Replace ``out`` by ``tmp``: two renames, the old folder removed last."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    if not (out / "manifest.json").is_file() and any(out.iterdir()):
+        raise FileExistsError(f"{out}: exists and is not a frontdesk index; refusing to replace it")
+    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    with contextlib.suppress(OSError):
+        shutil.rmtree(old)

@@ -1,0 +1,105 @@
+"""A built index, loaded and verified: workflows, document map, FAISS and bm25s parts."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import IndexIntegrityError
+from ..schema import Workflow
+from .dense import read_dense
+from .manifest import read_manifest
+from .tokenize import Tokenizer
+
+
+def _major(version: str) -> str:
+    return str(version).split(".")[0]
+
+
+@dataclass
+class WorkflowIndex:
+    """What ``frontdesk index build`` wrote, ready to search. ``dense`` may be None."""
+
+    root: Path
+    manifest: dict[str, Any]
+    workflows: list[Workflow]
+    doc_workflow: np.ndarray
+    doc_kind: np.ndarray
+    bm25: Any
+    tokenizer: Tokenizer
+    dense: Any = None
+
+    @property
+    def workflow_ids(self) -> list[str]:
+        return [wf.id for wf in self.workflows]
+
+    @property
+    def model_sha256(self) -> str | None:
+        d = self.manifest.get("dense")
+        return d["model"]["sha256"] if d else None
+
+    @classmethod
+    def load(cls, root: str | os.PathLike[str], verify: bool = True) -> WorkflowIndex:
+        """Load and verify an index; a missing dense part degrades to BM25 with a warning."""
+        root = Path(root)
+        dense_meta = None
+        with contextlib.suppress(OSError, ValueError):  # read_manifest reports it properly
+            dense_meta = json.loads((root / "manifest.json").read_text()).get("dense")
+        optional = frozenset({dense_meta["file"]}) if dense_meta else frozenset()
+        manifest = read_manifest(root, verify=verify, optional=optional)
+        _check_versions(root, manifest)
+        try:
+            workflows = [
+                Workflow.model_validate_json(line)
+                for line in (root / "workflows.jsonl").read_text(encoding="utf-8").splitlines()
+                if line.strip()
+            ]
+            doc_workflow = np.load(root / "doc_workflow.npy", allow_pickle=False)
+            doc_kind = np.load(root / "doc_kind.npy", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexIntegrityError(f"{root}: cannot read index files: {exc}") from None
+        counts = manifest["counts"]
+        if len(workflows) != counts["workflows"] or len(doc_workflow) != counts["documents"]:
+            raise IndexIntegrityError(f"{root}: counts do not match the manifest")
+
+        import bm25s
+
+        sparse = manifest["sparse"]
+        bm25 = bm25s.BM25.load(str(root / sparse["folder"]), mmap=False, show_progress=False)
+        tokenizer = Tokenizer.from_config(sparse["tokenizer"])
+
+        dense = None
+        if dense_meta:
+            path = root / dense_meta["file"]
+            if path.is_file():
+                dense = read_dense(path, dense_meta["index"])
+                if dense.ntotal != counts["documents"] or dense.d != dense_meta["dim"]:
+                    raise IndexIntegrityError(f"{path}: vector count or dimension differs")
+            else:
+                warnings.warn(
+                    f"{path}: dense index missing; retrieval falls back to BM25 alone",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        return cls(root, manifest, workflows, doc_workflow, doc_kind, bm25, tokenizer, dense)
+
+
+def _check_versions(root: Path, manifest: dict[str, Any]) -> None:
+    import bm25s
+    import faiss
+
+    built = manifest.get("versions", {})
+    for name, now in (("faiss", faiss.__version__), ("bm25s", bm25s.__version__)):
+        then = built.get(name)
+        if then is None or _major(then) != _major(now):
+            raise IndexIntegrityError(
+                f"{root}/manifest.json: built with {name} {then}, installed {name} {now} "
+                "reads a different format; rebuild the index"
+            )

@@ -1,0 +1,75 @@
+"""Ranked: a best-first list of workflow positions with their scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Workflow positions (into the index's workflow list), best first, with scores."""
+
+    ids: np.ndarray  # int64
+    scores: np.ndarray  # float64
+
+    @classmethod
+    def empty(cls) -> Ranked:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def top(self, k: int) -> Ranked:
+        return Ranked(self.ids[:k], self.scores[:k])
+
+    def as_dict(self) -> dict[int, tuple[float, int]]:
+        """``{workflow position: (score, 1-based rank)}``."""
+        return {
+            int(i): (float(s), r)
+            for r, (i, s) in enumerate(zip(self.ids, self.scores, strict=True), 1)
+        }
+
+
+def aggregate_max(doc_ids: np.ndarray, scores: np.ndarray, owner: np.ndarray, k: int) -> Ranked:
+    """Per workflow, the best score among its documents' hits (hits sorted best first)."""
+    seen: dict[int, float] = {}
+    for d, s in zip(doc_ids.tolist(), scores.tolist(), strict=True):
+        if d < 0:
+            continue
+        w = int(owner[d])
+        if w not in seen:
+            seen[w] = s
+            if len(seen) == k:
+                break
+    return Ranked(
+        np.fromiter(seen, dtype=np.int64, count=len(seen)),
+        np.fromiter(seen.values(), dtype=np.float64, count=len(seen)),
+    )
+
+
+TOP3_WEIGHTS = (1.0, 0.5, 0.25)
+
+
+def aggregate_top3(doc_ids: np.ndarray, scores: np.ndarray, owner: np.ndarray, k: int) -> Ranked:
+    """Per workflow, a decayed sum of its three best hits (a soft k-NN vote), on the cosine scale."""
+    acc: dict[int, list[float]] = {}
+    for d, s in zip(doc_ids.tolist(), scores.tolist(), strict=True):
+        if d < 0:
+            continue
+        hits = acc.setdefault(int(owner[d]), [])
+        if len(hits) < len(TOP3_WEIGHTS):
+            hits.append(s)
+    norm = sum(TOP3_WEIGHTS)
+    fused = {
+        w: sum(
+            wt * h for wt, h in zip(TOP3_WEIGHTS, hits + [hits[-1]] * (3 - len(hits)), strict=True)
+        )
+        / norm
+        for w, hits in acc.items()
+    }
+    order = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
+    return Ranked(
+        np.asarray(order, dtype=np.int64), np.asarray([fused[w] for w in order], dtype=np.float64)
+    )

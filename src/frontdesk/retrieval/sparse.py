@@ -1,0 +1,35 @@
+"""SparseSearcher: BM25 (bm25s) over workflow texts and examples, aggregated per workflow."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .ranked import Ranked, aggregate_max
+
+
+class SparseSearcher:
+    """Lexical search; robust to unknown words (a query of only unknown words finds nothing)."""
+
+    def __init__(self, bm25: Any, doc_workflow: np.ndarray, *, depth: int = 100) -> None:
+        self.bm25 = bm25
+        self.doc_workflow = doc_workflow
+        self.depth = depth
+        self._vocab = bm25.vocab_dict
+
+    def search(self, token_lists: Sequence[Sequence[str]], k: int) -> list[Ranked]:
+        """For each token list, the best ``k`` workflows by their best document's BM25 score."""
+        return [self._one(tokens, k) for tokens in token_lists]
+
+    def _one(self, tokens: Sequence[str], k: int) -> Ranked:
+        known = [t for t in tokens if t in self._vocab and t != ""]
+        if not known:  # bm25s raises IndexError on an all-unknown query
+            return Ranked.empty()
+        scores = self.bm25.get_scores(known)
+        depth = min(max(self.depth, k), len(scores))
+        top = np.argpartition(-scores, depth - 1)[:depth]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[scores[top] > 0]
+        return aggregate_max(top, scores[top], self.doc_workflow, k)
