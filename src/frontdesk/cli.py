@@ -30,8 +30,8 @@ datasets_app = typer.Typer(
 app.add_typer(index_app, name="index")
 app.add_typer(datasets_app, name="datasets")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 ModeOpt = Annotated[str, typer.Option("--mode", help="hybrid, dense or sparse (BM25 alone).")]

@@ -21,7 +21,7 @@ class Settings(BaseModel):
     model: str | None = Field(
         default=None, description="sentence-transformers folder; None = bundled all-MiniLM-L6-v2"
     )
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=32, ge=1)
     device: str = "cpu"
     context_weight: float = Field(
         default=0.5, ge=0.0, description="weight of earlier turns in a conversation's vector"
@@ -34,10 +34,10 @@ class Settings(BaseModel):
     hnsw_ef_search: int = Field(default=128, ge=8)
     dense_depth: int = Field(default=100, ge=1, description="example hits fetched per query")
     sparse_depth: int = Field(default=100, ge=1, description="BM25 hits fetched per query")
-    dense_aggregate: Literal["max", "top3"] = "max"
+    dense_aggregate: Literal["max", "top3", "top5"] = "top3"
     fusion: Literal["rrf", "weighted"] = "weighted"
     rrf_k: int = Field(default=60, ge=1)
-    dense_weight: float = Field(default=0.7, ge=0.0, le=1.0)
+    dense_weight: float = Field(default=0.9, ge=0.0, le=1.0)
     bm25_k1: float = Field(default=1.5, gt=0.0)
     bm25_b: float = Field(default=0.75, ge=0.0, le=1.0)
 

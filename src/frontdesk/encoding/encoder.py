@@ -15,6 +15,7 @@ which learn what they mean from outcomes instead of from text similarity.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Sequence
@@ -92,7 +93,7 @@ class ContextEncoder:
         self,
         model_path: str | os.PathLike[str] | None = None,
         *,
-        batch_size: int = 64,
+        batch_size: int = 32,
         device: str = "cpu",
         context_weight: float = 0.5,
     ) -> None:
@@ -129,6 +130,7 @@ class ContextEncoder:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             path = self.path
             try:
                 from sentence_transformers import SentenceTransformer
@@ -136,6 +138,10 @@ class ContextEncoder:
                 raise ModelUnavailableError(
                     "sentence-transformers is not installed: pip install sentence-transformers"
                 ) from exc
+            with contextlib.suppress(Exception):
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
             try:
                 self._model = SentenceTransformer(str(path), device=self.device)
             except Exception as exc:  # noqa: BLE001 - any load failure means "unavailable"

@@ -1,6 +1,7 @@
 """Offline evaluation: ranking metrics over labelled queries."""
 
 from .metrics import METRICS, evaluate_ranks, rank_of
+from .splits import carve_validation
 from .suggestions import evaluate_suggester
 
-__all__ = ["METRICS", "evaluate_ranks", "evaluate_suggester", "rank_of"]
+__all__ = ["METRICS", "carve_validation", "evaluate_ranks", "evaluate_suggester", "rank_of"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
 
-from .ranked import Ranked, aggregate_max, aggregate_top3
+from .ranked import Ranked, aggregate_decayed, aggregate_max
 
 
 class DenseSearcher:
@@ -18,12 +19,16 @@ class DenseSearcher:
         doc_workflow: np.ndarray,
         *,
         depth: int = 100,
-        aggregate: Literal["max", "top3"] = "max",
+        aggregate: Literal["max", "top3", "top5"] = "top3",
     ) -> None:
         self.index = index
         self.doc_workflow = doc_workflow
         self.depth = depth
-        self._aggregate = aggregate_max if aggregate == "max" else aggregate_top3
+        self._aggregate = (
+            aggregate_max
+            if aggregate == "max"
+            else partial(aggregate_decayed, n=int(aggregate[3:]))
+        )
 
     def search(self, vectors: np.ndarray, k: int) -> list[Ranked]:
         """For each query vector (rows of ``vectors``), the best ``k`` workflows."""

@@ -49,27 +49,29 @@ def aggregate_max(doc_ids: np.ndarray, scores: np.ndarray, owner: np.ndarray, k:
     )
 
 
-TOP3_WEIGHTS = (1.0, 0.5, 0.25)
+def aggregate_decayed(
+    doc_ids: np.ndarray, scores: np.ndarray, owner: np.ndarray, k: int, n: int = 3
+) -> Ranked:
+    """Per workflow, a soft k-NN vote: its ``n`` best hits weighted 1, 1/2, 1/4, …
 
-
-def aggregate_top3(doc_ids: np.ndarray, scores: np.ndarray, owner: np.ndarray, k: int) -> Ranked:
-    """Per workflow, a decayed sum of its three best hits (a soft k-NN vote), on the cosine scale."""
+    Normalised by the weights' sum so the score stays on the cosine scale; a
+    workflow with fewer than ``n`` hits in the window repeats its last one.
+    """
     acc: dict[int, list[float]] = {}
     for d, s in zip(doc_ids.tolist(), scores.tolist(), strict=True):
         if d < 0:
             continue
         hits = acc.setdefault(int(owner[d]), [])
-        if len(hits) < len(TOP3_WEIGHTS):
+        if len(hits) < n:
             hits.append(s)
-    norm = sum(TOP3_WEIGHTS)
+    weights = [0.5**i for i in range(n)]
+    norm = sum(weights)
     fused = {
-        w: sum(
-            wt * h for wt, h in zip(TOP3_WEIGHTS, hits + [hits[-1]] * (3 - len(hits)), strict=True)
-        )
+        w: sum(wt * h for wt, h in zip(weights, hits + [hits[-1]] * (n - len(hits)), strict=True))
         / norm
         for w, hits in acc.items()
     }
-    order = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
+    order = sorted(fused, key=lambda w: (-fused[w], w))[:k]
     return Ranked(
         np.asarray(order, dtype=np.int64), np.asarray([fused[w] for w in order], dtype=np.float64)
     )

@@ -1,0 +1,122 @@
+"""Single-query `suggest` latency over a 10k-workflow catalog, and index build speed.
+
+The catalog is synthetic but made of real words: each workflow's title,
+description and example are real questions from BANKING77 and CLINC150
+(train splits, from --datasets) and its steps come from the bundled demo
+catalog. Queries are real test questions. Reports medians over repeated
+single queries (p50/p99), split into encoder and retrieval time.
+
+    python benchmarks/latency.py --datasets ../shared/datasets [--workflows 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from frontdesk import ContextEncoder, Suggester, Workflow, build_index, load_catalog, load_queries
+from frontdesk.datasets import import_banking77, import_clinc150
+
+
+def synthetic_catalog(texts: list[str], steps: list[str], n: int, seed: int = 0) -> list[Workflow]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        title, desc, example = rng.sample(texts, 3)
+        out.append(
+            Workflow(
+                id=f"wf-{i:06d}",
+                title=title,
+                description=desc,
+                steps=rng.sample(steps, 3),
+                examples=[example],
+            )
+        )
+    return out
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
+    ap.add_argument("--workflows", type=int, default=10_000)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "frontdesk-latency")
+    args = ap.parse_args()
+
+    import_banking77(args.datasets / "banking77", args.work / "b77")
+    import_clinc150(args.datasets / "clinc150", args.work / "clinc")
+    texts = [q.text for d in ("b77", "clinc") for q in load_queries(args.work / d / "train.jsonl")]
+    demo = load_catalog(Path(str(resources.files("frontdesk") / "data" / "demo_catalog.jsonl")))
+    steps = [s for w in demo for s in w.steps]
+    catalog = synthetic_catalog(texts, steps, args.workflows)
+
+    encoder = ContextEncoder()
+    encoder.encode(["warm up"])
+    t0 = time.perf_counter()
+    manifest = build_index(catalog, args.work / "index", encoder=encoder)
+    build_s = time.perf_counter() - t0
+    docs = manifest["counts"]["documents"]
+
+    queries = [q.text for q in load_queries(args.work / "b77" / "test.jsonl")]
+    queries = random.Random(1).sample(queries, args.queries)
+    hybrid = Suggester.load(args.work / "index", encoder=encoder)
+    sparse = Suggester.load(args.work / "index", encoder=encoder, mode="sparse")
+    for q in queries[:20]:  # warm up
+        hybrid.suggest(q)
+
+    times: dict[str, list[float]] = {
+        "end_to_end": [],
+        "encoder": [],
+        "hybrid_retrieval": [],
+        "bm25_alone": [],
+    }
+    for q in queries:
+        t = time.perf_counter()
+        hybrid.suggest(q, k=5)
+        times["end_to_end"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        enc = hybrid.encode([q])
+        times["encoder"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        hybrid.suggest_many([q], k=5, encoded=enc)
+        times["hybrid_retrieval"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        sparse.suggest(q, k=5)
+        times["bm25_alone"].append(time.perf_counter() - t)
+
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"{__import__('os').cpu_count()} cores",
+        "workflows": args.workflows,
+        "documents": docs,
+        "build_seconds": round(build_s, 1),
+        "build_docs_per_s": round(docs / build_s, 1),
+        "queries": len(queries),
+        "ms": {
+            k: {
+                "p50": round(pct(v, 50) * 1e3, 2),
+                "p99": round(pct(v, 99) * 1e3, 2),
+                "mean": round(statistics.fmean(v) * 1e3, 2),
+            }
+            for k, v in times.items()
+        },
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

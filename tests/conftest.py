@@ -1,0 +1,96 @@
+"""Shared fixtures: a tiny hand-written catalog, the bundled encoder, dataset paths."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("FRONTDESK_DATASETS", REPO.parent / "shared" / "datasets"))
+
+# Six workflows, two pairs deliberately close (payout delayed vs failed; refund
+# issue vs refund not received) so that ranking order is a real test.
+TINY_CATALOG = [
+    {
+        "id": "payout-delayed",
+        "title": "Payout has not arrived",
+        "description": "Expected payout has not reached the bank account.",
+        "steps": ["Look up the payout", "Check its arrival date"],
+        "tags": ["payouts"],
+        "examples": ["where is my payout", "money not in my bank yet"],
+    },
+    {
+        "id": "payout-failed",
+        "title": "Payout failed",
+        "description": "The bank returned the payout.",
+        "steps": ["Read the failure code", "Ask for new bank details"],
+        "tags": ["payouts"],
+        "examples": ["payout bounced back", "bank rejected my transfer"],
+    },
+    {
+        "id": "refund-issue",
+        "title": "Issue a refund",
+        "description": "Refund a customer's card payment.",
+        "steps": ["Find the charge", "Refund full or partial amount"],
+        "tags": ["refunds"],
+        "examples": ["how do I refund a customer", "give money back to buyer"],
+    },
+    {
+        "id": "refund-not-received",
+        "title": "Customer has not received refund",
+        "steps": ["Share the ARN with the customer"],
+        "tags": ["refunds"],
+        "examples": ["customer says refund never arrived"],
+    },
+    {
+        "id": "login-2fa",
+        "title": "Lost two-factor device",
+        "steps": ["Verify identity", "Reset 2FA"],
+        "tags": ["login"],
+        "examples": ["lost my phone with the authenticator", "cant log in 2fa"],
+    },
+    # Only id + title: the minimal valid workflow.
+    {"id": "api-key-rotate", "title": "Rotate an API key"},
+]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_catalog(tmp_path: Path) -> Path:
+    return write_jsonl(tmp_path / "catalog.jsonl", TINY_CATALOG)
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """The bundled MiniLM, loaded once per test session."""
+    from frontdesk import ContextEncoder
+
+    return ContextEncoder()
+
+
+@pytest.fixture(scope="session")
+def tiny_index(tmp_path_factory: pytest.TempPathFactory, encoder) -> Path:
+    """A hybrid index of the tiny catalog (read-only: copy it before modifying)."""
+    from frontdesk import build_index
+
+    root = tmp_path_factory.mktemp("tiny")
+    catalog = write_jsonl(root / "catalog.jsonl", TINY_CATALOG)
+    build_index(catalog, root / "index", encoder=encoder)
+    return root / "index"
+
+
+@pytest.fixture
+def datasets_dir() -> Path:
+    if not DATASETS.is_dir():
+        pytest.skip(f"datasets folder {DATASETS} is absent (set FRONTDESK_DATASETS)")
+    return DATASETS

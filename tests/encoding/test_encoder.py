@@ -1,0 +1,52 @@
+"""ContextEncoder: normalised float32, batching, conversations, fingerprint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from frontdesk import ContextEncoder, Conversation, ModelUnavailableError
+
+
+def test_vectors_are_normalised_float32_and_batch_invariant(encoder: ContextEncoder) -> None:
+    texts = ["where is my payout", "reset two factor", "refund a customer"] * 5
+    v = encoder.encode(texts)
+    assert v.dtype == np.float32 and v.shape == (15, 384)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+    small = ContextEncoder(encoder.path, batch_size=2)
+    small._model = encoder._model  # same weights, different batching
+    np.testing.assert_allclose(small.encode(texts), v, atol=1e-5)
+
+
+def test_conversation_vector_leans_on_earlier_turns(encoder: ContextEncoder) -> None:
+    bare = Conversation(text="any update?")
+    with_ctx = Conversation(
+        text="any update?",
+        context={"turns": [{"role": "user", "text": "my payout has not arrived"}]},
+    )
+    enc = encoder.encode_contexts([bare, with_ctx, "my payout has not arrived"])
+    payout = enc.text_vectors[2]
+    assert enc.vectors[1] @ payout > enc.vectors[0] @ payout + 0.1
+    np.testing.assert_allclose(
+        enc.vectors[0], enc.text_vectors[0], atol=1e-6
+    )  # no turns: text only
+    assert [t.shape[0] for t in enc.turn_vectors] == [0, 1, 0]
+    np.testing.assert_allclose(np.linalg.norm(enc.vectors, axis=1), 1.0, rtol=1e-5)
+
+
+def test_context_weight_zero_ignores_turns(encoder: ContextEncoder) -> None:
+    plain = ContextEncoder(encoder.path, context_weight=0.0)
+    plain._model = encoder._model
+    conv = Conversation(text="any update?", context={"turns": [{"role": "user", "text": "payout"}]})
+    enc = plain.encode_contexts([conv])
+    np.testing.assert_allclose(enc.vectors[0], enc.text_vectors[0], atol=1e-6)
+
+
+def test_fingerprint_is_stable_hex(encoder: ContextEncoder) -> None:
+    assert encoder.fingerprint == ContextEncoder(encoder.path).fingerprint
+    assert len(encoder.fingerprint) == 64
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(ModelUnavailableError, match="model folder not found"):
+        ContextEncoder(tmp_path / "nope").encode(["x"])

@@ -1,0 +1,171 @@
+"""Index round-trip, integrity checks, atomic rebuilds and the BM25 fallback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frontdesk import IndexIntegrityError, Suggester, WorkflowIndex, build_index
+from frontdesk.encoding import encoder as encoder_module
+from frontdesk.index import builder
+
+from ..conftest import TINY_CATALOG, write_jsonl
+
+
+def _copy(index: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "index"
+    shutil.copytree(index, dst)
+    return dst
+
+
+def test_round_trip_keeps_workflows_counts_and_manifest(tiny_index: Path) -> None:
+    idx = WorkflowIndex.load(tiny_index)
+    assert idx.workflow_ids == [w["id"] for w in TINY_CATALOG]
+    m = idx.manifest
+    # 6 workflow texts + 9 distinct catalog examples
+    assert m["counts"] == {
+        "workflows": 6,
+        "documents": 15,
+        "workflow_texts": 6,
+        "catalog_examples": 9,
+        "labelled_examples": 0,
+    }
+    assert m["dense"]["dim"] == 384 and m["dense"]["index"]["type"] == "flat"
+    assert m["dense"]["model"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert len(m["dense"]["model"]["sha256"]) == 64
+    assert set(m["versions"]) == {"frontdesk", "faiss", "bm25s"}
+    assert "dense.faiss" in m["files"] and "workflows.jsonl" in m["files"]
+    assert idx.dense.ntotal == 15
+    assert np.array_equal(np.bincount(idx.doc_workflow), [3, 3, 3, 2, 3, 1])
+
+
+def test_labelled_examples_attach_to_their_workflow(
+    tmp_path: Path, tiny_catalog: Path, encoder
+) -> None:
+    ex = write_jsonl(
+        tmp_path / "ex.jsonl",
+        [
+            {"text": "my API secret needs changing", "label": "api-key-rotate"},
+            {"text": "what's the weather", "label": None},  # out of scope: not indexed
+        ],
+    )
+    m = build_index(tiny_catalog, tmp_path / "idx", examples=ex, encoder=encoder)
+    assert m["counts"]["labelled_examples"] == 1
+    top = Suggester.load(tmp_path / "idx", encoder=encoder).suggest("change my API secret", k=1)
+    assert top[0].workflow_id == "api-key-rotate"
+
+
+def test_tampered_file_is_detected(tiny_index: Path, tmp_path: Path) -> None:
+    idx = _copy(tiny_index, tmp_path)
+    raw = bytearray((idx / "workflows.jsonl").read_bytes())
+    raw[10] ^= 0x01
+    (idx / "workflows.jsonl").write_bytes(bytes(raw))
+    with pytest.raises(IndexIntegrityError, match=r"workflows\.jsonl: checksum mismatch"):
+        WorkflowIndex.load(idx)
+
+
+def test_unlisted_file_and_missing_manifest_are_detected(tiny_index: Path, tmp_path: Path) -> None:
+    idx = _copy(tiny_index, tmp_path)
+    (idx / "extra.npy").write_bytes(b"x")
+    with pytest.raises(IndexIntegrityError, match=r"files not in the manifest: extra\.npy"):
+        WorkflowIndex.load(idx)
+    (idx / "manifest.json").unlink()
+    with pytest.raises(IndexIntegrityError, match=r"manifest\.json: missing"):
+        WorkflowIndex.load(idx)
+
+
+def test_other_format_or_library_version_is_refused(tiny_index: Path, tmp_path: Path) -> None:
+    idx = _copy(tiny_index, tmp_path)
+    m = json.loads((idx / "manifest.json").read_text())
+    m["versions"]["faiss"] = "0.1"
+    (idx / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(IndexIntegrityError, match=r"built with faiss 0\.1"):
+        WorkflowIndex.load(idx)
+    m["format_version"] = 99
+    (idx / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(IndexIntegrityError, match=r"index format 99"):
+        WorkflowIndex.load(idx)
+
+
+def test_index_built_with_another_model_is_refused(
+    tiny_index: Path, tmp_path: Path, encoder
+) -> None:
+    idx = _copy(tiny_index, tmp_path)
+    m = json.loads((idx / "manifest.json").read_text())
+    m["dense"]["model"]["sha256"] = "0" * 64
+    (idx / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(IndexIntegrityError, match="query vectors would not match"):
+        Suggester.load(idx, encoder=encoder)
+
+
+def test_failed_build_leaves_previous_index_untouched(
+    tiny_index: Path, tmp_path: Path, tiny_catalog: Path, encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    idx = _copy(tiny_index, tmp_path)
+    before = {p.name: p.read_bytes() for p in idx.rglob("*") if p.is_file()}
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full half-way")
+
+    monkeypatch.setattr(builder, "write_dense", explode)  # after BM25 and arrays were written
+    with pytest.raises(RuntimeError, match="half-way"):
+        build_index(tiny_catalog, idx, encoder=encoder)
+    after = {p.name: p.read_bytes() for p in idx.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.jsonl", "index"]  # no temp left
+    WorkflowIndex.load(idx)
+
+
+def test_bad_catalog_leaves_nothing_behind(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a"}\n')
+    with pytest.raises(ValueError, match="title: is required"):
+        build_index(bad, tmp_path / "idx", dense=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]
+
+
+def test_refuses_to_replace_a_folder_that_is_not_an_index(
+    tmp_path: Path, tiny_catalog: Path
+) -> None:
+    target = tmp_path / "precious"
+    target.mkdir()
+    (target / "thesis.txt").write_text("do not delete")
+    with pytest.raises(FileExistsError, match="not a frontdesk index"):
+        build_index(tiny_catalog, target, dense=False)
+    assert (target / "thesis.txt").read_text() == "do not delete"
+
+
+def test_missing_dense_file_falls_back_to_bm25(tiny_index: Path, tmp_path: Path) -> None:
+    idx = _copy(tiny_index, tmp_path)
+    (idx / "dense.faiss").unlink()
+    with pytest.warns(RuntimeWarning, match="dense index missing"):
+        s = Suggester.load(idx)
+    assert s.mode == "sparse"
+    assert s.suggest("payout bounced back by the bank", k=1)[0].workflow_id == "payout-failed"
+
+
+def test_missing_model_package_falls_back_to_bm25(
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from frontdesk import ModelUnavailableError
+
+    def gone():
+        raise ModelUnavailableError("the bundled encoder package is not installed")
+
+    monkeypatch.setattr(encoder_module, "default_model_path", gone)
+    with pytest.warns(RuntimeWarning, match="falling back to BM25 alone"):
+        s = Suggester.load(tiny_index)
+    assert s.mode == "sparse"
+    assert s.suggest("lost my authenticator phone", k=1)[0].workflow_id == "login-2fa"
+
+
+def test_sparse_only_build_needs_no_model(tmp_path: Path, tiny_catalog: Path) -> None:
+    m = build_index(tiny_catalog, tmp_path / "idx", dense=False)
+    assert m["dense"] is None
+    s = Suggester.load(tmp_path / "idx")
+    assert s.mode == "sparse"
+    assert s.suggest("refund a customer", k=1)[0].workflow_id == "refund-issue"

@@ -1,0 +1,120 @@
+"""The CLI through Typer's runner: build, info, suggest, eval, import, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from frontdesk.cli import app
+
+from .conftest import write_jsonl
+
+runner = CliRunner()
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_help_lists_commands() -> None:
+    res = run("--help")
+    assert res.exit_code == 0
+    for cmd in ("index", "suggest", "eval", "datasets", "demo"):
+        assert cmd in res.output
+
+
+def test_build_suggest_eval_json(tmp_path: Path, tiny_catalog: Path) -> None:
+    idx = tmp_path / "idx"
+    res = run("index", "build", str(tiny_catalog), "--out", str(idx), "--json")
+    assert res.exit_code == 0, res.output
+    built = json.loads(res.stdout)
+    assert built["counts"]["workflows"] == 6 and built["dense"]["dim"] == 384
+
+    res = run("suggest", str(idx), "my payout bounced back", "--k", "2", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["mode"] == "hybrid"
+    assert [s["rank"] for s in out["suggestions"]] == [1, 2]
+    assert out["suggestions"][0]["workflow_id"] == "payout-failed"
+
+    res = run(
+        "suggest",
+        str(idx),
+        "any update?",
+        "--turn",
+        "user: my customer's refund never came",
+        "--profile",
+        '{"segment": "smb"}',
+        "--json",
+    )
+    assert json.loads(res.stdout)["suggestions"][0]["workflow_id"] == "refund-not-received"
+
+    queries = write_jsonl(
+        tmp_path / "q.jsonl",
+        [
+            {"text": "bank rejected my payout", "label": "payout-failed"},
+            {"text": "lost my authenticator", "label": "login-2fa"},
+            {"text": "what's the weather", "label": None},
+        ],
+    )
+    res = run("eval", str(idx), str(queries), "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert {"top1", "recall@3", "recall@5", "recall@10", "mrr@10", "ndcg@10", "n"} <= set(report)
+    assert report["n"] == 2 and report["n_unlabelled"] == 1
+    assert all(0.0 <= report[k] <= 1.0 for k in ("top1", "recall@5", "mrr@10", "ndcg@10"))
+
+    res = run("index", "info", str(idx), "--json")
+    assert json.loads(res.stdout)["counts"]["documents"] == 15
+
+    res = run("suggest", str(idx), "refund a customer", "--mode", "sparse")
+    assert res.exit_code == 0 and "refund-issue" in res.stdout and "(sparse)" in res.stdout
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "title": ""}\n')
+    res = run("index", "build", str(bad), "--out", str(tmp_path / "idx"))
+    assert res.exit_code == 2
+    assert f"error: {bad}:1: title: must not be empty" in " ".join(res.stderr.split())
+    assert not (tmp_path / "idx").exists()
+
+    res = run("suggest", str(tmp_path / "missing"), "hi")
+    assert res.exit_code == 2 and "no index here" in res.stderr
+
+    res = run("suggest", str(tmp_path), "hi", "--mode", "fuzzy")
+    assert res.exit_code == 2 and "--mode" in res.output + res.stderr
+
+
+def test_eval_rejects_labels_outside_the_catalog(tmp_path: Path, tiny_catalog: Path) -> None:
+    idx = tmp_path / "idx"
+    assert (
+        run("index", "build", str(tiny_catalog), "--out", str(idx), "--sparse-only").exit_code == 0
+    )
+    q = write_jsonl(tmp_path / "q.jsonl", [{"text": "x", "label": "not-a-workflow"}])
+    res = run("eval", str(idx), str(q))
+    assert res.exit_code == 2
+    assert "q.jsonl:1: label: unknown workflow id 'not-a-workflow'" in " ".join(res.stderr.split())
+
+
+def test_datasets_import_json(tmp_path: Path, datasets_dir: Path) -> None:
+    res = run(
+        "datasets", "import", "abcd", str(datasets_dir / "abcd"), "--out", str(tmp_path), "--json"
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["counts"] == {"workflows": 55, "test": 3}
+    res = run("datasets", "import", "nope", str(tmp_path), "--out", str(tmp_path))
+    assert res.exit_code == 2
+
+
+@pytest.mark.slow
+def test_demo_json(tmp_path: Path) -> None:
+    res = run("demo", "--out", str(tmp_path / "demo"), "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["counts"]["workflows"] >= 60
+    assert len(out["conversations"]) == 8
+    assert out["demo_queries"]["n"] == 130
