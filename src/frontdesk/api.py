@@ -51,6 +51,10 @@ class Suggester:
                     index.doc_workflow,
                     depth=s.dense_depth,
                     aggregate=s.dense_aggregate,
+                    prototypes=index.prototypes,
+                    prototype_weight=(
+                        index.prototype_weight if s.prototype_weight is None else s.prototype_weight
+                    ),
                 )
         elif mode == "dense":
             raise IndexIntegrityError(f"{index.root}: has no dense part; dense mode is unavailable")

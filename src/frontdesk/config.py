@@ -35,6 +35,12 @@ class Settings(BaseModel):
     dense_depth: int = Field(default=100, ge=1, description="example hits fetched per query")
     sparse_depth: int = Field(default=100, ge=1, description="BM25 hits fetched per query")
     dense_aggregate: Literal["max", "top3", "top5"] = "top3"
+    prototype_weight: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="blend of workflow-prototype cosine into dense scores; None = tuned per index",
+    )
     fusion: Literal["rrf", "weighted"] = "weighted"
     rrf_k: int = Field(default=60, ge=1)
     dense_weight: float = Field(default=0.9, ge=0.0, le=1.0)

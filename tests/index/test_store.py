@@ -38,7 +38,11 @@ def test_round_trip_keeps_workflows_counts_and_manifest(tiny_index: Path) -> Non
     assert m["dense"]["model"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert len(m["dense"]["model"]["sha256"]) == 64
     assert set(m["versions"]) == {"frontdesk", "faiss", "bm25s"}
-    assert "dense.faiss" in m["files"] and "workflows.jsonl" in m["files"]
+    assert {"dense.faiss", "prototypes.npy", "workflows.jsonl"} <= set(m["files"])
+    # nine examples are too few to tune the prototype blend on: it stays off, with the reason
+    assert m["dense"]["prototypes"]["weight"] == 0.0
+    assert "not tuned" in m["dense"]["prototypes"]["tuning"]["reason"]
+    assert idx.prototypes.shape == (6, 384)
     assert idx.dense.ntotal == 15
     assert np.array_equal(np.bincount(idx.doc_workflow), [3, 3, 3, 2, 3, 1])
 

@@ -18,6 +18,8 @@ from .._version import __version__
 from ..config import Settings
 from ..encoding import ContextEncoder
 from ..loaders import load_catalog, load_queries
+from ..retrieval.dense import workflow_prototypes
+from ..retrieval.tuning import tune_prototype_weight
 from ..schema import LabelledQuery, Workflow
 from .dense import build_dense, write_dense
 from .manifest import FORMAT_VERSION, write_manifest
@@ -27,6 +29,7 @@ from .tokenize import Tokenizer
 DOC_WORKFLOW, DOC_CATALOG_EXAMPLE, DOC_LABELLED_EXAMPLE = 0, 1, 2
 
 DENSE_FILE = "dense.faiss"
+PROTOTYPES_FILE = "prototypes.npy"
 SPARSE_DIR = "sparse"
 
 
@@ -142,8 +145,9 @@ def _build_into(
     np.save(root / "doc_kind.npy", kind, allow_pickle=False)
 
     tokenizer = Tokenizer()
+    tokens = [tokenizer(t) for t in texts]
     bm25 = bm25s.BM25(k1=settings.bm25_k1, b=settings.bm25_b, method="lucene")
-    bm25.index([tokenizer(t) for t in texts], show_progress=False)
+    bm25.index(tokens, show_progress=False)
     bm25.save(str(root / SPARSE_DIR), show_progress=False)
 
     manifest: dict[str, Any] = {
@@ -182,12 +186,23 @@ def _build_into(
         vectors = encoder.encode(texts, progress=tick)
         index, params = build_dense(vectors, settings)
         write_dense(index, root / DENSE_FILE)
+        np.save(
+            root / PROTOTYPES_FILE,
+            workflow_prototypes(vectors, owner, len(workflows)),
+            allow_pickle=False,
+        )
+        if progress is not None:
+            progress("tuning", 0, 1)
+        tuning = tune_prototype_weight(
+            vectors, owner, kind != DOC_WORKFLOW, tokens, len(workflows), settings
+        )
         manifest["dense"] = {
             "file": DENSE_FILE,
             "dim": int(vectors.shape[1]),
             "count": int(vectors.shape[0]),
             "index": params,
             "model": {"name": encoder.name, "sha256": encoder.fingerprint},
+            "prototypes": {"file": PROTOTYPES_FILE, "weight": tuning["weight"], "tuning": tuning},
         }
     return manifest
 

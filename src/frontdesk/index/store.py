@@ -35,6 +35,13 @@ class WorkflowIndex:
     bm25: Any
     tokenizer: Tokenizer
     dense: Any = None
+    prototypes: np.ndarray | None = None
+
+    @property
+    def prototype_weight(self) -> float:
+        """The weight tuned at build time on held-out examples (0 without a dense part)."""
+        d = self.manifest.get("dense")
+        return float(d["prototypes"]["weight"]) if d else 0.0
 
     @property
     def workflow_ids(self) -> list[str]:
@@ -52,7 +59,11 @@ class WorkflowIndex:
         dense_meta = None
         with contextlib.suppress(OSError, ValueError):  # read_manifest reports it properly
             dense_meta = json.loads((root / "manifest.json").read_text()).get("dense")
-        optional = frozenset({dense_meta["file"]}) if dense_meta else frozenset()
+        optional = (
+            frozenset({dense_meta["file"], dense_meta["prototypes"]["file"]})
+            if dense_meta
+            else frozenset()
+        )
         manifest = read_manifest(root, verify=verify, optional=optional)
         _check_versions(root, manifest)
         try:
@@ -75,20 +86,25 @@ class WorkflowIndex:
         bm25 = bm25s.BM25.load(str(root / sparse["folder"]), mmap=False, show_progress=False)
         tokenizer = Tokenizer.from_config(sparse["tokenizer"])
 
-        dense = None
+        dense = prototypes = None
         if dense_meta:
             path = root / dense_meta["file"]
-            if path.is_file():
+            proto_path = root / dense_meta["prototypes"]["file"]
+            if path.is_file() and proto_path.is_file():
+                prototypes = np.load(proto_path, allow_pickle=False)
                 dense = read_dense(path, dense_meta["index"])
                 if dense.ntotal != counts["documents"] or dense.d != dense_meta["dim"]:
                     raise IndexIntegrityError(f"{path}: vector count or dimension differs")
             else:
                 warnings.warn(
-                    f"{path}: dense index missing; retrieval falls back to BM25 alone",
+                    f"{path if not path.is_file() else proto_path}: dense index missing; "
+                    "retrieval falls back to BM25 alone",
                     RuntimeWarning,
                     stacklevel=2,
                 )
-        return cls(root, manifest, workflows, doc_workflow, doc_kind, bm25, tokenizer, dense)
+        return cls(
+            root, manifest, workflows, doc_workflow, doc_kind, bm25, tokenizer, dense, prototypes
+        )
 
 
 def _check_versions(root: Path, manifest: dict[str, Any]) -> None:
