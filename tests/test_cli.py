@@ -118,3 +118,18 @@ def test_demo_json(tmp_path: Path) -> None:
     assert out["counts"]["workflows"] >= 60
     assert len(out["conversations"]) == 8
     assert out["demo_queries"]["n"] == 130
+
+
+def test_python_m_entry_point_starts_without_loading_the_model() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, runpy; sys.argv = ['frontdesk', '--help'];\n"
+        "try:\n    runpy.run_module('frontdesk', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert e.code == 0\n"
+        "assert 'sentence_transformers' not in sys.modules and 'torch' not in sys.modules"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "suggest" in done.stdout

@@ -173,3 +173,21 @@ def test_sparse_only_build_needs_no_model(tmp_path: Path, tiny_catalog: Path) ->
     s = Suggester.load(tmp_path / "idx")
     assert s.mode == "sparse"
     assert s.suggest("refund a customer", k=1)[0].workflow_id == "refund-issue"
+
+
+def test_above_exact_max_the_dense_index_is_hnsw(
+    tmp_path: Path, tiny_catalog: Path, encoder
+) -> None:
+    from frontdesk import Settings
+
+    m = build_index(tiny_catalog, tmp_path / "idx", encoder=encoder, settings=Settings(exact_max=5))
+    assert m["dense"]["index"] == {
+        "type": "hnsw",
+        "metric": "inner_product",
+        "m": 32,
+        "ef_construction": 200,
+        "ef_search": 128,
+    }
+    s = Suggester.load(tmp_path / "idx", encoder=encoder)
+    assert s.index.dense.hnsw.efSearch == 128
+    assert s.suggest("the bank rejected my payout", k=1)[0].workflow_id == "payout-failed"
