@@ -6,14 +6,16 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+import numpy as np
 
 from .config import Settings
 from .encoding import ContextEncoder, EncodedContexts
 from .errors import IndexIntegrityError, ModelUnavailableError
 from .index import WorkflowIndex
 from .retrieval import DenseSearcher, HybridSearcher, Ranked, SparseSearcher
-from .schema import Conversation, Suggestion
+from .schema import Conversation, Suggestion, Suggestions
 
 Mode = Literal["hybrid", "dense", "sparse"]
 Query = str | Conversation
@@ -41,6 +43,8 @@ class Suggester:
         self.dense: DenseSearcher | None = None
         self.encoder: ContextEncoder | None = None
         self.requested_mode: Mode = mode
+        self.ranker: Any = None
+        self._extractor: Any = None
         if mode != "sparse" and index.dense is not None:
             self.encoder = encoder or ContextEncoder(
                 s.model, batch_size=s.batch_size, device=s.device, context_weight=s.context_weight
@@ -79,14 +83,46 @@ class Suggester:
         settings: Settings | None = None,
         mode: Mode = "hybrid",
         verify: bool = True,
+        ranker: str | os.PathLike[str] | None = None,
     ) -> Suggester:
-        """Load and verify an index folder (checksums, versions, model fingerprint)."""
-        return cls(
+        """Load and verify an index folder (checksums, versions, model fingerprint).
+
+        With ``ranker`` (a folder from ``frontdesk train ranker``), the hybrid
+        candidates are reranked by LambdaRank and the top one gets a calibrated
+        confidence; below the ranker's threshold the result is ``abstained``.
+        """
+        suggester = cls(
             WorkflowIndex.load(Path(path), verify=verify),
             encoder=encoder,
             settings=settings,
             mode=mode,
         )
+        if ranker is not None:
+            suggester.attach_ranker(ranker)
+        return suggester
+
+    def attach_ranker(self, path: str | os.PathLike[str]) -> None:
+        """Rerank with a trained LambdaRank model (needs hybrid retrieval)."""
+        from .ranking import LambdaRankReranker
+        from .ranking.training import full_extractor
+
+        reranker = LambdaRankReranker.load(path)
+        if self.mode != "hybrid":
+            raise IndexIntegrityError(f"{path}: a ranker needs hybrid retrieval, not {self.mode}")
+        trained_for = reranker.config["index"]["model_sha256"]
+        if trained_for != self.index.model_sha256:
+            raise IndexIntegrityError(
+                f"{path}: trained for an index built with another encoder; retrain the ranker"
+            )
+        if reranker.config["index"]["workflows"] != len(self.index.workflows):
+            warnings.warn(
+                f"{path}: trained on an index of {reranker.config['index']['workflows']} "
+                f"workflows, this one has {len(self.index.workflows)}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self.ranker = reranker
+        self._extractor = full_extractor(self.index, reranker.priors)
 
     @property
     def mode(self) -> Mode:
@@ -129,21 +165,24 @@ class Suggester:
             self._fall_back(str(exc))
             return None
 
-    def suggest(self, query: Query, k: int = 5) -> list[Suggestion]:
+    def suggest(self, query: Query, k: int = 5) -> Suggestions:
         """The best ``k`` workflows for one text or conversation."""
         return self.suggest_many([query], k=k)[0]
 
     def suggest_many(
         self, queries: Sequence[Query], k: int = 5, encoded: EncodedContexts | None = None
-    ) -> list[list[Suggestion]]:
+    ) -> list[Suggestions]:
         """Batch version of :meth:`suggest`; pass ``encoded`` to reuse an encoding."""
         convs = [q if isinstance(q, Conversation) else Conversation(text=q) for q in queries]
         if not convs:
             return []
         if encoded is None and self.mode != "sparse":
             encoded = self.encode(convs)
-        tokens = [self._tokens(c) for c in convs] if self.mode != "dense" else None
-        results: list[list[Suggestion]] = []
+        tokens = [self.query_tokens(c) for c in convs] if self.mode != "dense" else None
+        results: list[Suggestions] = []
+        if self.ranker is not None and encoded is not None and self.hybrid is not None:
+            assert tokens is not None
+            return self._reranked(encoded, tokens, k)
         if self.mode == "sparse" or encoded is None:
             assert tokens is not None
             for s in self.sparse.search(tokens, k):
@@ -158,16 +197,41 @@ class Suggester:
                 results.append(self._suggestions(fused, {"dense": d, "sparse": s}))
         return results
 
-    def _tokens(self, conv: Conversation) -> list[str]:
+    def query_tokens(self, conv: Conversation) -> list[str]:
+        """BM25 tokens of a conversation: the latest text, then the earlier user turns."""
         tokens = self.index.tokenizer(conv.text)
         for turn in conv.turns:
             if turn.role == "user":
                 tokens.extend(self.index.tokenizer(turn.text))
         return tokens
 
-    def _suggestions(self, ranked: Ranked, sources: dict[str, Ranked]) -> list[Suggestion]:
-        lookups = {name: r.as_dict() for name, r in sources.items()}
+    def _reranked(
+        self, encoded: EncodedContexts, tokens: list[list[str]], k: int
+    ) -> list[Suggestions]:
+        from .ranking.calibration import confidence_inputs
+        from .ranking.features import retrieve_candidates
+
+        assert self.hybrid is not None
+        cands = retrieve_candidates(self.hybrid, encoded.vectors, tokens, self.ranker.top_n)
+        feats = self._extractor.extract(encoded, cands, [len(t) for t in tokens])
         out = []
+        for c, x in zip(cands, feats, strict=True):
+            scores = self.ranker.score(x)
+            order = np.argsort(-scores, kind="stable")[:k]
+            fused_top = float(c.fused.scores[0]) if len(c.fused) else 0.0
+            conf = float(self.ranker.calibrator(confidence_inputs(scores, fused_top))[0])
+            ranked = Ranked(c.fused.ids[order], scores[order])
+            res = self._suggestions(
+                ranked, {"dense": c.dense, "sparse": c.sparse, "fused": c.fused}
+            )
+            res.confidence = conf
+            res.abstained = conf < self.ranker.threshold
+            out.append(res)
+        return out
+
+    def _suggestions(self, ranked: Ranked, sources: dict[str, Ranked]) -> Suggestions:
+        lookups = {name: r.as_dict() for name, r in sources.items()}
+        out = Suggestions()
         for rank, (w, score) in enumerate(
             zip(ranked.ids.tolist(), ranked.scores.tolist(), strict=True), 1
         ):

@@ -29,6 +29,11 @@ datasets_app = typer.Typer(
 )
 app.add_typer(index_app, name="index")
 app.add_typer(datasets_app, name="datasets")
+train_app = typer.Typer(help="Train models over an index.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+RankerOpt = Annotated[
+    Path | None, typer.Option("--ranker", help="Rerank with a model from `train ranker`.")
+]
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -192,6 +197,7 @@ def suggest(
     ] = None,
     profile: Annotated[str | None, typer.Option("--profile", help="User profile as JSON.")] = None,
     mode: ModeOpt = "hybrid",
+    ranker: RankerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Suggest workflows for one message (with optional earlier turns and profile)."""
@@ -199,12 +205,18 @@ def suggest(
 
     with _errors_and_warnings():
         conv = _conversation(text, turn or [], profile)
-        suggester = Suggester.load(index_dir, mode=_check_mode(mode))  # type: ignore[arg-type]
+        suggester = Suggester.load(index_dir, mode=_check_mode(mode), ranker=ranker)  # type: ignore[arg-type]
         results = suggester.suggest(conv, k=k)
     if as_json:
-        _print_json({"mode": suggester.mode, "suggestions": [s.model_dump() for s in results]})
+        _print_json({"mode": suggester.mode, **results.to_json()})
         return
     _suggestion_table(text, results, suggester.mode)
+    if results.confidence is not None:
+        verdict = "[yellow]abstained: no workflow fits[/]" if results.abstained else "answered"
+        out.print(
+            f"confidence {results.confidence:.2f} (threshold "
+            f"{suggester.ranker.threshold:.2f}): {verdict}"
+        )
 
 
 def _suggestion_table(title: str, results: list[Any], mode: str) -> None:
@@ -223,6 +235,7 @@ def evaluate(
     index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
     queries: Annotated[Path, typer.Argument(help="Labelled queries (.jsonl).")],
     mode: ModeOpt = "hybrid",
+    ranker: RankerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Accuracy and ranking metrics over the labelled rows of a query file."""
@@ -231,9 +244,9 @@ def evaluate(
     from .loaders import load_queries
 
     with _errors_and_warnings():
-        suggester = Suggester.load(index_dir, mode=_check_mode(mode))  # type: ignore[arg-type]
+        suggester = Suggester.load(index_dir, mode=_check_mode(mode), ranker=ranker)  # type: ignore[arg-type]
         rows = load_queries(queries, workflow_ids=set(suggester.index.workflow_ids))
-        n = sum(q.label is not None for q in rows)
+        n = len(rows) if ranker else sum(q.label is not None for q in rows)
         with _progress(quiet=as_json) as bar:
             task = bar.add_task("evaluating", total=n)
             report = evaluate_suggester(suggester, rows, progress=lambda m: bar.advance(task, m))
@@ -245,10 +258,82 @@ def evaluate(
     table = Table(title=f"{queries} on {index_dir} ({report['mode']})", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in ("top1", "recall@3", "recall@5", "recall@10", "mrr@10", "ndcg@10"):
-        table.add_row(key, f"{report[key]:.4f}")
+    for key in (
+        "top1",
+        "recall@3",
+        "recall@5",
+        "recall@10",
+        "mrr@10",
+        "ndcg@10",
+        "in_scope_accuracy",
+        "oos_recall",
+        "oos_precision",
+        "auroc",
+        "threshold",
+        "abstained_rate",
+    ):
+        if key in report:
+            table.add_row(key, f"{report[key]:.4f}")
     table.add_row("n", str(report["n"]))
     out.print(table)
+
+
+@train_app.command("ranker")
+def train_ranker_cmd(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder (hybrid).")],
+    labelled: Annotated[Path, typer.Argument(help="Labelled training queries (.jsonl).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+    val: Annotated[
+        Path | None,
+        typer.Option(
+            "--val",
+            help="Validation queries (null labels = out of scope); "
+            "default: 10 % carved from the training rows.",
+        ),
+    ] = None,
+    folds: Annotated[int, typer.Option("--folds", min=2, help="Out-of-fold splits.")] = 5,
+    top_n: Annotated[int, typer.Option("--top-n", min=2, help="Candidates reranked.")] = 30,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a LambdaRank reranker with calibrated abstention for an index."""
+    from .index import WorkflowIndex
+    from .loaders import load_queries
+    from .ranking.training import train_ranker
+
+    with _errors_and_warnings():
+        ids = set(WorkflowIndex.load(index_dir).workflow_ids)
+        rows = load_queries(labelled, workflow_ids=ids)
+        val_rows = load_queries(val, workflow_ids=ids) if val else None
+        t0 = time.perf_counter()
+        with _progress(quiet=as_json) as bar:
+            task = bar.add_task("training", total=None)
+
+            def tick(stage: str, done: int, total: int) -> None:
+                bar.update(task, description=stage, completed=done, total=total)
+
+            config = train_ranker(
+                index_dir,
+                rows,
+                out_dir,
+                val_rows=val_rows,
+                folds=folds,
+                top_n=top_n,
+                seed=seed,
+                progress=tick,
+            )
+    config["seconds"] = round(time.perf_counter() - t0, 1)
+    if as_json:
+        _print_json({"ranker": str(out_dir), **config})
+        return
+    t = config["training"]
+    out.print(
+        f"[green]trained[/] {out_dir} in {config['seconds']}s: {t['train_groups']} groups, "
+        f"{config['best_iteration']} trees; validation ({t['val_rows']} rows, "
+        f"{t['val_source']}): top-1 {t['val_top1_retrieval']:.4f} retrieval -> "
+        f"{t['val_top1_reranked']:.4f} reranked; abstain below confidence "
+        f"{config['threshold']:.3f}"
+    )
 
 
 @datasets_app.command("import")

@@ -133,3 +133,22 @@ class Suggestion(BaseModel):
     score: float
     rank: int
     sources: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+
+class Suggestions(list[Suggestion]):
+    """Suggestions best first; ``abstained`` when a ranker judged that no workflow fits.
+
+    A list, so code written for plain results keeps working; ``confidence`` is
+    the calibrated probability that the first suggestion is right (None
+    without a ranker).
+    """
+
+    abstained: bool = False
+    confidence: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "abstained": self.abstained,
+            "confidence": self.confidence,
+            "suggestions": [s.model_dump() for s in self],
+        }

@@ -85,6 +85,16 @@ class EncodedContexts:
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
 
+    def take(self, rows: Sequence[int]) -> EncodedContexts:
+        """The encodings of some contacts, in the order given."""
+        idx = list(rows)
+        return EncodedContexts(
+            vectors=self.vectors[idx],
+            text_vectors=self.text_vectors[idx],
+            turn_vectors=[self.turn_vectors[i] for i in idx],
+            profiles=[self.profiles[i] for i in idx] if self.profiles else [],
+        )
+
 
 class ContextEncoder:
     """Wraps a sentence-transformers model; loads lazily, offline, on the CPU by default."""

@@ -30,6 +30,8 @@ DOC_WORKFLOW, DOC_CATALOG_EXAMPLE, DOC_LABELLED_EXAMPLE = 0, 1, 2
 
 DENSE_FILE = "dense.faiss"
 PROTOTYPES_FILE = "prototypes.npy"
+TITLES_FILE = "title_vectors.npy"
+DOCUMENTS_FILE = "documents.jsonl"
 SPARSE_DIR = "sparse"
 
 
@@ -141,6 +143,9 @@ def _build_into(
     with open(root / "workflows.jsonl", "w", encoding="utf-8") as fh:
         for wf in workflows:
             fh.write(json.dumps(wf.model_dump(), ensure_ascii=False) + "\n")
+    with open(root / DOCUMENTS_FILE, "w", encoding="utf-8") as fh:
+        for text in texts:
+            fh.write(json.dumps(text, ensure_ascii=False) + "\n")
     np.save(root / "doc_workflow.npy", owner, allow_pickle=False)
     np.save(root / "doc_kind.npy", kind, allow_pickle=False)
 
@@ -181,9 +186,11 @@ def _build_into(
             nonlocal done
             done += n
             if progress is not None:
-                progress("encoding", done, len(texts))
+                progress("encoding", done, len(texts) + len(workflows))
 
-        vectors = encoder.encode(texts, progress=tick)
+        encoded = encoder.encode(texts + [wf.title for wf in workflows], progress=tick)
+        vectors, title_vectors = encoded[: len(texts)], encoded[len(texts) :]
+        np.save(root / TITLES_FILE, title_vectors, allow_pickle=False)
         index, params = build_dense(vectors, settings)
         write_dense(index, root / DENSE_FILE)
         np.save(
@@ -203,6 +210,7 @@ def _build_into(
             "index": params,
             "model": {"name": encoder.name, "sha256": encoder.fingerprint},
             "prototypes": {"file": PROTOTYPES_FILE, "weight": tuning["weight"], "tuning": tuning},
+            "titles": {"file": TITLES_FILE},
         }
     return manifest
 

@@ -56,7 +56,7 @@ def read_manifest(
     if fmt != FORMAT_VERSION:
         raise IndexIntegrityError(
             f"{path}: index format {fmt!r}, this frontdesk reads format {FORMAT_VERSION}; "
-            "rebuild the index with `frontdesk index build`"
+            "rebuild it"
         )
     if verify:
         expected: dict[str, str] = manifest.get("files", {})

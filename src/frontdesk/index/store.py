@@ -36,6 +36,18 @@ class WorkflowIndex:
     tokenizer: Tokenizer
     dense: Any = None
     prototypes: np.ndarray | None = None
+    title_vectors: np.ndarray | None = None
+
+    def documents(self) -> list[str]:
+        """The indexed texts (workflow texts and examples), in document order."""
+        with open(self.root / "documents.jsonl", encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh]
+
+    def document_vectors(self) -> np.ndarray:
+        """All document vectors, read back from FAISS (flat and HNSW-flat both store them)."""
+        if self.dense is None:
+            raise IndexIntegrityError(f"{self.root}: has no dense part")
+        return self.dense.reconstruct_n(0, self.dense.ntotal)
 
     @property
     def prototype_weight(self) -> float:
@@ -60,7 +72,9 @@ class WorkflowIndex:
         with contextlib.suppress(OSError, ValueError):  # read_manifest reports it properly
             dense_meta = json.loads((root / "manifest.json").read_text()).get("dense")
         optional = (
-            frozenset({dense_meta["file"], dense_meta["prototypes"]["file"]})
+            frozenset(
+                {dense_meta["file"], dense_meta["prototypes"]["file"], dense_meta["titles"]["file"]}
+            )
             if dense_meta
             else frozenset()
         )
@@ -86,24 +100,35 @@ class WorkflowIndex:
         bm25 = bm25s.BM25.load(str(root / sparse["folder"]), mmap=False, show_progress=False)
         tokenizer = Tokenizer.from_config(sparse["tokenizer"])
 
-        dense = prototypes = None
+        dense = prototypes = title_vectors = None
         if dense_meta:
             path = root / dense_meta["file"]
             proto_path = root / dense_meta["prototypes"]["file"]
-            if path.is_file() and proto_path.is_file():
+            titles_path = root / dense_meta["titles"]["file"]
+            missing = [p for p in (path, proto_path, titles_path) if not p.is_file()]
+            if not missing:
                 prototypes = np.load(proto_path, allow_pickle=False)
+                title_vectors = np.load(titles_path, allow_pickle=False)
                 dense = read_dense(path, dense_meta["index"])
                 if dense.ntotal != counts["documents"] or dense.d != dense_meta["dim"]:
                     raise IndexIntegrityError(f"{path}: vector count or dimension differs")
             else:
                 warnings.warn(
-                    f"{path if not path.is_file() else proto_path}: dense index missing; "
-                    "retrieval falls back to BM25 alone",
+                    f"{missing[0]}: dense index missing; retrieval falls back to BM25 alone",
                     RuntimeWarning,
                     stacklevel=2,
                 )
         return cls(
-            root, manifest, workflows, doc_workflow, doc_kind, bm25, tokenizer, dense, prototypes
+            root,
+            manifest,
+            workflows,
+            doc_workflow,
+            doc_kind,
+            bm25,
+            tokenizer,
+            dense,
+            prototypes,
+            title_vectors,
         )
 
 

@@ -1,1 +1,15 @@
-"""Planned: see the open issues."""
+"""Learning to rank over hybrid candidates: features, LambdaRank, calibration, abstention."""
+
+from .calibration import PlattCalibrator, choose_threshold
+from .features import FEATURE_NAMES, FeatureExtractor
+from .priors import WorkflowPriors
+from .reranker import LambdaRankReranker
+
+__all__ = [
+    "FEATURE_NAMES",
+    "FeatureExtractor",
+    "LambdaRankReranker",
+    "PlattCalibrator",
+    "WorkflowPriors",
+    "choose_threshold",
+]

@@ -17,9 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Settings
-from .dense import DenseSearcher, workflow_prototypes
-from .hybrid import HybridSearcher
-from .sparse import SparseSearcher
+from .subset import subset_searcher
 
 PROTOTYPE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
 MIN_HELDOUT = 200
@@ -56,9 +54,6 @@ def tune_prototype_weight(
     cap: int = 3000,
 ) -> dict[str, Any]:
     """The weight with the best held-out top-1 (ties: the smaller weight), and the evidence."""
-    import bm25s
-    import faiss
-
     held = heldout_examples(is_example, owner, fraction, seed, cap)
     if len(held) < MIN_HELDOUT:
         return {
@@ -68,33 +63,14 @@ def tune_prototype_weight(
         }
     keep = np.ones(len(owner), dtype=bool)
     keep[held] = False
-    kept = np.flatnonzero(keep)
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(np.ascontiguousarray(vectors[kept]))
-    bm25 = bm25s.BM25(k1=settings.bm25_k1, b=settings.bm25_b, method="lucene")
-    bm25.index([list(tokens[i]) for i in kept.tolist()], show_progress=False)
-    sparse = SparseSearcher(bm25, owner[kept], depth=settings.sparse_depth)
-    protos = workflow_prototypes(vectors[kept], owner[kept], n_workflows)
+    subset = subset_searcher(vectors, owner, tokens, keep, n_workflows, settings, 0.0)
     gold = owner[held]
     queries = vectors[held]
     query_tokens = [list(tokens[i]) for i in held.tolist()]
     top1: dict[str, float] = {}
     for weight in PROTOTYPE_WEIGHTS:
-        dense = DenseSearcher(
-            flat,
-            owner[kept],
-            depth=settings.dense_depth,
-            aggregate=settings.dense_aggregate,
-            prototypes=protos,
-            prototype_weight=weight,
-        )
-        hybrid = HybridSearcher(
-            dense,
-            sparse,
-            fusion=settings.fusion,
-            dense_weight=settings.dense_weight,
-            rrf_k=settings.rrf_k,
-        )
+        subset.hybrid.dense.prototype_weight = weight
+        hybrid = subset.hybrid
         hits = hybrid.search(queries, query_tokens, k=1)
         top1[str(weight)] = float(
             np.mean(

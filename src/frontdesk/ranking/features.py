@@ -1,0 +1,163 @@
+"""Features of (conversation, candidate workflow) pairs for the learning-to-rank layer."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..encoding import EncodedContexts
+from ..retrieval import HybridSearcher, Ranked
+from ..schema import Workflow
+from .priors import PROFILE_FIELDS, WorkflowPriors
+
+MAX_TURNS = 3
+
+FEATURE_NAMES: tuple[str, ...] = (
+    # the retrievers' own view
+    "fused_score", "fused_rank", "fused_gap",
+    "dense_score", "dense_rank", "dense_gap", "dense_missing",
+    "sparse_score", "sparse_rank", "sparse_gap", "sparse_missing",
+    # the conversation vector against the workflow's documents
+    "example_max", "example_mean", "example_top3", "example_max_gap", "log_examples",
+    "title_sim", "workflow_text_sim", "prototype_sim", "prototype_gap",
+    # the latest text alone, and each earlier turn (most recent first)
+    "text_example_max", "text_prototype_sim",
+    *(f"turn{j}_sim" for j in range(1, MAX_TURNS + 1)), "turn_max_sim", "n_turns",
+    # priors from training data
+    "log_popularity", *(f"profile_{f}_fit" for f in PROFILE_FIELDS),
+    "query_tokens",
+)  # fmt: skip
+
+
+@dataclass
+class CandidateSet:
+    """One query's candidates as retrieved: fused, dense and sparse lists (workflow positions)."""
+
+    fused: Ranked
+    dense: Ranked
+    sparse: Ranked
+
+
+def retrieve_candidates(
+    hybrid: HybridSearcher, vectors: np.ndarray, token_lists: Sequence[Sequence[str]], top_n: int
+) -> list[CandidateSet]:
+    """Hybrid top-``top_n`` per query, with the dense and sparse lists kept for features."""
+    return [CandidateSet(f, d, s) for f, d, s in hybrid.search(vectors, token_lists, top_n)]
+
+
+class FeatureExtractor:
+    """Computes ``FEATURE_NAMES`` for every candidate of every query, from one encoding."""
+
+    def __init__(
+        self,
+        workflows: Sequence[Workflow],
+        doc_vectors: np.ndarray,
+        doc_workflow: np.ndarray,
+        doc_is_example: np.ndarray,
+        title_vectors: np.ndarray,
+        prototypes: np.ndarray,
+        priors: WorkflowPriors,
+    ) -> None:
+        self.workflows = list(workflows)
+        self.title_vectors = title_vectors
+        self.prototypes = prototypes
+        self.priors = priors
+        # documents grouped by workflow, the workflow's own text first in its group
+        order = np.lexsort((doc_is_example.astype(np.int8), doc_workflow))
+        self.vectors = np.ascontiguousarray(doc_vectors[order])
+        owner = doc_workflow[order]
+        n = len(self.workflows)
+        self.start = np.searchsorted(owner, np.arange(n), side="left")
+        self.end = np.searchsorted(owner, np.arange(n), side="right")
+        examples_sorted = doc_is_example[order]
+        self.n_examples = np.bincount(owner[examples_sorted], minlength=n)
+        self.text_first = (self.end > self.start) & ~examples_sorted[
+            np.minimum(self.start, len(owner) - 1)
+        ]
+
+    def extract(
+        self,
+        encoded: EncodedContexts,
+        candidates: Sequence[CandidateSet],
+        query_tokens: Sequence[int],
+    ) -> list[np.ndarray]:
+        """Per query, a (candidates, features) float32 matrix in ``candidates[i].fused`` order."""
+        return [self._one(encoded, i, cands, query_tokens[i]) for i, cands in enumerate(candidates)]
+
+    def _one(self, enc: EncodedContexts, i: int, c: CandidateSet, n_tokens: int) -> np.ndarray:
+        ids = c.fused.ids
+        m = len(ids)
+        out = np.zeros((m, len(FEATURE_NAMES)), dtype=np.float32)
+        if m == 0:
+            return out
+        v, t = enc.vectors[i], enc.text_vectors[i]
+        col = {name: j for j, name in enumerate(FEATURE_NAMES)}
+
+        fused = c.fused.scores
+        out[:, col["fused_score"]] = fused
+        out[:, col["fused_rank"]] = np.arange(1, m + 1)
+        out[:, col["fused_gap"]] = fused[0] - fused
+        for name, ranked in (("dense", c.dense), ("sparse", c.sparse)):
+            table = ranked.as_dict()
+            top = float(ranked.scores[0]) if len(ranked) else 0.0
+            floor = float(ranked.scores[-1]) if len(ranked) else 0.0
+            scale = top if name == "sparse" and top > 0 else 1.0
+            for r, w in enumerate(ids.tolist()):
+                score, rank = table.get(w, (floor, len(ranked) + 1))
+                out[r, col[f"{name}_score"]] = score / scale
+                out[r, col[f"{name}_rank"]] = rank
+                out[r, col[f"{name}_gap"]] = (top - score) / scale
+                out[r, col[f"{name}_missing"]] = float(w not in table)
+
+        spans = [np.arange(self.start[w], self.end[w]) for w in ids.tolist()]
+        flat = np.concatenate(spans) if spans else np.zeros(0, dtype=np.int64)
+        sims = self.vectors[flat] @ np.stack([v, t], axis=1)  # (docs, 2)
+        offset = 0
+        for r, w in enumerate(ids.tolist()):
+            span = sims[offset : offset + len(spans[r])]
+            offset += len(spans[r])
+            has_text = bool(self.text_first[w])
+            ex = span[1:] if has_text else span
+            if len(ex) == 0:
+                ex = span  # no examples: the workflow text stands in
+            out[r, col["example_max"]] = ex[:, 0].max()
+            out[r, col["example_mean"]] = ex[:, 0].mean()
+            k = min(3, len(ex))
+            out[r, col["example_top3"]] = np.partition(ex[:, 0], len(ex) - k)[-k:].mean()
+            out[r, col["text_example_max"]] = ex[:, 1].max()
+            out[r, col["workflow_text_sim"]] = span[0, 0] if has_text else 0.0
+            out[r, col["log_examples"]] = math.log1p(int(self.n_examples[w]))
+        out[:, col["example_max_gap"]] = (
+            out[:, col["example_max"]].max() - out[:, col["example_max"]]
+        )
+
+        protos = self.prototypes[ids]
+        out[:, col["title_sim"]] = self.title_vectors[ids] @ v
+        out[:, col["prototype_sim"]] = protos @ v
+        out[:, col["prototype_gap"]] = (
+            out[:, col["prototype_sim"]].max() - out[:, col["prototype_sim"]]
+        )
+        out[:, col["text_prototype_sim"]] = protos @ t
+
+        turns = enc.turn_vectors[i]
+        recent = turns[::-1][:MAX_TURNS]
+        if len(recent):
+            turn_sims = protos @ recent.T  # (m, turns)
+            for j in range(turn_sims.shape[1]):
+                out[:, col[f"turn{j + 1}_sim"]] = turn_sims[:, j]
+            out[:, col["turn_max_sim"]] = turn_sims.max(axis=1)
+        out[:, col["n_turns"]] = len(turns)
+
+        user = enc.profiles[i] if enc.profiles else None
+        for r, w in enumerate(ids.tolist()):
+            wf = self.workflows[w]
+            out[r, col["log_popularity"]] = self.priors.popularity(wf.id)
+            if user is not None:
+                fits = self.priors.profile_fit(user, wf.tags)
+                for f, value in zip(PROFILE_FIELDS, fits, strict=True):
+                    out[r, col[f"profile_{f}_fit"]] = value
+        out[:, col["query_tokens"]] = n_tokens
+        return out

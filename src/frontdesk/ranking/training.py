@@ -1,0 +1,225 @@
+"""Train the LambdaRank reranker from out-of-fold candidate features.
+
+Training questions are usually also the index's examples. To train on
+features that look like test-time features, each fold's questions are
+searched in an in-memory copy of the index without their own example
+documents (``retrieval.subset``): the ranker never sees a query that finds
+itself in the index.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..api import Suggester
+from ..config import Settings
+from ..encoding import ContextEncoder, EncodedContexts
+from ..errors import FrontdeskError
+from ..eval.splits import carve_validation
+from ..index import WorkflowIndex
+from ..retrieval.subset import subset_searcher
+from ..schema import LabelledQuery
+from .calibration import PlattCalibrator, choose_threshold, confidence_inputs
+from .features import FEATURE_NAMES, CandidateSet, FeatureExtractor, retrieve_candidates
+from .priors import WorkflowPriors
+from .reranker import DEFAULT_PARAMS, LambdaRankReranker
+
+Progress = Callable[[str, int, int], None]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def full_extractor(index: WorkflowIndex, priors: WorkflowPriors) -> FeatureExtractor:
+    """Features against the whole index (inference, and an explicit validation file)."""
+    assert index.title_vectors is not None and index.prototypes is not None
+    return FeatureExtractor(
+        index.workflows,
+        index.document_vectors(),
+        index.doc_workflow,
+        index.doc_kind != 0,
+        index.title_vectors,
+        index.prototypes,
+        priors,
+    )
+
+
+def _groups(
+    rows: Sequence[LabelledQuery],
+    cands: Sequence[CandidateSet],
+    feats: Sequence[np.ndarray],
+    pos: dict[str, int],
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    xs, ys, sizes = [], [], []
+    for q, c, x in zip(rows, cands, feats, strict=True):
+        if q.label is None or len(c.fused) == 0:
+            continue
+        rel = (c.fused.ids == pos[q.label]).astype(np.float32)
+        if rel.sum() == 0:  # gold not retrieved: nothing to learn from this group
+            continue
+        xs.append(x)
+        ys.append(rel)
+        sizes.append(len(rel))
+    if not xs:
+        return np.zeros((0, len(FEATURE_NAMES)), np.float32), np.zeros(0, np.float32), []
+    return np.concatenate(xs), np.concatenate(ys), sizes
+
+
+def train_ranker(
+    index_dir: str | Path,
+    rows: Sequence[LabelledQuery],
+    out: str | Path,
+    *,
+    val_rows: Sequence[LabelledQuery] | None = None,
+    folds: int = 5,
+    top_n: int = 30,
+    seed: int = 0,
+    encoder: ContextEncoder | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Fit, calibrate and save a reranker for ``index_dir``; returns its config (with metrics)."""
+    settings = settings or Settings.from_env()
+    index = WorkflowIndex.load(index_dir)
+    suggester = Suggester(index, encoder=encoder, settings=settings)
+    if suggester.mode != "hybrid" or suggester.encoder is None:
+        raise FrontdeskError(f"{index_dir}: the ranker needs an index with a usable dense part")
+    encoder = suggester.encoder
+    if folds < 2:
+        raise FrontdeskError("--folds must be at least 2")
+    tick = progress or (lambda stage, done, total: None)
+
+    pos = {wf.id: i for i, wf in enumerate(index.workflows)}
+    vectors = index.document_vectors()
+    owner, is_example = index.doc_workflow, index.doc_kind != 0
+    tokens = [index.tokenizer(t) for t in index.documents()]
+    example_docs: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for d, text in enumerate(index.documents()):
+        if is_example[d]:
+            example_docs[(int(owner[d]), _norm(text))].append(d)
+    priors = WorkflowPriors.fit(index.workflows, rows)
+
+    tick("encoding", 0, 1)
+    encoded = encoder.encode_contexts(rows)
+    qtokens = [suggester.query_tokens(q) for q in rows]
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    fold_of = {i: n % folds for n, i in enumerate(order)}
+    cands: list[CandidateSet | None] = [None] * len(rows)
+    feats: list[np.ndarray | None] = [None] * len(rows)
+    for f in range(folds):
+        tick("out-of-fold features", f, folds)
+        members = [i for i in range(len(rows)) if fold_of[i] == f]
+        keep = np.ones(len(owner), dtype=bool)
+        for i in members:
+            label = rows[i].label
+            if label is not None:
+                keep[example_docs.get((pos[label], _norm(rows[i].text)), [])] = False
+        sub = subset_searcher(
+            vectors, owner, tokens, keep, len(pos), settings, index.prototype_weight
+        )
+        kept = sub.keep
+        assert index.title_vectors is not None
+        extractor = FeatureExtractor(
+            index.workflows,
+            vectors[kept],
+            owner[kept],
+            is_example[kept],
+            index.title_vectors,
+            sub.prototypes,
+            priors,
+        )
+        enc_f = encoded.take(members)
+        cs = retrieve_candidates(sub.hybrid, enc_f.vectors, [qtokens[i] for i in members], top_n)
+        xs = extractor.extract(enc_f, cs, [len(qtokens[i]) for i in members])
+        for i, c, x in zip(members, cs, xs, strict=True):
+            cands[i], feats[i] = c, x
+    tick("out-of-fold features", folds, folds)
+
+    all_c = [c for c in cands if c is not None]
+    all_x = [x for x in feats if x is not None]
+    if val_rows is not None:
+        train_idx = list(range(len(rows)))
+        val_q = list(val_rows)
+        val_enc: EncodedContexts = encoder.encode_contexts(val_q)
+        val_tokens = [suggester.query_tokens(q) for q in val_q]
+        assert suggester.hybrid is not None
+        val_c = retrieve_candidates(suggester.hybrid, val_enc.vectors, val_tokens, top_n)
+        val_x = full_extractor(index, priors).extract(val_enc, val_c, [len(t) for t in val_tokens])
+        val_source = "file"
+    else:
+        ids = {id(q): i for i, q in enumerate(rows)}
+        train_part, val_part = carve_validation(list(rows), fraction=0.1, seed=seed)
+        train_idx = [ids[id(q)] for q in train_part]
+        val_idx = [ids[id(q)] for q in val_part]
+        val_q = [rows[i] for i in val_idx]
+        val_c = [all_c[i] for i in val_idx]
+        val_x = [all_x[i] for i in val_idx]
+        val_source = "carved from training rows (10 %, out-of-fold features)"
+
+    tick("training", 0, 1)
+    train = _groups(
+        [rows[i] for i in train_idx],
+        [all_c[i] for i in train_idx],
+        [all_x[i] for i in train_idx],
+        pos,
+    )
+    if not train[2]:
+        raise FrontdeskError("no training row had its workflow among the candidates")
+    val = _groups(val_q, val_c, val_x, pos)
+    booster = LambdaRankReranker.fit(train, val)
+
+    conf_in, in_scope, correct_rank, correct_ret = [], [], [], []
+    for q, c, x in zip(val_q, val_c, val_x, strict=True):
+        scores = booster.predict(x, num_threads=1) if len(x) else np.zeros(0)
+        top = int(np.argmax(scores)) if len(scores) else -1
+        gold = pos.get(q.label or "", -1)
+        conf_in.append(confidence_inputs(scores, float(c.fused.scores[0]) if len(c.fused) else 0.0))
+        in_scope.append(q.label is not None)
+        correct_rank.append(top >= 0 and int(c.fused.ids[top]) == gold)
+        correct_ret.append(len(c.fused) > 0 and int(c.fused.ids[0]) == gold)
+    x_conf = np.asarray(conf_in)
+    ok = np.asarray(correct_rank)
+    calibrator = PlattCalibrator.fit(x_conf, ok)
+    confidence = calibrator(x_conf) if len(x_conf) else np.zeros(0)
+    threshold, decision_acc = choose_threshold(confidence, in_scope, ok)
+    ins = np.asarray(in_scope)
+
+    config: dict[str, Any] = {
+        "feature_names": list(FEATURE_NAMES),
+        "top_n": top_n,
+        "folds": folds,
+        "seed": seed,
+        "params": DEFAULT_PARAMS,
+        "best_iteration": int(booster.best_iteration or booster.current_iteration()),
+        "index": {
+            "path": str(index_dir),
+            "created_at": index.manifest["created_at"],
+            "model_sha256": index.model_sha256,
+            "workflows": len(index.workflows),
+        },
+        "abstention_goal": "maximise accuracy over in-scope and out-of-scope validation rows",
+        "training": {
+            "rows": len(rows),
+            "train_groups": len(train[2]),
+            "val_rows": len(val_q),
+            "val_source": val_source,
+            "val_out_of_scope": int((~ins).sum()),
+            "val_top1_retrieval": float(np.mean(np.asarray(correct_ret)[ins]))
+            if ins.any()
+            else None,
+            "val_top1_reranked": float(np.mean(ok[ins])) if ins.any() else None,
+            "val_decision_accuracy": decision_acc,
+        },
+    }
+    reranker = LambdaRankReranker(booster, priors, calibrator, threshold, config)
+    reranker.save(out)
+    tick("training", 1, 1)
+    return {**config, "threshold": threshold, "calibration": calibrator.to_json()}

@@ -1,0 +1,240 @@
+"""Features, out-of-fold training, save/load, tamper detection and abstention."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frontdesk import (
+    Conversation,
+    IndexIntegrityError,
+    LabelledQuery,
+    Suggester,
+    build_index,
+)
+from frontdesk.ranking import FEATURE_NAMES, LambdaRankReranker, WorkflowPriors, choose_threshold
+from frontdesk.ranking.features import retrieve_candidates
+from frontdesk.ranking.training import full_extractor, train_ranker
+
+from ..conftest import TINY_CATALOG, write_jsonl
+
+# Paraphrases per tiny-catalog workflow: enough rows for 3 folds and a val split.
+PHRASES = {
+    "payout-delayed": [
+        "my payout is late",
+        "payout still not in bank",
+        "when does my payout land",
+        "deposit has not shown up",
+        "funds not arrived yet",
+        "payout taking long",
+    ],
+    "payout-failed": [
+        "payout was returned",
+        "bank bounced the payout",
+        "payout failed",
+        "transfer to bank rejected",
+        "payout marked failed",
+        "returned payout",
+    ],
+    "refund-issue": [
+        "refund my customer",
+        "how to give a refund",
+        "send money back to buyer",
+        "issue refund",
+        "refund an order",
+        "partial refund please",
+    ],
+    "refund-not-received": [
+        "customer never got refund",
+        "refund not on their card",
+        "buyer says refund missing",
+        "where is the customer's refund",
+        "refund not received",
+        "refund never showed",
+    ],
+    "login-2fa": [
+        "lost my 2fa phone",
+        "authenticator gone",
+        "cannot log in two factor",
+        "new phone no codes",
+        "2fa reset",
+        "locked out by 2fa",
+    ],
+    "api-key-rotate": [
+        "rotate api key",
+        "roll my secret key",
+        "new api key please",
+        "change api secret",
+        "replace the key",
+        "key rotation",
+    ],
+}
+
+
+def rows() -> list[LabelledQuery]:
+    out = []
+    for label, texts in PHRASES.items():
+        for i, t in enumerate(texts):
+            seg = "enterprise" if label.startswith("payout") else "smb"
+            out.append(
+                LabelledQuery(
+                    id=f"{label}-{i}", text=t, label=label, context={"user": {"segment": seg}}
+                )
+            )
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, encoder) -> tuple[Path, Path, dict]:
+    root = tmp_path_factory.mktemp("ranker")
+    catalog = write_jsonl(root / "catalog.jsonl", TINY_CATALOG)
+    train = rows()
+    build_index(catalog, root / "index", examples=train, encoder=encoder)
+    val = [
+        LabelledQuery(text="payout bounced", label="payout-failed"),
+        LabelledQuery(text="customer refund didn't arrive", label="refund-not-received"),
+        LabelledQuery(text="best lasagne recipe", label=None),
+        LabelledQuery(text="who won the football", label=None),
+    ]
+    config = train_ranker(
+        root / "index", train, root / "model", val_rows=val, folds=3, top_n=6, encoder=encoder
+    )
+    return root / "index", root / "model", config
+
+
+def test_feature_matrix_on_fixture(trained, encoder) -> None:
+    index_dir, model, _ = trained
+    s = Suggester.load(index_dir, encoder=encoder)
+    priors = WorkflowPriors.fit(s.index.workflows, rows())
+    conv = Conversation(
+        text="any news?",
+        context={
+            "turns": [{"role": "user", "text": "my payout was returned by the bank"}],
+            "user": {"segment": "enterprise"},
+        },
+    )
+    enc = encoder.encode_contexts([conv])
+    cands = retrieve_candidates(s.hybrid, enc.vectors, [s.query_tokens(conv)], 6)
+    (x,) = full_extractor(s.index, priors).extract(enc, cands, [2])
+    assert x.shape == (len(cands[0].fused), len(FEATURE_NAMES)) and x.dtype == np.float32
+    col = {n: i for i, n in enumerate(FEATURE_NAMES)}
+    assert x[:, col["fused_rank"]].tolist() == list(range(1, len(x) + 1))
+    assert x[0, col["fused_gap"]] == 0.0 and np.all(x[:, col["fused_gap"]] >= 0)
+    assert np.all(x[:, col["n_turns"]] == 1) and np.all(x[:, col["turn2_sim"]] == 0)
+    ids = [s.index.workflows[w].id for w in cands[0].fused.ids.tolist()]
+    payout_failed = ids.index("payout-failed")
+    assert x[payout_failed, col["turn1_sim"]] == x[:, col["turn1_sim"]].max()
+    # enterprise users ask about payouts in training data: positive fit, others not
+    assert x[payout_failed, col["profile_segment_fit"]] > 0
+    assert x[ids.index("login-2fa"), col["profile_segment_fit"]] <= 0
+    assert np.all(x[:, col["log_examples"]] > 0)
+    assert np.all(np.isfinite(x))
+
+
+def test_out_of_fold_features_never_see_their_own_example(trained, encoder, monkeypatch) -> None:
+    """Every training query's candidates come from an index without its own example."""
+    index_dir, _, _ = trained
+    from frontdesk.ranking import training
+
+    seen: list[tuple[int, int]] = []
+    real = training.subset_searcher
+
+    def spy(vectors, owner, tokens, keep, n, settings, weight):  # type: ignore[no-untyped-def]
+        seen.append((int(len(keep)), int(keep.sum())))
+        sub = real(vectors, owner, tokens, keep, n, settings, weight)
+        # each query of the fold must not find its own vector at similarity 1
+        return sub
+
+    monkeypatch.setattr(training, "subset_searcher", spy)
+    train_ranker(index_dir, rows(), index_dir.parent / "m2", folds=3, top_n=6, encoder=encoder)
+    # 36 example documents are split over 3 folds: each fold removes its 12
+    assert [kept for _, kept in seen] == [total - 12 for total, _ in seen]
+
+
+def test_out_of_fold_candidates_have_no_self_match(trained, encoder) -> None:
+    index_dir, _, _ = trained
+    from frontdesk.ranking import training
+
+    captured = {}
+    real = training.FeatureExtractor.extract
+
+    def grab(self, enc, cands, ntok):  # type: ignore[no-untyped-def]
+        out = real(self, enc, cands, ntok)
+        captured.setdefault("max", []).extend(
+            float(x[:, FEATURE_NAMES.index("example_max")].max()) for x in out if len(x)
+        )
+        return out
+
+    training.FeatureExtractor.extract = grab  # type: ignore[method-assign]
+    try:
+        train_ranker(index_dir, rows(), index_dir.parent / "m3", folds=3, top_n=6, encoder=encoder)
+    finally:
+        training.FeatureExtractor.extract = real  # type: ignore[method-assign]
+    # a query that could see its own example would score cosine 1.0 against it
+    assert max(captured["max"]) < 0.999
+
+
+def test_save_load_round_trip_and_tamper(trained, tmp_path: Path) -> None:
+    _, model, config = trained
+    r = LambdaRankReranker.load(model)
+    assert r.top_n == 6 and r.config["feature_names"] == list(FEATURE_NAMES)
+    assert r.threshold == pytest.approx(config["threshold"])
+    assert sorted(p.name for p in model.iterdir()) == [
+        "manifest.json",
+        "priors.json",
+        "ranker.json",
+        "ranker.txt",
+    ]
+    x = np.random.default_rng(0).normal(size=(5, len(FEATURE_NAMES))).astype(np.float32)
+    np.testing.assert_allclose(LambdaRankReranker.load(model).score(x), r.score(x))
+    bad = tmp_path / "model"
+    shutil.copytree(model, bad)
+    text = (bad / "ranker.txt").read_text()
+    (bad / "ranker.txt").write_text(text.replace("learning_rate", "learning_ratf", 1))
+    with pytest.raises(IndexIntegrityError, match="ranker.txt: checksum mismatch"):
+        LambdaRankReranker.load(bad)
+
+
+def test_reranked_suggestions_and_abstention(trained, encoder) -> None:
+    index_dir, model, config = trained
+    s = Suggester.load(index_dir, encoder=encoder, ranker=model)
+    res = s.suggest("the bank bounced my payout back", k=3)
+    assert res[0].workflow_id == "payout-failed"
+    assert res.confidence is not None and 0.0 <= res.confidence <= 1.0
+    assert [x.rank for x in res] == [1, 2, 3]
+    assert "fused" in res[0].sources
+    weird = s.suggest("what is the capital of mongolia and how tall is its tallest tower", k=3)
+    assert weird.confidence < res.confidence
+    if config["threshold"] > 0:
+        assert weird.abstained and len(weird) == 3  # candidates still listed
+    assert not res.abstained
+
+
+def test_choose_threshold_maximises_decision_accuracy() -> None:
+    # in-scope right (0.9, 0.8), in-scope wrong (0.4), out of scope (0.3, 0.5)
+    t, acc = choose_threshold(
+        [0.9, 0.8, 0.4, 0.3, 0.5],
+        [True, True, True, False, False],
+        [True, True, False, False, False],
+    )
+    assert t == pytest.approx(0.65) and acc == pytest.approx(0.8)  # midway between 0.5 and 0.8
+    assert choose_threshold([0.2, 0.9], [True, True], [True, False])[0] == 0.0
+
+
+def test_ranker_for_another_encoder_is_refused(trained, tmp_path: Path, encoder) -> None:
+    index_dir, model, _ = trained
+    bad = tmp_path / "model"
+    shutil.copytree(model, bad)
+    cfg = json.loads((bad / "ranker.json").read_text())
+    cfg["index"]["model_sha256"] = "f" * 64
+    (bad / "ranker.json").write_text(json.dumps(cfg))
+    from frontdesk.index.manifest import write_manifest
+
+    m = json.loads((bad / "manifest.json").read_text())
+    write_manifest(bad, m)  # re-sign, so only the encoder check can refuse it
+    with pytest.raises(IndexIntegrityError, match="another encoder"):
+        Suggester.load(index_dir, encoder=encoder, ranker=bad)
