@@ -133,3 +133,31 @@ def test_python_m_entry_point_starts_without_loading_the_model() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "suggest" in done.stdout
+
+
+def test_multiturn_cli_is_deterministic(tmp_path: Path) -> None:
+    src = write_jsonl(
+        tmp_path / "q.jsonl",
+        [{"text": f"question {i}", "label": "x"} for i in range(20)]
+        + [{"text": "a show on broadway", "label": None}],
+    )
+    outs = []
+    for name in ("a.jsonl", "b.jsonl"):
+        res = run(
+            "datasets",
+            "multiturn",
+            str(src),
+            "--kind",
+            "distractor_first",
+            "--seed",
+            "7",
+            "--distractors",
+            str(src),
+            "--out",
+            str(tmp_path / name),
+            "--json",
+        )
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["rows"] == 20
+        outs.append((tmp_path / name).read_bytes())
+    assert outs[0] == outs[1]

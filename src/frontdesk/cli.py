@@ -232,26 +232,51 @@ def _suggestion_table(title: str, results: list[Any], mode: str) -> None:
 
 @app.command("eval")
 def evaluate(
-    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
-    queries: Annotated[Path, typer.Argument(help="Labelled queries (.jsonl).")],
+    index_dir: Annotated[Path | None, typer.Argument(help="Index folder.")] = None,
+    queries: Annotated[Path | None, typer.Argument(help="Labelled queries (.jsonl).")] = None,
     mode: ModeOpt = "hybrid",
     ranker: RankerOpt = None,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report", help="Write report.md/.html/.json and plots here.")
+    ] = None,
+    slices: Annotated[
+        list[str] | None,
+        typer.Option("--slice", help="Slice metrics by a profile field or 'tag' (repeatable)."),
+    ] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option("--compare", help="Two `eval --json` outputs to show side by side."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Accuracy and ranking metrics over the labelled rows of a query file."""
+    """Accuracy and ranking metrics over a labelled query file (or --compare two runs)."""
+    if compare is not None:
+        _compare(compare, as_json)
+        return
+    if index_dir is None or queries is None:
+        raise typer.BadParameter("INDEX_DIR and QUERIES are required unless --compare is given")
     from .api import Suggester
     from .eval import evaluate_suggester
+    from .eval.report import write_report
     from .loaders import load_queries
 
+    details: list[Any] = []
     with _errors_and_warnings():
         suggester = Suggester.load(index_dir, mode=_check_mode(mode), ranker=ranker)  # type: ignore[arg-type]
         rows = load_queries(queries, workflow_ids=set(suggester.index.workflow_ids))
         n = len(rows) if ranker else sum(q.label is not None for q in rows)
         with _progress(quiet=as_json) as bar:
             task = bar.add_task("evaluating", total=n)
-            report = evaluate_suggester(suggester, rows, progress=lambda m: bar.advance(task, m))
+            report = evaluate_suggester(
+                suggester, rows, progress=lambda m: bar.advance(task, m), details=details
+            )
     report["index"] = str(index_dir)
     report["queries"] = str(queries)
+    if ranker is not None:
+        report["ranker"] = str(ranker)
+    if report_dir is not None:
+        files = write_report(report, details, suggester.index.workflows, report_dir, slices or [])
+        report["report_files"] = [str(f) for f in files]
     if as_json:
         _print_json(report)
         return
@@ -275,6 +300,29 @@ def evaluate(
         if key in report:
             table.add_row(key, f"{report[key]:.4f}")
     table.add_row("n", str(report["n"]))
+    out.print(table)
+    if report_dir is not None:
+        out.print(f"report: {report_dir}/report.md, report.html")
+
+
+def _compare(paths: tuple[Path, Path], as_json: bool) -> None:
+    from .eval.report import compare_reports
+
+    try:
+        a, b = (json.loads(p.read_text()) for p in paths)
+    except (OSError, json.JSONDecodeError) as exc:
+        err.print(f"[red]error:[/] cannot read a run to compare: {exc}")
+        raise typer.Exit(2) from None
+    diff = compare_reports(a, b)
+    if as_json:
+        _print_json({"a": str(paths[0]), "b": str(paths[1]), "metrics": diff})
+        return
+    table = Table(title=f"A = {paths[0]}   B = {paths[1]}", title_justify="left")
+    for col in ("metric", "A", "B", "B - A"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for key, v in diff.items():
+        sign = "green" if v["delta"] > 0 else "red" if v["delta"] < 0 else "dim"
+        table.add_row(key, f"{v['a']:.4f}", f"{v['b']:.4f}", f"[{sign}]{v['delta']:+.4f}[/]")
     out.print(table)
 
 
@@ -357,6 +405,40 @@ def datasets_import(
         f"[green]imported[/] {name} -> {out_dir}: "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
+
+
+@datasets_app.command("multiturn")
+def datasets_multiturn(
+    queries: Annotated[Path, typer.Argument(help="Single-turn labelled queries (.jsonl).")],
+    kind: Annotated[str, typer.Option("--kind", help="distractor_first or vague_follow_up.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Two-turn queries to write.")],
+    distractors: Annotated[
+        Path | None,
+        typer.Option(
+            "--distractors",
+            help="Queries whose null-labelled texts serve as "
+            "out-of-scope first turns (beside built-in small talk).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Two-turn benchmark rows from single-turn ones (deterministic for a seed)."""
+    from .datasets.multiturn import KINDS, make_multiturn
+    from .loaders import load_queries, write_jsonl
+
+    if kind not in KINDS:
+        raise typer.BadParameter(f"must be one of {', '.join(KINDS)}", param_hint="--kind")
+    with _errors_and_warnings():
+        rows = load_queries(queries)
+        lines = (
+            [q.text for q in load_queries(distractors) if q.label is None] if distractors else []
+        )
+        n = write_jsonl(out_file, make_multiturn(rows, kind, seed=seed, distractors=lines))
+    if as_json:
+        _print_json({"out": str(out_file), "kind": kind, "seed": seed, "rows": n})
+        return
+    out.print(f"[green]wrote[/] {n} {kind} rows to {out_file}")
 
 
 def _bundled(name: str) -> Path:

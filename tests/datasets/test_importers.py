@@ -22,7 +22,8 @@ def test_banking77_tiny(tmp_path: Path) -> None:
     assert counts == {"workflows": 2, "train": 2, "test": 1}
     wfs = load_catalog(tmp_path / "out" / "workflows.jsonl")
     assert [w.id for w in wfs] == ["card_arrival", "lost_or_stolen_card"]
-    assert wfs[0].title == "Card arrival"
+    assert wfs[0].title == "New card has not arrived"  # the project's own workflow text
+    assert wfs[0].description.startswith("The customer ordered")
     test = load_queries(tmp_path / "out" / "test.jsonl", workflow_ids={w.id for w in wfs})
     assert (test[0].text, test[0].label) == ("still no card", "card_arrival")
 

@@ -1,9 +1,11 @@
 """BANKING77, CLINC150 and ABCD -> ``workflows.jsonl`` + ``train/val/test.jsonl``.
 
 Workflow ids are the sources' own intent names. Intent datasets have no
-workflow text, so their workflows get a title made from the intent name (and,
-for CLINC150, its domain as a tag); their examples stay in the query files,
-to be attached to the index with ``--examples``. ABCD's guidelines are real
+workflow text: BANKING77 workflows get the project's own title and one-line
+description per intent (``banking77_descriptions``, written from the intent
+names alone), CLINC150 workflows a title made from the intent name and their
+domain as a tag. Examples stay in the query files, to be attached to the
+index with ``--examples``. ABCD's guidelines are real
 agent workflows: each subflow becomes a workflow with its action steps.
 """
 
@@ -19,6 +21,7 @@ from typing import Any
 from ..errors import DataError
 from ..loaders import write_jsonl
 from ..schema import Workflow
+from .banking77_descriptions import DESCRIPTIONS
 
 
 def _title(intent: str) -> str:
@@ -62,7 +65,10 @@ def import_banking77(src: Path, out: Path) -> dict[str, int]:
                     intents.append(cat)
                 rows.append({"id": f"b77-{split}-{len(rows) + 1}", "text": text, "label": cat})
         splits[split] = rows
-    workflows = [Workflow(id=i, title=_title(i), tags=["banking"]) for i in intents]
+    workflows = []
+    for i in intents:
+        title, description = DESCRIPTIONS.get(i, (_title(i), ""))
+        workflows.append(Workflow(id=i, title=title, description=description, tags=["banking"]))
     counts["workflows"] = write_jsonl(out / "workflows.jsonl", workflows)
     for split, rows in splits.items():
         counts[split] = write_jsonl(out / f"{split}.jsonl", rows)

@@ -15,6 +15,7 @@ import numpy as np
 from ..api import Suggester
 from ..schema import LabelledQuery
 from .metrics import METRICS, evaluate_ranks, rank_of
+from .report import RowResult
 
 
 def abstention_metrics(
@@ -46,8 +47,12 @@ def evaluate_suggester(
     *,
     batch_size: int = 256,
     progress: Callable[[int], None] | None = None,
+    details: list[RowResult] | None = None,
 ) -> dict[str, Any]:
-    """top1, recall@3/5/10, mrr@10, ndcg@10, n; with a ranker and null rows, abstention too."""
+    """top1, recall@3/5/10, mrr@10, ndcg@10, n; with a ranker and null rows, abstention too.
+
+    Pass a list as ``details`` to receive one ``RowResult`` per evaluated row (for reports).
+    """
     with_ranker = suggester.ranker is not None
     rows = list(queries) if with_ranker else [q for q in queries if q.label is not None]
     depth = max(int(m.split("@")[1]) for m in METRICS if "@" in m)
@@ -58,8 +63,15 @@ def evaluate_suggester(
         results = suggester.suggest_many(batch, k=depth)
         for q, sugg in zip(batch, results, strict=True):
             ids = [s.workflow_id for s in sugg]
+            rank = rank_of(q.label, ids) if q.label is not None else None
             if q.label is not None:
-                ranks.append(rank_of(q.label, ids))
+                ranks.append(rank)
+            if details is not None:
+                details.append(
+                    RowResult(
+                        q.id, q.label, ids, rank, sugg.confidence, sugg.abstained, q.user.fields()
+                    )
+                )
             in_scope.append(q.label is not None)
             correct.append(q.label is not None and bool(ids) and ids[0] == q.label)
             abstained.append(sugg.abstained)

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..api import Suggester
 from ..config import Settings
+from ..datasets.multiturn import KINDS, make_multiturn
 from ..encoding import ContextEncoder, EncodedContexts
 from ..errors import FrontdeskError
 from ..eval.splits import carve_validation
@@ -84,8 +85,14 @@ def train_ranker(
     encoder: ContextEncoder | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
+    augment_context: float = 0.3,
 ) -> dict[str, Any]:
-    """Fit, calibrate and save a reranker for ``index_dir``; returns its config (with metrics)."""
+    """Fit, calibrate and save a reranker for ``index_dir``; returns its config (with metrics).
+
+    ``augment_context``: the share of labelled rows that also train in two-turn
+    form (a distractor turn first; the question then a vague follow-up), so
+    the turn features carry signal. Validation stays single-turn.
+    """
     settings = settings or Settings.from_env()
     index = WorkflowIndex.load(index_dir)
     suggester = Suggester(index, encoder=encoder, settings=settings)
@@ -106,12 +113,30 @@ def train_ranker(
             example_docs[(int(owner[d]), _norm(text))].append(d)
     priors = WorkflowPriors.fit(index.workflows, rows)
 
+    base = list(rows)
+    order = list(range(len(base)))
+    random.Random(seed).shuffle(order)
+    fold_of = {i: n % folds for n, i in enumerate(order)}
+    parent = list(range(len(base)))
+    if augment_context > 0:
+        labelled = [i for i, q in enumerate(base) if q.label is not None]
+        picked = sorted(
+            random.Random(seed + 1).sample(labelled, int(len(labelled) * augment_context))
+        )
+        distractors = [q.text for q in base if q.label is None]
+        chosen = [base[i] for i in picked]
+        for kind in KINDS:
+            variants = make_multiturn(chosen, kind, seed=seed, distractors=distractors)
+            for i, v in zip(picked, variants, strict=True):
+                fold_of[len(parent)] = fold_of[i]
+                parent.append(i)
+                base.append(v)
+    rows = base
+    source_text = [rows[parent[i]].text for i in range(len(rows))]
+
     tick("encoding", 0, 1)
     encoded = encoder.encode_contexts(rows)
     qtokens = [suggester.query_tokens(q) for q in rows]
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
-    fold_of = {i: n % folds for n, i in enumerate(order)}
     cands: list[CandidateSet | None] = [None] * len(rows)
     feats: list[np.ndarray | None] = [None] * len(rows)
     for f in range(folds):
@@ -121,7 +146,7 @@ def train_ranker(
         for i in members:
             label = rows[i].label
             if label is not None:
-                keep[example_docs.get((pos[label], _norm(rows[i].text)), [])] = False
+                keep[example_docs.get((pos[label], _norm(source_text[i])), [])] = False
         sub = subset_searcher(
             vectors, owner, tokens, keep, len(pos), settings, index.prototype_weight
         )
@@ -145,6 +170,7 @@ def train_ranker(
 
     all_c = [c for c in cands if c is not None]
     all_x = [x for x in feats if x is not None]
+    n_base = len(parent) - sum(p != i for i, p in enumerate(parent))
     if val_rows is not None:
         train_idx = list(range(len(rows)))
         val_q = list(val_rows)
@@ -155,10 +181,11 @@ def train_ranker(
         val_x = full_extractor(index, priors).extract(val_enc, val_c, [len(t) for t in val_tokens])
         val_source = "file"
     else:
-        ids = {id(q): i for i, q in enumerate(rows)}
-        train_part, val_part = carve_validation(list(rows), fraction=0.1, seed=seed)
-        train_idx = [ids[id(q)] for q in train_part]
+        ids = {id(q): i for i, q in enumerate(rows[:n_base])}
+        _, val_part = carve_validation(rows[:n_base], fraction=0.1, seed=seed)
         val_idx = [ids[id(q)] for q in val_part]
+        in_val = set(val_idx)
+        train_idx = [i for i in range(len(rows)) if parent[i] not in in_val]
         val_q = [rows[i] for i in val_idx]
         val_c = [all_c[i] for i in val_idx]
         val_x = [all_x[i] for i in val_idx]
@@ -196,6 +223,7 @@ def train_ranker(
         "feature_names": list(FEATURE_NAMES),
         "top_n": top_n,
         "folds": folds,
+        "augment_context": augment_context,
         "seed": seed,
         "params": DEFAULT_PARAMS,
         "best_iteration": int(booster.best_iteration or booster.current_iteration()),
@@ -207,7 +235,8 @@ def train_ranker(
         },
         "abstention_goal": "maximise accuracy over in-scope and out-of-scope validation rows",
         "training": {
-            "rows": len(rows),
+            "rows": n_base,
+            "context_augmented_rows": len(rows) - n_base,
             "train_groups": len(train[2]),
             "val_rows": len(val_q),
             "val_source": val_source,
