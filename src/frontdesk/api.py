@@ -12,6 +12,7 @@ import numpy as np
 
 from .config import Settings
 from .encoding import ContextEncoder, EncodedContexts
+from .encoding.encoder import BUNDLED_MODEL_NAME
 from .errors import IndexIntegrityError, ModelUnavailableError
 from .index import WorkflowIndex
 from .retrieval import DenseSearcher, HybridSearcher, Ranked, SparseSearcher
@@ -19,6 +20,19 @@ from .schema import Conversation, Suggestion, Suggestions
 
 Mode = Literal["hybrid", "dense", "sparse"]
 Query = str | Conversation
+
+
+def _recorded_model(index: WorkflowIndex) -> str | None:
+    """The model folder the index was built with, if it is not the bundled one and still exists.
+
+    So an index built with ``--model`` (a fine-tuned encoder) needs no extra
+    setting to be searched; ``FRONTDESK_MODEL`` still overrides it.
+    """
+    model = (index.manifest.get("dense") or {}).get("model", {})
+    path = model.get("path")
+    if model.get("name") == BUNDLED_MODEL_NAME or not path or not Path(path).is_dir():
+        return None
+    return path
 
 
 class Suggester:
@@ -47,7 +61,10 @@ class Suggester:
         self._extractor: Any = None
         if mode != "sparse" and index.dense is not None:
             self.encoder = encoder or ContextEncoder(
-                s.model, batch_size=s.batch_size, device=s.device, context_weight=s.context_weight
+                s.model or _recorded_model(index),
+                batch_size=s.batch_size,
+                device=s.device,
+                context_weight=s.context_weight,
             )
             if self._encoder_usable():
                 self.dense = DenseSearcher(

@@ -384,6 +384,58 @@ def train_ranker_cmd(
     )
 
 
+@train_app.command("encoder")
+def train_encoder_cmd(
+    labelled: Annotated[Path, typer.Argument(help="Labelled questions (.jsonl).")],
+    catalog: Annotated[
+        Path, typer.Option("--catalog", help="The workflows they are labelled with.")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="sentence-transformers folder to write.")],
+    base: Annotated[
+        Path | None, typer.Option("--base", help="Model to start from (default: bundled MiniLM).")
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 32,
+    learning_rate: Annotated[float, typer.Option("--lr")] = 2e-5,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune the encoder contrastively on labelled questions (CPU); use it with --model."""
+    from .encoding.finetune import finetune_encoder
+    from .loaders import load_catalog, load_queries
+
+    with _errors_and_warnings():
+        workflows = load_catalog(catalog)
+        rows = load_queries(labelled, workflow_ids={w.id for w in workflows})
+        with _progress(quiet=as_json) as bar:
+            task = bar.add_task("fine-tuning", total=None)
+
+            def tick(done: int, total: int, loss: float) -> None:
+                bar.update(
+                    task, completed=done, total=total, description=f"fine-tuning (loss {loss:.3f})"
+                )
+
+            info = finetune_encoder(
+                rows,
+                workflows,
+                out_dir,
+                base=base,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                seed=seed,
+                progress=tick,
+            )
+    if as_json:
+        _print_json({"model": str(out_dir), **info})
+        return
+    out.print(
+        f"[green]fine-tuned[/] {out_dir}: {info['rows']} rows, {info['batches']} batches in "
+        f"{info['seconds']}s; loss {info['loss_first']} -> {info['loss_last']}. "
+        f"Use it: frontdesk index build ... --model {out_dir}"
+    )
+
+
 @datasets_app.command("import")
 def datasets_import(
     name: Annotated[str, typer.Argument(help="banking77, clinc150 or abcd.")],

@@ -43,7 +43,7 @@ class Settings(BaseModel):
     )
     fusion: Literal["rrf", "weighted"] = "weighted"
     rrf_k: int = Field(default=60, ge=1)
-    dense_weight: float = Field(default=0.9, ge=0.0, le=1.0)
+    dense_weight: float = Field(default=0.85, ge=0.0, le=1.0)
     bm25_k1: float = Field(default=1.5, gt=0.0)
     bm25_b: float = Field(default=0.75, ge=0.0, le=1.0)
 

@@ -208,7 +208,11 @@ def _build_into(
             "dim": int(vectors.shape[1]),
             "count": int(vectors.shape[0]),
             "index": params,
-            "model": {"name": encoder.name, "sha256": encoder.fingerprint},
+            "model": {
+                "name": encoder.name,
+                "sha256": encoder.fingerprint,
+                "path": str(encoder.path.resolve()),
+            },
             "prototypes": {"file": PROTOTYPES_FILE, "weight": tuning["weight"], "tuning": tuning},
             "titles": {"file": TITLES_FILE},
         }

@@ -1,0 +1,196 @@
+"""Suggestion quality beyond plain retrieval, every number from `frontdesk eval --json`.
+
+BANKING77 (test split; examples and training = train split):
+  hybrid, hybrid + ranker, fine-tuned encoder + hybrid (+ ranker), zero-shot
+  (workflow titles and descriptions only, no examples, bundled encoder), and
+  new workflows after fine-tuning: the encoder is fine-tuned on the train
+  questions of 57 intents (seeded choice), the index holds all 77 intents
+  with examples for those 57 only, and the test questions of the other 20
+  are scored 77-way, for the bundled and the fine-tuned encoder.
+CLINC150 (full test, in-scope + out-of-scope): hybrid + ranker trained with
+  --val val.jsonl (oos_val rows labelled null), one stored threshold; plus
+  the two multi-turn sets built from the test split (seed 0).
+
+    python benchmarks/suggestion_quality.py --datasets ../shared/datasets [--only banking77]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from frontdesk.loaders import load_queries, write_jsonl
+
+
+def frontdesk(*args: str) -> dict:
+    cmd = [sys.executable, "-m", "frontdesk", *args, "--json"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{done.stderr}")
+    print(f"  {' '.join(args[:2])} … {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    return json.loads(done.stdout)
+
+
+def banking77(src: Path, work: Path, results: dict) -> None:
+    d = work / "b77"
+    frontdesk("datasets", "import", "banking77", str(src), "--out", str(d))
+    wf, train, test = d / "workflows.jsonl", d / "train.jsonl", d / "test.jsonl"
+    frontdesk("index", "build", str(wf), "--examples", str(train), "--out", str(work / "b77-idx"))
+    results["b77_hybrid"] = frontdesk("eval", str(work / "b77-idx"), str(test))
+    results["b77_ranker_train"] = frontdesk(
+        "train", "ranker", str(work / "b77-idx"), str(train), "--out", str(work / "b77-rk")
+    )
+    results["b77_hybrid_ranker"] = frontdesk(
+        "eval", str(work / "b77-idx"), str(test), "--ranker", str(work / "b77-rk")
+    )
+    frontdesk("index", "build", str(wf), "--out", str(work / "b77-zero"))
+    results["b77_zero_shot"] = frontdesk("eval", str(work / "b77-zero"), str(test))
+
+    results["b77_finetune"] = frontdesk(
+        "train", "encoder", str(train), "--catalog", str(wf), "--out", str(work / "b77-ft")
+    )
+    frontdesk(
+        "index",
+        "build",
+        str(wf),
+        "--examples",
+        str(train),
+        "--model",
+        str(work / "b77-ft"),
+        "--out",
+        str(work / "b77-ft-idx"),
+    )
+    env_model = {"FRONTDESK_MODEL": str(work / "b77-ft")}
+    os.environ.update(env_model)
+    try:
+        results["b77_ft_hybrid"] = frontdesk("eval", str(work / "b77-ft-idx"), str(test))
+        results["b77_ft_ranker_train"] = frontdesk(
+            "train",
+            "ranker",
+            str(work / "b77-ft-idx"),
+            str(train),
+            "--out",
+            str(work / "b77-ft-rk"),
+        )
+        results["b77_ft_hybrid_ranker"] = frontdesk(
+            "eval", str(work / "b77-ft-idx"), str(test), "--ranker", str(work / "b77-ft-rk")
+        )
+    finally:
+        os.environ.pop("FRONTDESK_MODEL")
+
+    # new workflows after fine-tuning
+    intents = sorted({q.label for q in load_queries(train) if q.label})
+    seen = set(random.Random(77).sample(intents, 57))
+    seen_train = write_jsonl(
+        work / "b77-57-train.jsonl", [q for q in load_queries(train) if q.label in seen]
+    )
+    held_test = write_jsonl(
+        work / "b77-20-test.jsonl", [q for q in load_queries(test) if q.label not in seen]
+    )
+    results["b77_new_workflows_split"] = {
+        "seen_intents": 57,
+        "train_rows": seen_train,
+        "heldout_test_rows": held_test,
+        "heldout": sorted(set(intents) - seen),
+    }
+    frontdesk(
+        "train",
+        "encoder",
+        str(work / "b77-57-train.jsonl"),
+        "--catalog",
+        str(wf),
+        "--out",
+        str(work / "b77-ft57"),
+    )
+    for name, model in (("bundled", None), ("finetuned57", work / "b77-ft57")):
+        idx = work / f"b77-57-idx-{name}"
+        extra = ["--model", str(model)] if model else []
+        frontdesk(
+            "index",
+            "build",
+            str(wf),
+            "--examples",
+            str(work / "b77-57-train.jsonl"),
+            "--out",
+            str(idx),
+            *extra,
+        )
+        if model:
+            os.environ["FRONTDESK_MODEL"] = str(model)
+        try:
+            results[f"b77_new_workflows_{name}"] = frontdesk(
+                "eval", str(idx), str(work / "b77-20-test.jsonl")
+            )
+        finally:
+            os.environ.pop("FRONTDESK_MODEL", None)
+
+
+def clinc150(src: Path, work: Path, results: dict) -> None:
+    d = work / "clinc"
+    frontdesk("datasets", "import", "clinc150", str(src), "--out", str(d))
+    wf, train, val, test = (d / f"{n}.jsonl" for n in ("workflows", "train", "val", "test"))
+    frontdesk("index", "build", str(wf), "--examples", str(train), "--out", str(work / "clinc-idx"))
+    results["clinc_hybrid"] = frontdesk("eval", str(work / "clinc-idx"), str(test))
+    results["clinc_ranker_train"] = frontdesk(
+        "train",
+        "ranker",
+        str(work / "clinc-idx"),
+        str(train),
+        "--val",
+        str(val),
+        "--out",
+        str(work / "clinc-rk"),
+    )
+    results["clinc_hybrid_ranker"] = frontdesk(
+        "eval", str(work / "clinc-idx"), str(test), "--ranker", str(work / "clinc-rk")
+    )
+    for kind in ("distractor_first", "vague_follow_up"):
+        mt = work / f"clinc-{kind}.jsonl"
+        frontdesk(
+            "datasets",
+            "multiturn",
+            str(test),
+            "--kind",
+            kind,
+            "--distractors",
+            str(train),
+            "--seed",
+            "0",
+            "--out",
+            str(mt),
+        )
+        results[f"clinc_{kind}_hybrid"] = frontdesk("eval", str(work / "clinc-idx"), str(mt))
+        results[f"clinc_{kind}_ranker"] = frontdesk(
+            "eval", str(work / "clinc-idx"), str(mt), "--ranker", str(work / "clinc-rk")
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "frontdesk-suggest")
+    ap.add_argument("--only", choices=("banking77", "clinc150"))
+    ap.add_argument("--out", type=Path, default=None, help="write all results as JSON here")
+    args = ap.parse_args()
+    results: dict = {}
+    if args.only in (None, "clinc150"):
+        clinc150(args.datasets / "clinc150", args.work, results)
+    if args.only in (None, "banking77"):
+        banking77(args.datasets / "banking77", args.work, results)
+    text = json.dumps(results, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

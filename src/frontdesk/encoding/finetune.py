@@ -1,0 +1,164 @@
+"""Fine-tune the sentence-transformers encoder on labelled questions, on the CPU.
+
+Contrastive training with in-batch negatives (``MultipleNegativesRankingLoss``):
+each question is pulled towards a positive of its own workflow and pushed from
+every other pair in the batch. Half the positives are another question of the
+same workflow (what k-NN over examples needs), half the workflow's own text
+(what a workflow with no examples yet needs). Every batch holds distinct
+workflows, so no in-batch "negative" is secretly a positive. A plain torch
+loop: no ``datasets``/``accelerate`` extras needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import FrontdeskError
+from ..schema import LabelledQuery, Workflow
+from .encoder import ContextEncoder, model_fingerprint
+
+Progress = Callable[[int, int, float], None]  # (batches done, total, last loss)
+PROVENANCE = "frontdesk-finetune.json"
+
+
+def training_pairs(
+    rows: Sequence[LabelledQuery], workflows: Sequence[Workflow], seed: int = 0
+) -> list[tuple[str, str, str]]:
+    """(anchor question, positive text, workflow id) per labelled row, in a seeded order."""
+    rng = random.Random(seed)
+    docs = {w.id: w.document() for w in workflows}
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for q in rows:
+        if q.label is not None:
+            by_label[q.label].append(q.text)
+    pairs = []
+    for q in rows:
+        if q.label is None:
+            continue
+        others = [t for t in by_label[q.label] if t != q.text]
+        positive = rng.choice(others) if others and rng.random() < 0.5 else docs[q.label]
+        pairs.append((q.text, positive, q.label))
+    rng.shuffle(pairs)
+    return pairs
+
+
+def distinct_label_batches(
+    pairs: Sequence[tuple[str, str, str]], batch_size: int
+) -> list[list[tuple[str, str, str]]]:
+    """Greedy batching in order, deferring a pair whose workflow is already in the batch."""
+    batches: list[list[tuple[str, str, str]]] = []
+    pending = list(pairs)
+    while pending:
+        batch, seen, rest = [], set(), []
+        for p in pending:
+            if len(batch) < batch_size and p[2] not in seen:
+                batch.append(p)
+                seen.add(p[2])
+            else:
+                rest.append(p)
+        if len(batch) < 2:  # one workflow left: no negatives to learn from
+            break
+        batches.append(batch)
+        pending = rest
+    return batches
+
+
+def finetune_encoder(
+    rows: Sequence[LabelledQuery],
+    workflows: Sequence[Workflow],
+    out: str | os.PathLike[str],
+    *,
+    base: str | os.PathLike[str] | None = None,
+    epochs: int = 1,
+    batch_size: int = 32,
+    learning_rate: float = 2e-5,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train and save a sentence-transformers folder at ``out`` (atomically); returns provenance."""
+    import torch
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    known = {w.id for w in workflows}
+    unknown = sorted({q.label for q in rows if q.label is not None and q.label not in known})
+    if unknown:
+        raise FrontdeskError(f"labels not in the catalog: {', '.join(unknown[:5])}")
+    torch.manual_seed(seed)
+    base_encoder = ContextEncoder(base)
+    model = base_encoder._load()
+    loss_fn = MultipleNegativesRankingLoss(model)
+    batches_per_epoch = [
+        distinct_label_batches(training_pairs(rows, workflows, seed + e), batch_size)
+        for e in range(epochs)
+    ]
+    total = sum(len(b) for b in batches_per_epoch)
+    if total == 0:
+        raise FrontdeskError("need labelled rows of at least two workflows to fine-tune")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    warmup = max(1, total // 10)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) * max(0.0, (total - step) / total)
+    )
+    model.train()
+    losses: list[float] = []
+    done = 0
+    t0 = time.perf_counter()
+    for batches in batches_per_epoch:
+        for batch in batches:
+            anchors = model.tokenize([a for a, _, _ in batch])
+            positives = model.tokenize([p for _, p, _ in batch])
+            loss = loss_fn([anchors, positives], None)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(float(loss.detach()))
+            done += 1
+            if progress is not None:
+                progress(done, total, losses[-1])
+    model.eval()
+    seconds = time.perf_counter() - t0
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        model.save(str(tmp))
+        window = max(1, len(losses) // 10)
+        provenance = {
+            "base": {
+                "path": str(base_encoder.path),
+                "sha256": model_fingerprint(base_encoder.path),
+            },
+            "loss": "MultipleNegativesRankingLoss (in-batch negatives, distinct workflows per batch)",
+            "rows": sum(q.label is not None for q in rows),
+            "workflows": len({q.label for q in rows if q.label is not None}),
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "seed": seed,
+            "batches": total,
+            "seconds": round(seconds, 1),
+            "loss_first": round(sum(losses[:window]) / window, 4),
+            "loss_last": round(sum(losses[-window:]) / window, 4),
+        }
+        (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
+        if out.exists():
+            if not (out / PROVENANCE).is_file():
+                raise FileExistsError(f"{out}: exists and is not a frontdesk fine-tuned model")
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return provenance
