@@ -15,32 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import tempfile
 import time
 from pathlib import Path
 
-from frontdesk import ContextEncoder, Conversation, Settings, Suggester, WorkflowIndex, build_index
+from frontdesk import ContextEncoder, Settings, Suggester, WorkflowIndex, build_index
 from frontdesk.datasets import import_banking77, import_clinc150
+from frontdesk.datasets.multiturn import make_multiturn
 from frontdesk.eval import carve_validation, evaluate_ranks, rank_of
 from frontdesk.loaders import load_catalog, load_queries
-
-SMALL_TALK = [
-    "hi there",
-    "hello, hope you're having a good day",
-    "good morning!",
-    "I have a question",
-    "thanks for getting back to me",
-    "what's the weather like today",
-]
-FOLLOW_UPS = [
-    "yes please",
-    "it's been two weeks",
-    "any update?",
-    "can you help with that?",
-    "ok, what now?",
-    "still waiting on this",
-]
 
 
 def grid() -> list[dict[str, object]]:
@@ -108,35 +91,14 @@ def main() -> None:
     print("best hybrid on val:", json.dumps(best))
 
     if args.context:
-        rng = random.Random(0)
-        before = [
-            Conversation(
-                text=q.text, context={"turns": [{"role": "user", "text": rng.choice(SMALL_TALK)}]}
-            )
-            for q in val
-        ]
-        after = [
-            Conversation(
-                text=rng.choice(FOLLOW_UPS),
-                context={
-                    "turns": [
-                        {"role": "user", "text": q.text},
-                        {"role": "agent", "text": "Let me look into that."},
-                    ]
-                },
-            )
-            for q in val
-        ]
+        before = make_multiturn(val, "distractor_first", seed=0)
+        after = make_multiturn(val, "vague_follow_up", seed=0)
         defaults = {"mode": "hybrid"}
         for w in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5):
             encoder.context_weight = w
             out = {"context_weight": w}
-            for name, convs in (("small_talk_first", before), ("vague_follow_up", after)):
-                labelled = [
-                    type(q)(**{**c.model_dump(), "label": q.label})
-                    for q, c in zip(val, convs, strict=True)
-                ]
-                m = score(index, encoder, defaults, labelled, encoder.encode_contexts(convs))
+            for name, convs in (("distractor_first", before), ("vague_follow_up", after)):
+                m = score(index, encoder, defaults, convs, encoder.encode_contexts(convs))
                 out[name] = round(m["top1"], 4)
             print(json.dumps(out))
 

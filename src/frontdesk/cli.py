@@ -257,7 +257,7 @@ def evaluate(
         raise typer.BadParameter("INDEX_DIR and QUERIES are required unless --compare is given")
     from .api import Suggester
     from .eval import evaluate_suggester
-    from .eval.report import write_report
+    from .eval.report import SUMMARY_KEYS, write_report
     from .loaders import load_queries
 
     details: list[Any] = []
@@ -283,20 +283,7 @@ def evaluate(
     table = Table(title=f"{queries} on {index_dir} ({report['mode']})", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in (
-        "top1",
-        "recall@3",
-        "recall@5",
-        "recall@10",
-        "mrr@10",
-        "ndcg@10",
-        "in_scope_accuracy",
-        "oos_recall",
-        "oos_precision",
-        "auroc",
-        "threshold",
-        "abstained_rate",
-    ):
+    for key in SUMMARY_KEYS:
         if key in report:
             table.add_row(key, f"{report[key]:.4f}")
     table.add_row("n", str(report["n"]))

@@ -14,14 +14,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_folder
 from ..errors import FrontdeskError
 from ..schema import LabelledQuery, Workflow
 from .encoder import ContextEncoder, model_fingerprint
@@ -129,10 +127,7 @@ def finetune_encoder(
     model.eval()
     seconds = time.perf_counter() - t0
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_folder(out, PROVENANCE, "fine-tuned model") as tmp:
         model.save(str(tmp))
         window = max(1, len(losses) // 10)
         provenance = {
@@ -153,12 +148,4 @@ def finetune_encoder(
             "loss_last": round(sum(losses[-window:]) / window, 4),
         }
         (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
-        if out.exists():
-            if not (out / PROVENANCE).is_file():
-                raise FileExistsError(f"{out}: exists and is not a frontdesk fine-tuned model")
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return provenance

@@ -15,6 +15,11 @@ import numpy as np
 from ..schema import Workflow
 from .metrics import evaluate_ranks
 
+SUMMARY_KEYS = (
+    "top1", "recall@3", "recall@5", "recall@10", "mrr@10", "ndcg@10",
+    "in_scope_accuracy", "oos_recall", "oos_precision", "auroc", "threshold", "abstained_rate",
+)  # fmt: skip
+
 
 @dataclass
 class RowResult:

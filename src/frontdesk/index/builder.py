@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..atomic import atomic_folder
 from ..config import Settings
 from ..encoding import ContextEncoder
 from ..loaders import load_catalog, load_queries
@@ -105,19 +103,12 @@ def build_index(
                 raise ValueError(f"example {q.id or q.text!r}: unknown workflow id '{q.label}'")
 
     texts, owner, kind = collect_documents(workflows, example_rows)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(out, "manifest.json", "index") as tmp:
         manifest = _build_into(
             tmp, workflows, texts, owner, kind, encoder, settings, dense, progress
         )
         manifest["source"] = {"catalog": catalog_source, "examples": _source_name(examples)}
         write_manifest(tmp, manifest)
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return json.loads((out / "manifest.json").read_text())
 
 
@@ -217,21 +208,3 @@ def _build_into(
             "titles": {"file": TITLES_FILE},
         }
     return manifest
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by ``tmp``: two renames, the old folder removed last."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    if not (out / "manifest.json").is_file() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: exists and is not a frontdesk index; refusing to replace it")
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        os.replace(old, out)
-        raise
-    with contextlib.suppress(OSError):
-        shutil.rmtree(old)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._version import __version__
+from ..atomic import atomic_folder
 from ..errors import IndexIntegrityError
 from ..index.manifest import FORMAT_VERSION, read_manifest, write_manifest
 from .calibration import PlattCalibrator
@@ -86,13 +84,9 @@ class LambdaRankReranker:
             callbacks = [lgb.early_stopping(40, first_metric_only=True, verbose=False)]
         return lgb.train(p, dtrain, num_boost_round=rounds, valid_sets=valid, callbacks=callbacks)
 
-    def save(self, out: str | os.PathLike[str]) -> None:
+    def save(self, out: str | Path) -> None:
         """Write the model folder atomically: LightGBM text model, JSON config and priors."""
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
+        with atomic_folder(out, CONFIG_FILE, "ranker") as tmp:
             self.booster.save_model(str(tmp / MODEL_FILE))
             config = {
                 **self.config,
@@ -110,17 +104,9 @@ class LambdaRankReranker:
                     "versions": {"frontdesk": __version__, "lightgbm": _lightgbm_version()},
                 },
             )
-            if out.exists():
-                if not (out / CONFIG_FILE).is_file():
-                    raise FileExistsError(f"{out}: exists and is not a frontdesk ranker")
-                shutil.rmtree(out)
-            os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> LambdaRankReranker:
+    def load(cls, path: str | Path) -> LambdaRankReranker:
         """Load and verify (checksums, feature names) a ranker folder."""
         import lightgbm as lgb
 
