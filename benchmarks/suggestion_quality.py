@@ -9,7 +9,8 @@ BANKING77 (test split; examples and training = train split):
   are scored 77-way, for the bundled and the fine-tuned encoder.
 CLINC150 (full test, in-scope + out-of-scope): hybrid + ranker trained with
   --val val.jsonl (oos_val rows labelled null), one stored threshold; plus
-  the two multi-turn sets built from the test split (seed 0).
+  the two multi-turn sets built from the test split (seed 0); then the same
+  with an encoder fine-tuned on CLINC150 train.
 
     python benchmarks/suggestion_quality.py --datasets ../shared/datasets [--only banking77]
 """
@@ -174,11 +175,66 @@ def clinc150(src: Path, work: Path, results: dict) -> None:
         )
 
 
+def clinc150_finetuned(src: Path, work: Path, results: dict) -> None:
+    """CLINC150 again with an encoder fine-tuned on its train split (in-scope rows)."""
+    d = work / "clinc"
+    if not (d / "workflows.jsonl").is_file():
+        frontdesk("datasets", "import", "clinc150", str(src), "--out", str(d))
+    wf, train, val, test = (d / f"{n}.jsonl" for n in ("workflows", "train", "val", "test"))
+    results["clinc_finetune"] = frontdesk(
+        "train", "encoder", str(train), "--catalog", str(wf), "--out", str(work / "clinc-ft")
+    )
+    idx = work / "clinc-ft-idx"
+    frontdesk(
+        "index",
+        "build",
+        str(wf),
+        "--examples",
+        str(train),
+        "--model",
+        str(work / "clinc-ft"),
+        "--out",
+        str(idx),
+    )
+    results["clinc_ft_hybrid"] = frontdesk("eval", str(idx), str(test))
+    results["clinc_ft_ranker_train"] = frontdesk(
+        "train",
+        "ranker",
+        str(idx),
+        str(train),
+        "--val",
+        str(val),
+        "--out",
+        str(work / "clinc-ft-rk"),
+    )
+    results["clinc_ft_hybrid_ranker"] = frontdesk(
+        "eval", str(idx), str(test), "--ranker", str(work / "clinc-ft-rk")
+    )
+    for kind in ("distractor_first", "vague_follow_up"):
+        mt = work / f"clinc-{kind}.jsonl"
+        frontdesk(
+            "datasets",
+            "multiturn",
+            str(test),
+            "--kind",
+            kind,
+            "--distractors",
+            str(train),
+            "--seed",
+            "0",
+            "--out",
+            str(mt),
+        )
+        results[f"clinc_ft_{kind}_ranker"] = frontdesk(
+            "eval", str(idx), str(mt), "--ranker", str(work / "clinc-ft-rk")
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "frontdesk-suggest")
-    ap.add_argument("--only", choices=("banking77", "clinc150"))
+    ap.add_argument("--only", choices=("banking77", "clinc150", "clinc150-finetuned"))
     ap.add_argument("--out", type=Path, default=None, help="write all results as JSON here")
     args = ap.parse_args()
     results: dict = {}
@@ -186,6 +242,8 @@ def main() -> None:
         clinc150(args.datasets / "clinc150", args.work, results)
     if args.only in (None, "banking77"):
         banking77(args.datasets / "banking77", args.work, results)
+    if args.only in (None, "clinc150-finetuned"):
+        clinc150_finetuned(args.datasets / "clinc150", args.work, results)
     text = json.dumps(results, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

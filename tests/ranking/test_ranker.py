@@ -209,8 +209,9 @@ def test_reranked_suggestions_and_abstention(trained, encoder) -> None:
     assert "fused" in res[0].sources
     weird = s.suggest("what is the capital of mongolia and how tall is its tallest tower", k=3)
     assert weird.confidence < res.confidence
-    if config["threshold"] > 0:
-        assert weird.abstained and len(weird) == 3  # candidates still listed
+    # validation had out-of-scope rows, so a threshold above 0 was chosen and applies here
+    assert config["threshold"] > 0
+    assert weird.abstained and len(weird) == 3  # candidates still listed
     assert not res.abstained
 
 
