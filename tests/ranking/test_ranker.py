@@ -128,6 +128,7 @@ def test_feature_matrix_on_fixture(trained, encoder) -> None:
     ids = [s.index.workflows[w].id for w in cands[0].fused.ids.tolist()]
     payout_failed = ids.index("payout-failed")
     assert x[payout_failed, col["turn1_sim"]] == x[:, col["turn1_sim"]].max()
+    assert x[payout_failed, col["turn1_example_max"]] == x[:, col["turn_example_max"]].max()
     # enterprise users ask about payouts in training data: positive fit, others not
     assert x[payout_failed, col["profile_segment_fit"]] > 0
     assert x[ids.index("login-2fa"), col["profile_segment_fit"]] <= 0

@@ -26,6 +26,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     # the latest text alone, and each earlier turn (most recent first)
     "text_example_max", "text_prototype_sim",
     *(f"turn{j}_sim" for j in range(1, MAX_TURNS + 1)), "turn_max_sim", "n_turns",
+    *(f"turn{j}_example_max" for j in range(1, MAX_TURNS + 1)), "turn_example_max",
     # priors from training data
     "log_popularity", *(f"profile_{f}_fit" for f in PROFILE_FIELDS),
     "query_tokens",
@@ -114,7 +115,9 @@ class FeatureExtractor:
 
         spans = [np.arange(self.start[w], self.end[w]) for w in ids.tolist()]
         flat = np.concatenate(spans) if spans else np.zeros(0, dtype=np.int64)
-        sims = self.vectors[flat] @ np.stack([v, t], axis=1)  # (docs, 2)
+        turns = enc.turn_vectors[i]
+        recent = turns[::-1][:MAX_TURNS]  # most recent first
+        sims = self.vectors[flat] @ np.stack([v, t, *recent], axis=1)  # (docs, 2 + turns)
         offset = 0
         for r, w in enumerate(ids.tolist()):
             span = sims[offset : offset + len(spans[r])]
@@ -128,6 +131,10 @@ class FeatureExtractor:
             k = min(3, len(ex))
             out[r, col["example_top3"]] = np.partition(ex[:, 0], len(ex) - k)[-k:].mean()
             out[r, col["text_example_max"]] = ex[:, 1].max()
+            for j in range(len(recent)):
+                out[r, col[f"turn{j + 1}_example_max"]] = ex[:, 2 + j].max()
+            if len(recent):
+                out[r, col["turn_example_max"]] = ex[:, 2:].max()
             out[r, col["workflow_text_sim"]] = span[0, 0] if has_text else 0.0
             out[r, col["log_examples"]] = math.log1p(int(self.n_examples[w]))
         out[:, col["example_max_gap"]] = (
@@ -142,8 +149,6 @@ class FeatureExtractor:
         )
         out[:, col["text_prototype_sim"]] = protos @ t
 
-        turns = enc.turn_vectors[i]
-        recent = turns[::-1][:MAX_TURNS]
         if len(recent):
             turn_sims = protos @ recent.T  # (m, turns)
             for j in range(turn_sims.shape[1]):
