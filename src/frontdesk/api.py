@@ -121,7 +121,7 @@ class Suggester:
     def attach_ranker(self, path: str | os.PathLike[str]) -> None:
         """Rerank with a trained LambdaRank model (needs hybrid retrieval)."""
         from .ranking import LambdaRankReranker
-        from .ranking.training import full_extractor
+        from .ranking.training import full_extractor, retrieval_signature
 
         reranker = LambdaRankReranker.load(path)
         if self.mode != "hybrid":
@@ -130,6 +130,14 @@ class Suggester:
         if trained_for != self.index.model_sha256:
             raise IndexIntegrityError(
                 f"{path}: trained for an index built with another encoder; retrain the ranker"
+            )
+        trained_with = reranker.config.get("retrieval")
+        now = retrieval_signature(self)
+        if trained_with != now:
+            changed = sorted(k for k in now if (trained_with or {}).get(k) != now[k])
+            raise IndexIntegrityError(
+                f"{path}: trained with other retrieval settings ({', '.join(changed)}); "
+                "its features would not mean the same: use those settings or retrain"
             )
         if reranker.config["index"]["workflows"] != len(self.index.workflows):
             warnings.warn(

@@ -362,11 +362,15 @@ def train_ranker_cmd(
         _print_json({"ranker": str(out_dir), **config})
         return
     t = config["training"]
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.4f}"
+
     out.print(
         f"[green]trained[/] {out_dir} in {config['seconds']}s: {t['train_groups']} groups, "
         f"{config['best_iteration']} trees; validation ({t['val_rows']} rows, "
-        f"{t['val_source']}): top-1 {t['val_top1_retrieval']:.4f} retrieval -> "
-        f"{t['val_top1_reranked']:.4f} reranked; abstain below confidence "
+        f"{t['val_source']}): top-1 {pct(t['val_top1_retrieval'])} retrieval -> "
+        f"{pct(t['val_top1_reranked'])} reranked; abstain below confidence "
         f"{config['threshold']:.3f}"
     )
 

@@ -44,3 +44,12 @@ def test_vague_follow_up_moves_question_to_earlier_turn() -> None:
 def test_unknown_kind() -> None:
     with pytest.raises(ValueError, match="kind must be one of"):
         make_multiturn(ROWS, "three_turns")
+
+
+def test_training_phrases_are_disjoint_from_benchmark_phrases() -> None:
+    from frontdesk.datasets.multiturn import PHRASES
+
+    for train, evaluation in zip(PHRASES["train"], PHRASES["eval"], strict=True):
+        assert not set(train) & set(evaluation)
+    out = make_multiturn(ROWS, "vague_follow_up", seed=0, phrases="train")
+    assert all(q.text not in FOLLOW_UPS for q in out)

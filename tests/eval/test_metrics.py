@@ -40,3 +40,21 @@ def test_carve_validation_is_stratified_and_deterministic() -> None:
     assert any(q.label == "c" for q in train)
     assert carve_validation(rows, fraction=0.2, seed=1) == (train, val)
     assert carve_validation(rows, fraction=0.2, seed=2)[1] != val
+
+
+def test_abstention_metrics_by_hand() -> None:
+    from frontdesk.eval.suggestions import abstention_metrics
+
+    # rows: in-scope right & answered, in-scope right but abstained, in-scope wrong & answered,
+    #       out of scope abstained, out of scope answered
+    m = abstention_metrics(
+        in_scope=[True, True, True, False, False],
+        correct=[True, True, False, False, False],
+        abstained=[False, True, False, True, False],
+        confidence=[0.9, 0.3, 0.6, 0.2, 0.7],
+    )
+    assert m["in_scope_accuracy"] == pytest.approx(1 / 3)
+    assert m["oos_recall"] == 0.5
+    assert m["oos_precision"] == 0.5  # abstained on one OOS row and one in-scope row
+    # OOS {0.2, 0.7} below in-scope {0.9, 0.3, 0.6}: 0.2 in 3 pairs, 0.7 in 1: 4 of 6
+    assert m["auroc"] == pytest.approx(4 / 6)

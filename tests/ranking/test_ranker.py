@@ -146,9 +146,7 @@ def test_out_of_fold_features_never_see_their_own_example(trained, encoder, monk
 
     def spy(vectors, owner, tokens, keep, n, settings, weight):  # type: ignore[no-untyped-def]
         seen.append((int(len(keep)), int(keep.sum())))
-        sub = real(vectors, owner, tokens, keep, n, settings, weight)
-        # each query of the fold must not find its own vector at similarity 1
-        return sub
+        return real(vectors, owner, tokens, keep, n, settings, weight)
 
     monkeypatch.setattr(training, "subset_searcher", spy)
     train_ranker(index_dir, rows(), index_dir.parent / "m2", folds=3, top_n=6, encoder=encoder)
@@ -240,3 +238,28 @@ def test_ranker_for_another_encoder_is_refused(trained, tmp_path: Path, encoder)
     write_manifest(bad, m)  # re-sign, so only the encoder check can refuse it
     with pytest.raises(IndexIntegrityError, match="another encoder"):
         Suggester.load(index_dir, encoder=encoder, ranker=bad)
+
+
+def test_ranker_refuses_other_retrieval_settings(trained, encoder) -> None:
+    from frontdesk import Settings
+
+    index_dir, model, _ = trained
+    with pytest.raises(IndexIntegrityError, match=r"other retrieval settings \(fusion\)"):
+        Suggester.load(index_dir, encoder=encoder, ranker=model, settings=Settings(fusion="rrf"))
+
+
+def test_priors_are_out_of_fold(trained, encoder, monkeypatch) -> None:
+    """Each fold's priors are fitted without that fold's rows."""
+    index_dir, _, _ = trained
+    from frontdesk.ranking import training
+
+    fitted: list[int] = []
+    real = training.WorkflowPriors.fit
+
+    def spy(workflows, rows_):  # type: ignore[no-untyped-def]
+        fitted.append(len(rows_))
+        return real(workflows, rows_)
+
+    monkeypatch.setattr(training.WorkflowPriors, "fit", staticmethod(spy))
+    train_ranker(index_dir, rows(), index_dir.parent / "m4", folds=3, top_n=6, encoder=encoder)
+    assert fitted == [36, 24, 24, 24]  # all rows (saved for inference), then 2 of 3 folds each

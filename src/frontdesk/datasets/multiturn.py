@@ -48,18 +48,54 @@ ACKS = (
 )
 KINDS = ("distractor_first", "vague_follow_up")
 
+# Disjoint phrasings for training the ranker, so that benchmarks built with the
+# default ("eval") phrases never show it a follow-up it was trained on.
+TRAIN_SMALL_TALK = (
+    "hey",
+    "hello there, quick one",
+    "good afternoon",
+    "hi team",
+    "thanks again for earlier",
+    "I hope someone can help",
+    "quick question for you",
+    "evening, all",
+)
+TRAIN_FOLLOW_UPS = (
+    "any news?",
+    "so what happens next?",
+    "it's been a week now",
+    "could you sort that?",
+    "ok great, please do",
+    "hello? still there?",
+    "how long will that take?",
+    "right, and then?",
+    "can you check again?",
+    "that's what I need",
+)
+TRAIN_ACKS = ("I understand, let me check.", "Okay, looking into it now.", "Noted, thank you.")
+PHRASES = {
+    "eval": (SMALL_TALK, FOLLOW_UPS, ACKS),
+    "train": (TRAIN_SMALL_TALK, TRAIN_FOLLOW_UPS, TRAIN_ACKS),
+}
+
 
 def make_multiturn(
     rows: Sequence[LabelledQuery],
     kind: str,
     seed: int = 0,
     distractors: Sequence[str] = (),
+    phrases: str = "eval",
 ) -> list[LabelledQuery]:
-    """Two-turn versions of ``rows`` (labelled rows only), in input order."""
+    """Two-turn versions of ``rows`` (labelled rows only), in input order.
+
+    ``phrases="train"`` draws small talk, follow-ups and acknowledgements from
+    a pool disjoint from the default one used for benchmarks.
+    """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-    rng = random.Random(f"{kind}:{seed}")
-    pool = list(SMALL_TALK) + list(distractors)
+    small_talk, follow_ups, acks = PHRASES[phrases]
+    rng = random.Random(f"{kind}:{phrases}:{seed}")
+    pool = list(small_talk) + list(distractors)
     out = []
     for i, q in enumerate(r for r in rows if r.label is not None):
         user = q.context.user.model_dump(exclude_defaults=True)
@@ -67,8 +103,8 @@ def make_multiturn(
             turns = [{"role": "user", "text": rng.choice(pool)}]
             text = q.text
         else:
-            turns = [{"role": "user", "text": q.text}, {"role": "agent", "text": rng.choice(ACKS)}]
-            text = rng.choice(FOLLOW_UPS)
+            turns = [{"role": "user", "text": q.text}, {"role": "agent", "text": rng.choice(acks)}]
+            text = rng.choice(follow_ups)
         out.append(
             LabelledQuery(
                 id=f"{kind}-{q.id or i}",

@@ -33,6 +33,11 @@ DOCUMENTS_FILE = "documents.jsonl"
 SPARSE_DIR = "sparse"
 
 
+def document_key(text: str) -> str:
+    """How two texts are judged the same document (dedup, and out-of-fold removal)."""
+    return " ".join(text.lower().split())
+
+
 def collect_documents(
     workflows: Sequence[Workflow], examples: Sequence[LabelledQuery] = ()
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -44,7 +49,7 @@ def collect_documents(
     seen: set[tuple[int, str]] = set()
 
     def add(text: str, wf_idx: int, k: int) -> None:
-        key = (wf_idx, " ".join(text.lower().split()))
+        key = (wf_idx, document_key(text))
         if not key[1] or key in seen:
             return
         seen.add(key)

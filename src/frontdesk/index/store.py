@@ -37,11 +37,17 @@ class WorkflowIndex:
     dense: Any = None
     prototypes: np.ndarray | None = None
     title_vectors: np.ndarray | None = None
+    _documents: list[str] | None = None
 
     def documents(self) -> list[str]:
-        """The indexed texts (workflow texts and examples), in document order."""
-        with open(self.root / "documents.jsonl", encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh]
+        """The indexed texts (workflow texts and examples), in document order.
+
+        Read at load with the arrays they pair with, so that a later rebuild
+        of the folder cannot mix new texts with old arrays.
+        """
+        if self._documents is None:
+            raise IndexIntegrityError(f"{self.root}: documents were not loaded")
+        return self._documents
 
     def document_vectors(self) -> np.ndarray:
         """All document vectors, read back from FAISS (flat and HNSW-flat both store them)."""
@@ -88,10 +94,16 @@ class WorkflowIndex:
             ]
             doc_workflow = np.load(root / "doc_workflow.npy", allow_pickle=False)
             doc_kind = np.load(root / "doc_kind.npy", allow_pickle=False)
+            with open(root / "documents.jsonl", encoding="utf-8") as fh:
+                documents = [json.loads(line) for line in fh]
         except (OSError, ValueError) as exc:
             raise IndexIntegrityError(f"{root}: cannot read index files: {exc}") from None
         counts = manifest["counts"]
-        if len(workflows) != counts["workflows"] or len(doc_workflow) != counts["documents"]:
+        if (
+            len(workflows) != counts["workflows"]
+            or len(doc_workflow) != counts["documents"]
+            or len(documents) != counts["documents"]
+        ):
             raise IndexIntegrityError(f"{root}: counts do not match the manifest")
 
         import bm25s
@@ -129,6 +141,7 @@ class WorkflowIndex:
             dense,
             prototypes,
             title_vectors,
+            documents,
         )
 
 

@@ -24,6 +24,7 @@ from ..encoding import ContextEncoder, EncodedContexts
 from ..errors import FrontdeskError
 from ..eval.splits import carve_validation
 from ..index import WorkflowIndex
+from ..index.builder import document_key
 from ..retrieval.subset import subset_searcher
 from ..schema import LabelledQuery
 from .calibration import PlattCalibrator, choose_threshold, confidence_inputs
@@ -34,8 +35,20 @@ from .reranker import DEFAULT_PARAMS, LambdaRankReranker
 Progress = Callable[[str, int, int], None]
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
+def retrieval_signature(suggester: Suggester) -> dict[str, Any]:
+    """The retrieval settings a ranker's features depend on; inference must use the same."""
+    s = suggester.settings
+    assert suggester.dense is not None
+    return {
+        "fusion": s.fusion,
+        "dense_weight": s.dense_weight,
+        "rrf_k": s.rrf_k,
+        "dense_aggregate": s.dense_aggregate,
+        "dense_depth": s.dense_depth,
+        "sparse_depth": s.sparse_depth,
+        "prototype_weight": suggester.dense.prototype_weight,
+        "context_weight": s.context_weight,
+    }
 
 
 def full_extractor(index: WorkflowIndex, priors: WorkflowPriors) -> FeatureExtractor:
@@ -106,13 +119,17 @@ def train_ranker(
     pos = {wf.id: i for i, wf in enumerate(index.workflows)}
     vectors = index.document_vectors()
     owner, is_example = index.doc_workflow, index.doc_kind != 0
-    tokens = [index.tokenizer(t) for t in index.documents()]
+    documents = index.documents()
+    tokens = [index.tokenizer(t) for t in documents]
     example_docs: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for d, text in enumerate(index.documents()):
+    for d, text in enumerate(documents):
         if is_example[d]:
-            example_docs[(int(owner[d]), _norm(text))].append(d)
-    priors = WorkflowPriors.fit(index.workflows, rows)
+            example_docs[(int(owner[d]), document_key(text))].append(d)
+    priors = WorkflowPriors.fit(index.workflows, rows)  # saved with the model, for inference
+    assert suggester.dense is not None
+    prototype_weight = suggester.dense.prototype_weight
 
+    n_base = len(rows)
     base = list(rows)
     order = list(range(len(base)))
     random.Random(seed).shuffle(order)
@@ -126,7 +143,9 @@ def train_ranker(
         distractors = [q.text for q in base if q.label is None]
         chosen = [base[i] for i in picked]
         for kind in KINDS:
-            variants = make_multiturn(chosen, kind, seed=seed, distractors=distractors)
+            variants = make_multiturn(
+                chosen, kind, seed=seed, distractors=distractors, phrases="train"
+            )
             for i, v in zip(picked, variants, strict=True):
                 fold_of[len(parent)] = fold_of[i]
                 parent.append(i)
@@ -146,9 +165,11 @@ def train_ranker(
         for i in members:
             label = rows[i].label
             if label is not None:
-                keep[example_docs.get((pos[label], _norm(source_text[i])), [])] = False
-        sub = subset_searcher(
-            vectors, owner, tokens, keep, len(pos), settings, index.prototype_weight
+                keep[example_docs.get((pos[label], document_key(source_text[i])), [])] = False
+        sub = subset_searcher(vectors, owner, tokens, keep, len(pos), settings, prototype_weight)
+        # priors from the other folds only: a row's own label must not shape its features
+        fold_priors = WorkflowPriors.fit(
+            index.workflows, [rows[i] for i in range(n_base) if fold_of[i] != f]
         )
         kept = sub.keep
         assert index.title_vectors is not None
@@ -159,7 +180,7 @@ def train_ranker(
             is_example[kept],
             index.title_vectors,
             sub.prototypes,
-            priors,
+            fold_priors,
         )
         enc_f = encoded.take(members)
         cs = retrieve_candidates(sub.hybrid, enc_f.vectors, [qtokens[i] for i in members], top_n)
@@ -170,7 +191,6 @@ def train_ranker(
 
     all_c = [c for c in cands if c is not None]
     all_x = [x for x in feats if x is not None]
-    n_base = len(parent) - sum(p != i for i, p in enumerate(parent))
     if val_rows is not None:
         train_idx = list(range(len(rows)))
         val_q = list(val_rows)
@@ -227,6 +247,7 @@ def train_ranker(
         "seed": seed,
         "params": DEFAULT_PARAMS,
         "best_iteration": int(booster.best_iteration or booster.current_iteration()),
+        "retrieval": retrieval_signature(suggester),
         "index": {
             "path": str(index_dir),
             "created_at": index.manifest["created_at"],
