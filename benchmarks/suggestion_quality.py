@@ -163,7 +163,7 @@ def clinc150(src: Path, work: Path, results: dict) -> None:
             "--kind",
             kind,
             "--distractors",
-            str(train),
+            str(val),  # out-of-scope lines of val: disjoint from the ranker's training
             "--seed",
             "0",
             "--out",
@@ -219,7 +219,7 @@ def clinc150_finetuned(src: Path, work: Path, results: dict) -> None:
             "--kind",
             kind,
             "--distractors",
-            str(train),
+            str(val),  # out-of-scope lines of val: disjoint from the ranker's training
             "--seed",
             "0",
             "--out",
