@@ -73,11 +73,5 @@ class DenseSearcher:
             fused = {
                 w: (1.0 - c) * knn_scores.get(w, floor) + c * float(proto_sims[i, w]) for w in cands
             }
-            order = sorted(fused, key=lambda w: (-fused[w], w))[:k]
-            out.append(
-                Ranked(
-                    np.asarray(order, dtype=np.int64),
-                    np.asarray([fused[w] for w in order], dtype=np.float64),
-                )
-            )
+            out.append(Ranked.from_scores(fused, k))
         return out

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from .ranked import Ranked
-
-
-def _ordered(fused: dict[int, float], k: int) -> Ranked:
-    order = sorted(fused, key=lambda w: (-fused[w], w))[:k]
-    return Ranked(
-        np.asarray(order, dtype=np.int64), np.asarray([fused[w] for w in order], dtype=np.float64)
-    )
 
 
 def reciprocal_rank_fusion(dense: Ranked, sparse: Ranked, k: int, rrf_k: int = 60) -> Ranked:
@@ -20,7 +11,7 @@ def reciprocal_rank_fusion(dense: Ranked, sparse: Ranked, k: int, rrf_k: int = 6
     for ranked in (dense, sparse):
         for rank, w in enumerate(ranked.ids.tolist(), start=1):
             fused[w] = fused.get(w, 0.0) + 1.0 / (rrf_k + rank)
-    return _ordered(fused, k)
+    return Ranked.from_scores(fused, k)
 
 
 def weighted_score_fusion(dense: Ranked, sparse: Ranked, k: int, dense_weight: float) -> Ranked:
@@ -41,4 +32,4 @@ def weighted_score_fusion(dense: Ranked, sparse: Ranked, k: int, dense_weight: f
         w: dense_weight * d.get(w, floor) + (1.0 - dense_weight) * s.get(w, 0.0)
         for w in set(d) | set(s)
     }
-    return _ordered(fused, k)
+    return Ranked.from_scores(fused, k)

@@ -21,6 +21,15 @@ class Ranked:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @classmethod
+    def from_scores(cls, scores: dict[int, float], k: int) -> Ranked:
+        """The best ``k`` of ``{workflow position: score}``; ties broken by position."""
+        order = sorted(scores, key=lambda w: (-scores[w], w))[:k]
+        return cls(
+            np.asarray(order, dtype=np.int64),
+            np.asarray([scores[w] for w in order], dtype=np.float64),
+        )
+
     def top(self, k: int) -> Ranked:
         return Ranked(self.ids[:k], self.scores[:k])
 
@@ -71,7 +80,4 @@ def aggregate_decayed(
         / norm
         for w, hits in acc.items()
     }
-    order = sorted(fused, key=lambda w: (-fused[w], w))[:k]
-    return Ranked(
-        np.asarray(order, dtype=np.int64), np.asarray([fused[w] for w in order], dtype=np.float64)
-    )
+    return Ranked.from_scores(fused, k)
