@@ -135,6 +135,26 @@ def banking77(src: Path, work: Path, results: dict) -> None:
             os.environ.pop("FRONTDESK_MODEL", None)
 
 
+def multiturn_set(test: Path, val: Path, work: Path, kind: str) -> Path:
+    """The two-turn version of the test split (seed 0; distractors from val's OOS lines,
+    disjoint from what the ranker trains on)."""
+    mt = work / f"clinc-{kind}.jsonl"
+    frontdesk(
+        "datasets",
+        "multiturn",
+        str(test),
+        "--kind",
+        kind,
+        "--distractors",
+        str(val),
+        "--seed",
+        "0",
+        "--out",
+        str(mt),
+    )
+    return mt
+
+
 def clinc150(src: Path, work: Path, results: dict) -> None:
     d = work / "clinc"
     frontdesk("datasets", "import", "clinc150", str(src), "--out", str(d))
@@ -155,20 +175,7 @@ def clinc150(src: Path, work: Path, results: dict) -> None:
         "eval", str(work / "clinc-idx"), str(test), "--ranker", str(work / "clinc-rk")
     )
     for kind in ("distractor_first", "vague_follow_up"):
-        mt = work / f"clinc-{kind}.jsonl"
-        frontdesk(
-            "datasets",
-            "multiturn",
-            str(test),
-            "--kind",
-            kind,
-            "--distractors",
-            str(val),  # out-of-scope lines of val: disjoint from the ranker's training
-            "--seed",
-            "0",
-            "--out",
-            str(mt),
-        )
+        mt = multiturn_set(test, val, work, kind)
         results[f"clinc_{kind}_hybrid"] = frontdesk("eval", str(work / "clinc-idx"), str(mt))
         results[f"clinc_{kind}_ranker"] = frontdesk(
             "eval", str(work / "clinc-idx"), str(mt), "--ranker", str(work / "clinc-rk")
@@ -211,20 +218,7 @@ def clinc150_finetuned(src: Path, work: Path, results: dict) -> None:
         "eval", str(idx), str(test), "--ranker", str(work / "clinc-ft-rk")
     )
     for kind in ("distractor_first", "vague_follow_up"):
-        mt = work / f"clinc-{kind}.jsonl"
-        frontdesk(
-            "datasets",
-            "multiturn",
-            str(test),
-            "--kind",
-            kind,
-            "--distractors",
-            str(val),  # out-of-scope lines of val: disjoint from the ranker's training
-            "--seed",
-            "0",
-            "--out",
-            str(mt),
-        )
+        mt = multiturn_set(test, val, work, kind)
         results[f"clinc_ft_{kind}_ranker"] = frontdesk(
             "eval", str(idx), str(mt), "--ranker", str(work / "clinc-ft-rk")
         )
