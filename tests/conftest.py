@@ -94,3 +94,38 @@ def datasets_dir() -> Path:
     if not DATASETS.is_dir():
         pytest.skip(f"datasets folder {DATASETS} is absent (set FRONTDESK_DATASETS)")
     return DATASETS
+
+
+# -- a router trained once per session on a small simulated organisation's logs --------------------
+
+ROUTER_ORG_KW = dict(seed=8, contacts=1500, agents=10, days=3)
+
+
+@pytest.fixture(scope="session")
+def org_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from importlib import resources
+
+    from frontdesk.loaders import load_catalog
+    from frontdesk.simulation import OrgConfig, simulate_org
+    from frontdesk.simulation.world import pool_from_catalog
+
+    path = Path(str(resources.files("frontdesk") / "data" / "demo_catalog.jsonl"))
+    out = tmp_path_factory.mktemp("org") / "logs"
+    simulate_org(OrgConfig(**ROUTER_ORG_KW), pool_from_catalog(load_catalog(path)), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def router_dir(tmp_path_factory: pytest.TempPathFactory, org_logs: Path, encoder) -> Path:
+    from frontdesk.routing import train_router
+
+    out = tmp_path_factory.mktemp("router") / "router"
+    train_router(org_logs, out, encoder=encoder)
+    return out
+
+
+@pytest.fixture
+def router(router_dir: Path, encoder):
+    from frontdesk.routing import Router
+
+    return Router.load(router_dir, encoder=encoder)

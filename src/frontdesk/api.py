@@ -1,10 +1,11 @@
-"""The Python API: ``Suggester`` (workflow suggestion over a built index)."""
+"""The Python API: ``Suggester`` (workflow suggestion), ``Router`` and ``FrontDesk`` (both, one encoding)."""
 
 from __future__ import annotations
 
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from .encoding.encoder import BUNDLED_MODEL_NAME
 from .errors import IndexIntegrityError, ModelUnavailableError
 from .index import WorkflowIndex
 from .retrieval import DenseSearcher, HybridSearcher, Ranked, SparseSearcher
+from .routing import RouteDecision, Router
 from .schema import Conversation, Suggestion, Suggestions
 
 Mode = Literal["hybrid", "dense", "sparse"]
@@ -270,3 +272,60 @@ class Suggester:
                 Suggestion(workflow_id=wf.id, title=wf.title, score=score, rank=rank, sources=src)
             )
         return out
+
+
+@dataclass
+class ContactDecision:
+    """What frontdesk proposes for one contact: workflows to follow and where to send it."""
+
+    conversation_id: str | None
+    suggestions: Suggestions
+    route: RouteDecision | None  # None: every eligible agent is busy; the contact waits
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.conversation_id,
+            "suggestions": self.suggestions.to_json(),
+            "route": self.route.to_json() if self.route else None,
+        }
+
+
+class FrontDesk:
+    """Suggestion and routing from one encoding per contact.
+
+    The suggester's encoder encodes each batch of contacts once; the same
+    ``EncodedContexts`` feed retrieval, the ranker and the router (which must
+    have been trained with the same encoder; checked on construction).
+    """
+
+    def __init__(self, suggester: Suggester, router: Router) -> None:
+        enc = suggester.encoder
+        if enc is not None and enc.fingerprint != router.encoder.fingerprint:
+            raise IndexIntegrityError(
+                "the suggester's index and the router were built with different encoders; "
+                "one encoding cannot serve both"
+            )
+        self.suggester = suggester
+        self.router = router
+        self.encoder = enc or router.encoder
+
+    def handle(
+        self,
+        conversations: Sequence[Query],
+        available_agents: Sequence[Any],
+        *,
+        k: int = 5,
+        waits: Sequence[float] | None = None,
+    ) -> list[ContactDecision]:
+        """Suggest and route a batch of waiting contacts (jointly, within capacity)."""
+        convs = [q if isinstance(q, Conversation) else Conversation(text=q) for q in conversations]
+        if not convs:
+            return []
+        encoded = self.encoder.encode_contexts(convs)
+        suggestions = self.suggester.suggest_many(
+            convs, k=k, encoded=encoded if self.suggester.encoder is not None else None
+        )
+        routes = self.router.route_many(convs, available_agents, encoded=encoded, waits=waits)
+        return [
+            ContactDecision(c.id, s, r) for c, s, r in zip(convs, suggestions, routes, strict=True)
+        ]

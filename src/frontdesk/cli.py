@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from .errors import FrontdeskError
 
@@ -230,7 +231,26 @@ def _suggestion_table(title: str, results: list[Any], mode: str) -> None:
     out.print(table)
 
 
-@app.command("eval")
+class _DefaultSubcommandGroup(TyperGroup):
+    """``frontdesk eval INDEX QUERIES`` keeps working beside ``frontdesk eval router ...``."""
+
+    default = "suggestions"
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0] not in self.commands and args[0] not in {"--help", "-h"}:
+            args = [self.default, *args]
+        return super().parse_args(ctx, args)
+
+
+eval_app = typer.Typer(
+    cls=_DefaultSubcommandGroup,
+    help="Offline evaluation: `eval INDEX QUERIES` (suggestions) or `eval router MODEL LOGS`.",
+    no_args_is_help=True,
+)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("suggestions")
 def evaluate(
     index_dir: Annotated[Path | None, typer.Argument(help="Index folder.")] = None,
     queries: Annotated[Path | None, typer.Argument(help="Labelled queries (.jsonl).")] = None,
@@ -550,6 +570,9 @@ def demo(
         f"recall@3 {report['recall@3']:.1%}, MRR@10 {report['mrr@10']:.3f}"
     )
     out.print(f'Try: frontdesk suggest {out_dir} "my payout never showed up" --k 3')
+
+
+from . import cli_routing  # noqa: E402,F401  (registers route, simulate, train/eval router)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import DataError
 from ..loaders import write_jsonl
 from ..schema import Workflow
-from .banking77_descriptions import DESCRIPTIONS
+from .banking77_descriptions import DESCRIPTIONS, TOPICS
 
 
 def _title(intent: str) -> str:
@@ -68,7 +68,11 @@ def import_banking77(src: Path, out: Path) -> dict[str, int]:
     workflows = []
     for i in intents:
         title, description = DESCRIPTIONS.get(i, (_title(i), ""))
-        workflows.append(Workflow(id=i, title=title, description=description, tags=["banking"]))
+        workflows.append(
+            Workflow(
+                id=i, title=title, description=description, tags=["banking", TOPICS.get(i, "other")]
+            )
+        )
     counts["workflows"] = write_jsonl(out / "workflows.jsonl", workflows)
     for split, rows in splits.items():
         counts[split] = write_jsonl(out / f"{split}.jsonl", rows)

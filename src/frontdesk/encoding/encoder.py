@@ -196,7 +196,9 @@ class ContextEncoder:
         convs = [c if isinstance(c, Conversation) else Conversation(text=c) for c in conversations]
         texts = [c.text for c in convs]
         turn_texts = [t.text for c in convs for t in c.turns]
-        all_vecs = self.encode(texts + turn_texts, progress=progress)
+        # Each distinct string is encoded once (logs repeat question texts and follow-ups).
+        uniq, inverse = np.unique(np.array(texts + turn_texts, dtype=object), return_inverse=True)
+        all_vecs = self.encode(list(uniq), progress=progress)[inverse.reshape(-1)]
         text_vecs = all_vecs[: len(texts)]
         turn_vecs: list[np.ndarray] = []
         combined = text_vecs.copy()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..schema import Workflow
+from .markdown import md_table, md_to_html
 from .metrics import evaluate_ranks
 
 SUMMARY_KEYS = (
@@ -167,16 +167,6 @@ def confusion_pairs(rows: Sequence[RowResult], top: int = 15) -> list[tuple[str,
     return [(a or "", b or "(nothing)", n) for (a, b), n in c.most_common(top)]
 
 
-def _table(header: Sequence[str], body: Sequence[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_fmt(x) for x in row) + " |" for row in body]
-    return lines
-
-
-def _fmt(x: Any) -> str:
-    return f"{x:.4f}" if isinstance(x, float) else str(x)
-
-
 def write_report(
     report: dict[str, Any],
     rows: Sequence[RowResult],
@@ -217,18 +207,18 @@ def write_report(
         )
         if k in report
     ]
-    md += ["## Metrics", "", *_table(["metric", "value"], [(k, report[k]) for k in keys]), ""]
+    md += ["## Metrics", "", *md_table(["metric", "value"], [(k, report[k]) for k in keys]), ""]
     worst = _per_workflow(labelled)[:15]
     md += [
         "## Worst workflows (top-1 accuracy)",
         "",
-        *_table(["workflow", "top-1", "n"], worst),
+        *md_table(["workflow", "top-1", "n"], worst),
         "",
     ]
     md += [
         "## Most frequent confusions",
         "",
-        *_table(["true workflow", "suggested first", "count"], confusion_pairs(rows)),
+        *md_table(["true workflow", "suggested first", "count"], confusion_pairs(rows)),
         "",
     ]
     for name, table in sliced.items():
@@ -236,60 +226,21 @@ def write_report(
         md += [
             f"## By {name}",
             "",
-            *_table([name, *cols], [(k, *(v.get(c, "") for c in cols)) for k, v in table.items()]),
+            *md_table(
+                [name, *cols], [(k, *(v.get(c, "") for c in cols)) for k, v in table.items()]
+            ),
             "",
         ]
     md += ["## Plots", ""] + [f"![{name}]({f})" for name, f in plots.items()] + [""]
     (out / "report.md").write_text("\n".join(md))
     (out / "report.json").write_text(json.dumps({**report, "slices": sliced}, indent=2) + "\n")
-    (out / "report.html").write_text(_html(md))
+    (out / "report.html").write_text(md_to_html(md))
     return [
         out / "report.md",
         out / "report.html",
         out / "report.json",
         *(out / f for f in plots.values()),
     ]
-
-
-def _html(md: list[str]) -> str:
-    """A small self-contained rendering of the markdown (headings, tables, images)."""
-    body, in_table = [], False
-    for line in md:
-        if line.startswith("|") and not line.startswith("|---"):
-            if not in_table:
-                body.append("<table>")
-                in_table = True
-            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
-            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-            continue
-        if line.startswith("|---"):
-            continue
-        if in_table:
-            body.append("</table>")
-            in_table = False
-        if line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.startswith("!["):
-            alt, src = line[2:].split("](")
-            body.append(
-                f'<figure><img src="{html.escape(src[:-1])}" alt="{html.escape(alt)}">'
-                f"<figcaption>{html.escape(alt)}</figcaption></figure>"
-            )
-        elif line:
-            body.append(f"<p>{html.escape(line)}</p>")
-    if in_table:
-        body.append("</table>")
-    style = (
-        "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-        "table{border-collapse:collapse}td{border:1px solid #ccc;padding:2px 8px}"
-        "tr:first-child td{font-weight:bold;background:#f4f4f4}"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>frontdesk evaluation</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
-    )
 
 
 def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, float]]:

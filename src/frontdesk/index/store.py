@@ -77,13 +77,21 @@ class WorkflowIndex:
         dense_meta = None
         with contextlib.suppress(OSError, ValueError):  # read_manifest reports it properly
             dense_meta = json.loads((root / "manifest.json").read_text()).get("dense")
-        optional = (
-            frozenset(
-                {dense_meta["file"], dense_meta["prototypes"]["file"], dense_meta["titles"]["file"]}
-            )
-            if dense_meta
-            else frozenset()
-        )
+        optional: frozenset[str] = frozenset()
+        if dense_meta:
+            try:
+                optional = frozenset(
+                    {
+                        dense_meta["file"],
+                        dense_meta["prototypes"]["file"],
+                        dense_meta["titles"]["file"],
+                    }
+                )
+            except (KeyError, TypeError):
+                raise IndexIntegrityError(
+                    f"{root / 'manifest.json'}: dense part lacks prototypes or titles; the index "
+                    "was built by an older frontdesk — rebuild it"
+                ) from None
         manifest = read_manifest(root, verify=verify, optional=optional)
         _check_versions(root, manifest)
         try:

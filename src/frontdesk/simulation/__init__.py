@@ -1,1 +1,6 @@
-"""Planned: see the open issues."""
+"""Simulation: a support organisation with a known outcome model, and its decision logs."""
+
+from .org import run_day, simulate_org
+from .world import OrgConfig, QueryPool, UtilityWeights, World
+
+__all__ = ["OrgConfig", "QueryPool", "UtilityWeights", "World", "run_day", "simulate_org"]

@@ -1,0 +1,273 @@
+"""CLI commands for routing: ``simulate org``, ``train router``, ``route``, ``eval router``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from .cli import (
+    JsonOpt,
+    RankerOpt,
+    _bundled,
+    _conversation,
+    _errors_and_warnings,
+    _print_json,
+    _progress,
+    app,
+    eval_app,
+    out,
+    train_app,
+)
+from .errors import FrontdeskError
+
+simulate_app = typer.Typer(
+    help="Simulate a support organisation and its logged decisions.", no_args_is_help=True
+)
+app.add_typer(simulate_app, name="simulate")
+
+WeightsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--weights",
+        help="Utility weights, e.g. 'resolution=1,csat=0.5,handle_time=0.5,cost=0.5'.",
+    ),
+]
+
+
+@simulate_app.command("org")
+def simulate_org_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Log folder to write.")],
+    contacts: Annotated[
+        int, typer.Option("--contacts", min=1, help="Contacts over all days.")
+    ] = 20_000,
+    agents: Annotated[int, typer.Option("--agents", min=4, help="Agents on the roster.")] = 40,
+    days: Annotated[int, typer.Option("--days", min=1, help="Simulated days.")] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Fixes the world and the logs.")] = 0,
+    temperature: Annotated[
+        float, typer.Option("--temperature", min=0.01, help="Logging policy's exploration.")
+    ] = 0.5,
+    catalog: Annotated[
+        Path | None, typer.Option("--catalog", help="Catalog whose tags give topics.")
+    ] = None,
+    queries: Annotated[
+        Path | None,
+        typer.Option("--queries", help="Labelled texts contacts are drawn from (needs --catalog)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulate contacts, agents and a logging policy; write Parquet logs with propensities."""
+    from .loaders import load_catalog, load_queries
+    from .simulation import OrgConfig, simulate_org
+    from .simulation.world import pool_from_catalog
+
+    with _errors_and_warnings():
+        if queries is not None and catalog is None:
+            raise FrontdeskError("--queries needs --catalog (its tags are the topics)")
+        if contacts < days:
+            raise FrontdeskError(
+                f"--contacts {contacts} is fewer than one per day over {days} days"
+            )
+        workflows = load_catalog(catalog or _bundled("demo_catalog.jsonl"))
+        rows = load_queries(queries, workflow_ids={w.id for w in workflows}) if queries else None
+        try:
+            pool = pool_from_catalog(workflows, rows)
+        except ValueError as exc:
+            raise FrontdeskError(f"{queries or catalog}: {exc}") from None
+        config = OrgConfig(
+            seed=seed, contacts=contacts, agents=agents, days=days, temperature=temperature
+        )
+        with _progress(quiet=as_json) as bar:
+            task = bar.add_task("simulating days", total=days)
+            summary = simulate_org(config, pool, out_dir, progress=lambda n: bar.advance(task, n))
+    summary = {"out": str(out_dir), "seed": seed, "agents": agents, **summary}
+    if as_json:
+        _print_json(summary)
+        return
+    out.print(
+        f"[green]wrote[/] {summary['contacts']} logged decisions over {days} days "
+        f"({agents} agents, seed {seed}) to {out_dir}"
+    )
+
+
+@train_app.command("router")
+def train_router_cmd(
+    logs_dir: Annotated[Path, typer.Argument(help="Log folder from `simulate org` (or alike).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Router folder to write.")],
+    encoder: Annotated[
+        Path | None,
+        typer.Option("--encoder", help="sentence-transformers folder (default: bundled MiniLM)."),
+    ] = None,
+    weights: WeightsOpt = None,
+    congestion_price: Annotated[
+        float, typer.Option("--congestion-price", min=0.0, help="Price of a busier agent's slot.")
+    ] = 0.1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the channel model and agent matcher from logged decisions."""
+    from .encoding import ContextEncoder
+    from .routing import RoutingWeights, train_router
+
+    with _errors_and_warnings():
+        enc = ContextEncoder(encoder) if encoder else ContextEncoder()
+        with _progress(quiet=as_json) as bar:
+            task = bar.add_task("training", total=None)
+
+            def tick(stage: str, done: int, total: int) -> None:
+                bar.update(task, description=stage, completed=done, total=total)
+
+            summary = train_router(
+                logs_dir,
+                out_dir,
+                encoder=enc,
+                weights=RoutingWeights.parse(weights),
+                congestion_price=congestion_price,
+                progress=tick,
+            )
+    summary = {"out": str(out_dir), **summary}
+    if as_json:
+        _print_json(summary)
+        return
+    out.print(
+        f"[green]wrote[/] router to {out_dir}: {summary['rows']} logged decisions, "
+        f"{summary['agents']} agents, {len(summary['topics'])} topics"
+    )
+
+
+def _agents(specs: list[str]) -> list[Any]:
+    """``agent-001`` or ``agent-001:2`` (current load) or a JSON object per --agent."""
+    agents: list[Any] = []
+    for spec in specs:
+        if spec.lstrip().startswith("{"):
+            try:
+                agents.append(json.loads(spec))
+            except json.JSONDecodeError as exc:
+                raise FrontdeskError(f"--agent: not JSON: {exc.msg}") from None
+            continue
+        aid, _, load = spec.partition(":")
+        try:
+            agents.append({"agent_id": aid, "load": int(load or 0)})
+        except ValueError:
+            raise FrontdeskError(
+                f"--agent {spec!r}: the load after ':' must be an integer"
+            ) from None
+    return agents
+
+
+@app.command("route")
+def route_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="Router folder from `train router`.")],
+    text: Annotated[str, typer.Option("--text", help="The user's latest message.")],
+    turn: Annotated[
+        list[str] | None, typer.Option("--turn", help="Earlier turn, 'user: …' or 'agent: …'.")
+    ] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="User profile as JSON.")] = None,
+    agent: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--agent",
+            help="Available agent: id, id:load, or a JSON record (repeatable; default: roster).",
+        ),
+    ] = None,
+    wait: Annotated[float, typer.Option("--wait", min=0.0, help="Minutes waited so far.")] = 0.0,
+    weights: WeightsOpt = None,
+    index: Annotated[
+        Path | None,
+        typer.Option("--index", help="Also suggest workflows from this index, same encoding."),
+    ] = None,
+    ranker: RankerOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Route one contact to a channel and agent (and suggest workflows with --index)."""
+    from .routing import Router, RoutingWeights
+
+    with _errors_and_warnings():
+        conv = _conversation(text, turn or [], profile)
+        router = Router.load(model_dir, weights=RoutingWeights.parse(weights) if weights else None)
+        available = _agents(agent) if agent else list(router.roster)
+        result: dict[str, Any] = {}
+        if index is not None:
+            from .api import FrontDesk, Suggester
+
+            desk = FrontDesk(Suggester.load(index, ranker=ranker, encoder=router.encoder), router)
+            decided = desk.handle([conv], available, waits=[wait])[0]
+            if decided.route is None:
+                raise FrontdeskError("no eligible agent has a free slot for this contact")
+            result["suggestions"] = decided.suggestions.to_json()
+            result["route"] = decided.route.to_json()
+        else:
+            result["route"] = router.route(conv, available, wait_min=wait).to_json()
+        result["encoder_calls"] = router.encoder.calls
+    if as_json:
+        _print_json(result)
+        return
+    r = result["route"]
+    out.print(
+        f"[bold]{r['channel']}[/] with [bold]{r['agent_id']}[/]: expected utility "
+        f"{r['expected_utility']:.3f} (P(resolved) {r['expected']['resolution']:.2f}, "
+        f"handle time {r['expected']['handle_time']:.1f} min, CSAT {r['expected']['csat']:.2f}, "
+        f"cost {r['expected']['cost']:.2f})"
+    )
+    table = Table(title="Utility by channel (channel model)", title_justify="left")
+    table.add_column("channel")
+    table.add_column("utility", justify="right")
+    for h, u in r["scores_by_channel"].items():
+        table.add_row(h, f"{u:.3f}")
+    out.print(table)
+    if "suggestions" in result:
+        for s in result["suggestions"]["suggestions"]:
+            out.print(f"  {s['rank']}. {s['title']} [dim]({s['workflow_id']}, {s['score']:.2f})[/]")
+    out.print(f"[dim]encoder calls: {result['encoder_calls']}[/]")
+
+
+@eval_app.command("router")
+def eval_router_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="Router folder from `train router`.")],
+    logs_dir: Annotated[Path, typer.Argument(help="The log folder the router was trained on.")],
+    days: Annotated[int, typer.Option("--days", min=1, help="Fresh days to simulate.")] = 3,
+    weights: WeightsOpt = None,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report", help="Write report.md/.html/.json and plots here.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Random, rule, router and oracle on fresh simulated days, judged by the true outcomes."""
+    from .eval.router import METRICS, POLICIES, evaluate_router, write_router_report
+    from .routing import Router, RoutingWeights
+
+    with _errors_and_warnings():
+        router = Router.load(model_dir, weights=RoutingWeights.parse(weights) if weights else None)
+        with _progress(quiet=as_json) as bar:
+            task = bar.add_task("simulating", total=None)
+
+            def tick(stage: str, done: int, total: int) -> None:
+                bar.update(task, description=stage, completed=done, total=total)
+
+            result = evaluate_router(router, logs_dir, days=days, progress=tick)
+        if report_dir is not None:
+            files = write_router_report(result, report_dir)
+            result["report_files"] = [str(f) for f in files]
+    if as_json:
+        _print_json(result)
+        return
+    pol = result["policies"]
+    table = Table(
+        title=f"{result['contacts']} contacts on fresh days {result['days']}", title_justify="left"
+    )
+    table.add_column("policy")
+    for m in METRICS:
+        table.add_column(m, justify="right")
+    for p in (*POLICIES, "logging"):
+        table.add_row(p, *(f"{pol[p][m]:.3f}" for m in METRICS))
+    out.print(table)
+    gc = result["gap_closed"]
+    closed = f"{gc:.1%}" if gc is not None else "n/a"
+    out.print(
+        f"gap closed (rule → oracle): {closed}; "
+        f"capacity violations: {result['capacity_violations']}"
+    )
+    if report_dir is not None:
+        out.print(f"report: {report_dir}/report.md, report.html")

@@ -1,0 +1,60 @@
+"""The small markdown and HTML writer every evaluation report uses."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+
+def md_table(header: Sequence[str], body: Sequence[Sequence[Any]]) -> list[str]:
+    """A markdown table as lines."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(x) for x in row) + " |" for row in body]
+    return lines
+
+
+def fmt(x: Any) -> str:
+    """Floats to four places, the rest as they print."""
+    return f"{x:.4f}" if isinstance(x, float) else str(x)
+
+
+def md_to_html(md: list[str], title: str = "frontdesk evaluation") -> str:
+    """A small self-contained rendering of the markdown (headings, tables, images)."""
+    body, in_table = [], False
+    for line in md:
+        if line.startswith("|") and not line.startswith("|---"):
+            if not in_table:
+                body.append("<table>")
+                in_table = True
+            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+            continue
+        if line.startswith("|---"):
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("!["):
+            alt, src = line[2:].split("](")
+            body.append(
+                f'<figure><img src="{html.escape(src[:-1])}" alt="{html.escape(alt)}">'
+                f"<figcaption>{html.escape(alt)}</figcaption></figure>"
+            )
+        elif line:
+            body.append(f"<p>{html.escape(line)}</p>")
+    if in_table:
+        body.append("</table>")
+    style = (
+        "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+        "table{border-collapse:collapse}td{border:1px solid #ccc;padding:2px 8px}"
+        "tr:first-child td{font-weight:bold;background:#f4f4f4}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )

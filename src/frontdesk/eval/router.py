@@ -1,0 +1,225 @@
+"""Judge a router on fresh simulated days against the simulator's true outcome model.
+
+The log folder's ``world.json`` names the seed and configuration; the world
+(users, agents, hidden skills and outcome model) is rebuilt from them, and
+new days after the logged ones are simulated once per policy with the same
+arrivals and the same per-contact random numbers. Every policy faces the
+same capacity and queueing; outcomes are the true expected values of each
+decision (not noisy draws), so differences are the policies', not luck's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..routing.logs import DecisionLogs
+from ..routing.router import Router
+from ..schema import Conversation
+from ..simulation.dispatch import BatchDispatcher, Epoch, SequentialDispatcher, oracle_values
+from ..simulation.org import read_pool, run_day
+from ..simulation.world import SEGMENTS, OrgConfig, World
+from .markdown import md_table, md_to_html
+
+METRICS = ("resolution", "handle_time", "csat", "cost", "utility", "wait")
+POLICIES = ("random", "rule", "router", "oracle")
+
+
+def router_values(router: Router, world: World, encoded_by_day: dict[int, Any]):  # type: ignore[no-untyped-def]
+    """The router's predicted utility of each eligible pair, from the day's one encoding."""
+    missing = [a for a in world.agents.ids if a not in router.roster]
+    if missing:
+        raise ValueError(f"the router's roster lacks agents of these logs: {missing[:5]}")
+    records = [router.roster[a] for a in world.agents.ids]
+
+    def values(epoch: Epoch, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        day = int(epoch.contacts.day[0])
+        enc = encoded_by_day[day].take(epoch.rows.tolist())
+        scored = router.score_pairs(enc, epoch.waits, pairs, records)
+        return [s["utility"] for s in scored]
+
+    return values
+
+
+def evaluate_router(
+    router: Router,
+    logs_dir: str | Path,
+    days: int = 3,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Random, rule, router and oracle on ``days`` fresh days; overall and per segment."""
+    logs = DecisionLogs.open(logs_dir)
+    config = OrgConfig.from_json(logs.config)
+    world = World(config, read_pool(Path(logs_dir)))
+    first = config.days  # the first day after the logged ones
+    eval_days = list(range(first, first + days))
+    contacts = {d: world.contacts(d) for d in eval_days}
+    convs = [
+        Conversation.model_validate(world.conversation(contacts[d], i))
+        for d in eval_days
+        for i in range(len(contacts[d]))
+    ]
+    calls_before = router.encoder.calls
+    encoded = router.encode(convs)  # one encoder pass for every contact of every day
+    encoded_by_day, start = {}, 0
+    for d in eval_days:
+        n = len(contacts[d])
+        encoded_by_day[d] = encoded.take(range(start, start + n))
+        start += n
+    dispatchers = {
+        "random": SequentialDispatcher("random", None, config.seed),
+        "rule": SequentialDispatcher("rule", 0.0, config.seed),
+        "logging": SequentialDispatcher("logging", config.temperature, config.seed),
+        "router": BatchDispatcher(
+            "router", router_values(router, world, encoded_by_day), router.congestion_price
+        ),
+        "oracle": BatchDispatcher("oracle", oracle_values, router.congestion_price),
+    }
+    per: dict[str, dict[str, list[np.ndarray]]] = {p: {} for p in dispatchers}
+    violations = 0
+    total = len(dispatchers) * len(eval_days)
+    step = 0
+    for name, disp in dispatchers.items():
+        for d in eval_days:
+            if progress:
+                progress(f"simulating {name}, day {d}", step, total)
+            run = run_day(world, contacts[d], disp, d)
+            violations += run.capacity_violations
+            cols = per[name]
+            for m in METRICS[:-1]:
+                cols.setdefault(m, []).append(run.expected[m])
+            cols.setdefault("wait", []).append(run.wait)
+            cols.setdefault("segment", []).append(world.user_segment[run.contacts.user])
+            step += 1
+    policies: dict[str, Any] = {}
+    for name, cols in per.items():
+        seg = np.concatenate(cols["segment"])
+        vals = {m: np.concatenate(cols[m]) for m in METRICS}
+        policies[name] = {m: float(vals[m].mean()) for m in METRICS}
+        policies[name]["segments"] = {
+            SEGMENTS[g]: {
+                "n": int((seg == g).sum()),
+                **{m: float(vals[m][seg == g].mean()) for m in METRICS},
+            }
+            for g in range(len(SEGMENTS))
+            if (seg == g).any()
+        }
+    u = {p: policies[p]["utility"] for p in policies}
+    gap = u["oracle"] - u["rule"]
+    return {
+        "logs": str(Path(logs_dir)),
+        "days": eval_days,
+        "contacts": len(convs),
+        "policies": policies,
+        "gap_closed": float((u["router"] - u["rule"]) / gap) if gap > 0 else None,
+        "capacity_violations": int(violations),
+        "encoder_calls": router.encoder.calls - calls_before,
+        "weights": router.weights.__dict__,
+    }
+
+
+def write_router_report(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
+    """report.md, report.html, report.json and PNG plots for one router evaluation."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pol = result["policies"]
+    names = [p for p in (*POLICIES, "logging") if p in pol]
+    plots = _plots(result, names, out)
+    gc = result.get("gap_closed")
+    md = [
+        f"# Router evaluation: {result['logs']}",
+        "",
+        f"{result['contacts']} contacts on fresh days {result['days']}, true expected outcomes; "
+        f"gap closed (rule to oracle): {gc:.3f}"
+        if gc is not None
+        else "gap closed: n/a",
+        f"capacity violations: {result['capacity_violations']}; encoder calls: "
+        f"{result['encoder_calls']}",
+        "",
+        "## Overall",
+        "",
+        *md_table(["policy", *METRICS], [(p, *(pol[p][m] for m in METRICS)) for p in names]),
+        "",
+    ]
+    for m in METRICS:
+        segs = sorted({s for p in names for s in pol[p]["segments"]})
+        md += [
+            f"## {m} by segment",
+            "",
+            *md_table(
+                ["segment", "n", *names],
+                [
+                    (
+                        s,
+                        pol[names[0]]["segments"][s]["n"],
+                        *(pol[p]["segments"][s][m] for p in names),
+                    )
+                    for s in segs
+                ],
+            ),
+            "",
+        ]
+    md += ["## Plots", ""] + [f"![{k}]({v})" for k, v in plots.items()] + [""]
+    (out / "report.md").write_text("\n".join(md))
+    (out / "report.html").write_text(md_to_html(md, "frontdesk router evaluation"))
+    (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
+    return [
+        out / "report.md",
+        out / "report.html",
+        out / "report.json",
+        *(out / v for v in plots.values()),
+    ]
+
+
+def _plots(result: dict[str, Any], names: list[str], out: Path) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pol = result["policies"]
+    files = {}
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(names, [pol[p]["utility"] for p in names], color="#4c72b0")
+    ax.set_ylabel("mean true utility")
+    ax.set_title("Utility by policy")
+    fig.tight_layout()
+    fig.savefig(out / "utility.png", dpi=100)
+    plt.close(fig)
+    files["utility by policy"] = "utility.png"
+
+    segs = sorted({s for p in names for s in pol[p]["segments"]})
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.8 / len(names)
+    for j, p in enumerate(names):
+        ax.bar(
+            np.arange(len(segs)) + j * width,
+            [pol[p]["segments"][s]["utility"] for s in segs],
+            width,
+            label=p,
+        )
+    ax.set_xticks(np.arange(len(segs)) + 0.4 - width / 2, segs)
+    ax.set_ylabel("mean true utility")
+    ax.legend(fontsize=8)
+    ax.set_title("Utility by segment")
+    fig.tight_layout()
+    fig.savefig(out / "utility_by_segment.png", dpi=100)
+    plt.close(fig)
+    files["utility by segment"] = "utility_by_segment.png"
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for p in names:
+        ax.scatter(pol[p]["cost"], pol[p]["resolution"], label=p, s=50)
+    ax.set_xlabel("cost per contact")
+    ax.set_ylabel("resolution rate")
+    ax.legend(fontsize=8)
+    ax.set_title("Resolution against cost")
+    fig.tight_layout()
+    fig.savefig(out / "resolution_cost.png", dpi=100)
+    plt.close(fig)
+    files["resolution against cost"] = "resolution_cost.png"
+    return files

@@ -1,0 +1,245 @@
+"""What the router knows about a contact and an agent, as numbers for LightGBM.
+
+Context features come from the one conversation encoding (``EncodedContexts``)
+plus the profile: a PCA projection of the vector, the predicted topic mix
+(a softmax classifier trained on the logs' dispositions), profile fields as
+categorical codes, tenure, prior contacts, minutes waited and turn count.
+Agent features: listed skill on the predicted topic mix, cost, capacity,
+and the agent's past outcomes on similar contacts (contacts of the same
+predicted topic, shrunk towards the agent's own mean and the global mean). All parts are arrays saved as ``.npy`` with a JSON vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..schema import UserProfile
+
+CATEGORICAL_PROFILE = ("segment", "plan", "language", "country")
+N_PCA = 16
+SHRINK = 10.0  # pseudo-contacts pulling an agent's cluster stats to its own mean
+AGENT_STATS = ("resolution", "csat", "handle_ratio")
+
+
+@dataclass
+class AgentRecord:
+    """An agent as the organisation knows it (listed skills, not true ones)."""
+
+    agent_id: str
+    channels: list[str]
+    languages: list[str]
+    capacity: int
+    cost_per_minute: float
+    skills: dict[str, float]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> AgentRecord:
+        return cls(
+            agent_id=str(d["agent_id"]),
+            channels=list(d.get("channels", [])),
+            languages=list(d.get("languages", ["en"])),
+            capacity=int(d.get("capacity", 1)),
+            cost_per_minute=float(d.get("cost_per_minute", 1.0)),
+            skills={str(k): float(v) for k, v in dict(d.get("skills", {})).items()},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class ContextFeaturizer:
+    """Encoding + profile -> context features; fitted on the logs, saved as arrays."""
+
+    def __init__(
+        self,
+        pca_mean: np.ndarray,
+        pca_components: np.ndarray,
+        topic_coef: np.ndarray,
+        topic_intercept: np.ndarray,
+        topics: list[str],
+        vocab: dict[str, list[str]],
+    ) -> None:
+        self.pca_mean = pca_mean
+        self.pca_components = pca_components
+        self.topic_coef = topic_coef
+        self.topic_intercept = topic_intercept
+        self.topics = topics
+        self.vocab = vocab
+
+    @classmethod
+    def fit(
+        cls, vectors: np.ndarray, topics: Sequence[str], profiles: Sequence[Mapping[str, Any]]
+    ) -> ContextFeaturizer:
+        from sklearn.linear_model import LogisticRegression
+
+        mean = vectors.mean(axis=0)
+        _, _, vt = np.linalg.svd(vectors - mean, full_matrices=False)
+        names = sorted(set(topics))
+        y = np.array([names.index(t) for t in topics])
+        if len(names) > 1:
+            lr = LogisticRegression(C=10.0, max_iter=300).fit(vectors, y)
+            coef, intercept = lr.coef_, lr.intercept_
+            if len(names) == 2:  # binary sklearn keeps one row; make it a two-way softmax
+                coef = np.vstack([-coef / 2, coef / 2])
+                intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+        else:
+            coef, intercept = np.zeros((1, vectors.shape[1])), np.zeros(1)
+        vocab = {
+            f: sorted({str(p.get(f)) for p in profiles if p.get(f) is not None})
+            for f in CATEGORICAL_PROFILE
+        }
+        return cls(
+            mean.astype(np.float32),
+            vt[:N_PCA].astype(np.float32),
+            coef.astype(np.float32),
+            intercept.astype(np.float32),
+            names,
+            vocab,
+        )
+
+    @property
+    def names(self) -> list[str]:
+        return (
+            [f"pca_{i}" for i in range(self.pca_components.shape[0])]
+            + [f"topic_{t}" for t in self.topics]
+            + list(CATEGORICAL_PROFILE)
+            + ["tenure_days", "prior_contacts", "wait_min", "n_turns"]
+        )
+
+    @property
+    def categorical(self) -> list[str]:
+        return list(CATEGORICAL_PROFILE)
+
+    def topic_probs(self, vectors: np.ndarray) -> np.ndarray:
+        z = vectors @ self.topic_coef.T + self.topic_intercept
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def clusters(self, vectors: np.ndarray) -> np.ndarray:
+        """Groups of similar contacts for the agents' history: the predicted topic."""
+        return self.topic_probs(vectors).argmax(axis=1)
+
+    def transform(
+        self,
+        vectors: np.ndarray,
+        profiles: Sequence[UserProfile | Mapping[str, Any]],
+        waits: np.ndarray,
+        n_turns: np.ndarray,
+    ) -> np.ndarray:
+        pca = (vectors - self.pca_mean) @ self.pca_components.T
+        cat = np.full((len(vectors), len(CATEGORICAL_PROFILE)), np.nan, dtype=np.float32)
+        num = np.full((len(vectors), 2), np.nan, dtype=np.float32)
+        for i, p in enumerate(profiles):
+            fields = p.fields() if isinstance(p, UserProfile) else dict(p)
+            for j, f in enumerate(CATEGORICAL_PROFILE):
+                v = fields.get(f)
+                if v is not None and str(v) in self.vocab[f]:
+                    cat[i, j] = self.vocab[f].index(str(v))
+            for j, f in enumerate(("tenure_days", "prior_contacts")):
+                v = fields.get(f)
+                if v is not None:
+                    num[i, j] = float(v)
+        return np.hstack(
+            [
+                pca,
+                self.topic_probs(vectors),
+                cat,
+                num,
+                np.asarray(waits, dtype=np.float32)[:, None],
+                np.asarray(n_turns, dtype=np.float32)[:, None],
+            ]
+        ).astype(np.float32)
+
+    def save(self, root: Path) -> None:
+        for name in ("pca_mean", "pca_components", "topic_coef", "topic_intercept"):
+            np.save(root / f"{name}.npy", getattr(self, name), allow_pickle=False)
+        (root / "featurizer.json").write_text(
+            json.dumps({"topics": self.topics, "vocab": self.vocab}, indent=2) + "\n"
+        )
+
+    @classmethod
+    def load(cls, root: Path) -> ContextFeaturizer:
+        meta = json.loads((root / "featurizer.json").read_text())
+        arrays = {
+            n: np.load(root / f"{n}.npy", allow_pickle=False)
+            for n in ("pca_mean", "pca_components", "topic_coef", "topic_intercept")
+        }
+        return cls(
+            arrays["pca_mean"],
+            arrays["pca_components"],
+            arrays["topic_coef"],
+            arrays["topic_intercept"],
+            meta["topics"],
+            meta["vocab"],
+        )
+
+
+class AgentHistory:
+    """Each agent's past outcomes per group of similar contacts, shrunk to its own and the global mean."""
+
+    def __init__(self, agent_ids: list[str], sums: np.ndarray, counts: np.ndarray) -> None:
+        self.agent_ids = agent_ids
+        self.index = {a: i for i, a in enumerate(agent_ids)}
+        self.sums = sums  # (m, k, len(AGENT_STATS))
+        self.counts = counts  # (m, k)
+
+    @classmethod
+    def fit(
+        cls,
+        agent_ids: list[str],
+        n_clusters: int,
+        agents: Sequence[str],
+        clusters: np.ndarray,
+        outcomes: np.ndarray,  # (n, len(AGENT_STATS))
+    ) -> AgentHistory:
+        idx = {a: i for i, a in enumerate(agent_ids)}
+        sums = np.zeros((len(agent_ids), n_clusters, len(AGENT_STATS)))
+        counts = np.zeros((len(agent_ids), n_clusters))
+        a = np.array([idx[x] for x in agents], dtype=int)
+        np.add.at(sums, (a, clusters), outcomes)
+        np.add.at(counts, (a, clusters), 1.0)
+        return cls(agent_ids, sums, counts)
+
+    def features(self, agents: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+        """(n, 2 * len(AGENT_STATS) + 1): cluster-level and agent-level means, log count."""
+        g_n = self.counts.sum()
+        g_mean = self.sums.sum(axis=(0, 1)) / max(g_n, 1.0)
+        known = agents >= 0
+        a = np.where(known, agents, 0)
+        a_n = self.counts[a].sum(axis=1)
+        a_sum = self.sums[a].sum(axis=1)
+        a_mean = (a_sum + SHRINK * g_mean) / (a_n + SHRINK)[:, None]
+        c_n = self.counts[a, clusters]
+        c_mean = (self.sums[a, clusters] + SHRINK * a_mean) / (c_n + SHRINK)[:, None]
+        out = np.hstack([c_mean, a_mean, np.log1p(c_n)[:, None]])
+        out[~known] = np.concatenate([g_mean, g_mean, [0.0]])
+        return out.astype(np.float32)
+
+    @staticmethod
+    def names() -> list[str]:
+        return (
+            [f"agent_cluster_{s}" for s in AGENT_STATS]
+            + [f"agent_{s}" for s in AGENT_STATS]
+            + ["agent_cluster_log_count"]
+        )
+
+    def save(self, root: Path) -> None:
+        np.save(root / "history_sums.npy", self.sums, allow_pickle=False)
+        np.save(root / "history_counts.npy", self.counts, allow_pickle=False)
+        (root / "history.json").write_text(json.dumps({"agent_ids": self.agent_ids}) + "\n")
+
+    @classmethod
+    def load(cls, root: Path) -> AgentHistory:
+        ids = json.loads((root / "history.json").read_text())["agent_ids"]
+        return cls(
+            ids,
+            np.load(root / "history_sums.npy", allow_pickle=False),
+            np.load(root / "history_counts.npy", allow_pickle=False),
+        )

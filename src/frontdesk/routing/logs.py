@@ -1,0 +1,118 @@
+"""DecisionLogs: a folder of logged routing decisions (Parquet) and what describes it.
+
+Layout (written by ``frontdesk simulate org``; a real organisation's export
+needs the same columns): ``world.json`` (format version, channels with cost,
+base minutes and agent share, topics, file checksums), ``agents.json`` (the
+roster: channels, languages, capacity, cost per minute, listed skills per
+topic) and one or more ``contacts-*.parquet`` files, one row per decision.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+from .features import AgentRecord
+
+LOGS_FORMAT_VERSION = 1
+REQUIRED_COLUMNS = (
+    "contact_id", "day", "wait_min", "segment", "country", "plan", "tenure_days", "language",
+    "prior_contacts", "text", "turns", "topic", "channel", "agent_id", "propensity",
+    "eligible_channels", "eligible_agents", "resolved", "handle_time", "csat", "cost",
+)  # fmt: skip
+PROFILE_FIELDS = ("segment", "country", "plan", "tenure_days", "language", "prior_contacts")
+
+
+class DecisionLogs:
+    """Read-only view of a log folder; checks its description and every file's columns."""
+
+    def __init__(self, root: Path, meta: dict[str, Any], files: list[Path]) -> None:
+        self.root = root
+        self.meta = meta
+        self.files = files
+
+    @classmethod
+    def open(cls, path: str | Path, verify: bool = True) -> DecisionLogs:
+        root = Path(path)
+        meta_path = root / "world.json"
+        if not meta_path.is_file():
+            raise DataError(str(meta_path), None, None, "missing: not a frontdesk log folder")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(str(meta_path), exc.lineno, None, f"invalid JSON: {exc.msg}") from None
+        if meta.get("format_version") != LOGS_FORMAT_VERSION:
+            raise DataError(
+                str(meta_path), None, "format_version",
+                f"{meta.get('format_version')!r}; this frontdesk reads {LOGS_FORMAT_VERSION}",
+            )  # fmt: skip
+        for key in ("channels", "topics"):
+            if key not in meta:
+                raise DataError(str(meta_path), None, key, "missing")
+        files = sorted(root.glob("contacts-*.parquet"))
+        if not files:
+            raise DataError(str(root), None, None, "no contacts-*.parquet files")
+        logs = cls(root, meta, files)
+        if verify:
+            logs.check_columns()
+        return logs
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self.meta["channels"])
+
+    @property
+    def channel_info(self) -> dict[str, dict[str, float]]:
+        return self.meta["channels"]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.meta.get("config", {})
+
+    def roster(self) -> list[AgentRecord]:
+        path = self.root / "agents.json"
+        if not path.is_file():
+            raise DataError(str(path), None, None, "missing: the roster of agents")
+        rows = json.loads(path.read_text())
+        out = []
+        for i, row in enumerate(rows, start=1):
+            try:
+                out.append(AgentRecord.from_json(row))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DataError(str(path), None, f"[{i}]", f"bad agent record: {exc}") from None
+        return out
+
+    def check_columns(self, required: Sequence[str] = REQUIRED_COLUMNS) -> None:
+        import pyarrow.parquet as pq
+
+        for f in self.files:
+            names = set(pq.read_schema(f).names)
+            for col in required:
+                if col not in names:
+                    raise DataError(str(f), None, col, "missing column")
+
+    def read(self, columns: Sequence[str] | None = None):  # type: ignore[no-untyped-def]
+        """Every file as one Arrow table (for training; the engines stream instead)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        return pa.concat_tables([pq.read_table(f, columns=columns) for f in self.files])
+
+    def batches(
+        self, columns: Sequence[str] | None = None, batch_size: int = 65_536
+    ) -> Iterator[tuple[Path, Any]]:
+        """(file, RecordBatch) pairs, streamed: never the whole log in memory."""
+        import pyarrow.parquet as pq
+
+        for f in self.files:
+            pf = pq.ParquetFile(f)
+            for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
+                yield f, batch
+
+    @staticmethod
+    def profile(cols: dict[str, list[Any]], i: int) -> dict[str, Any]:
+        """Row ``i``'s user profile (as a UserProfile JSON) from column lists."""
+        return {k: cols[k][i] for k in PROFILE_FIELDS if cols.get(k) and cols[k][i] is not None}

@@ -1,0 +1,412 @@
+"""Router: the best channel and agent for a contact, from the same encoded context.
+
+A decision scores every eligible (channel, agent) pair: the channel model
+predicts the contact's outcomes on each channel, the agent matcher predicts
+them for each agent on that channel, and the predictions become one utility
+(resolution, CSAT, handle time and cost, weights configurable). Agents at
+capacity, or who do not serve the channel or speak the user's language, are
+not eligible. ``route`` decides one contact; ``route_many`` decides a batch
+jointly under capacity with a congestion price (Hungarian assignment).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..encoding import ContextEncoder, EncodedContexts
+from ..errors import FrontdeskError, IndexIntegrityError
+from ..index.manifest import FORMAT_VERSION, read_manifest
+from ..schema import Conversation, UserProfile
+from .agent_matcher import AgentMatcher
+from .assignment import PairValues, assign_batch
+from .channel_model import ChannelModel
+from .features import AgentHistory, AgentRecord, ContextFeaturizer
+
+CONFIG_FILE = "router.json"
+KIND = "frontdesk-router"
+
+
+class NoEligibleAgentError(FrontdeskError):
+    """No available agent serves a channel in the user's language with a free slot."""
+
+
+@dataclass(frozen=True)
+class RoutingWeights:
+    """Utility = resolution * P(resolved) + csat * (CSAT-1)/4 - handle_time * min/60 - cost * $/10."""
+
+    resolution: float = 1.0
+    csat: float = 0.5
+    handle_time: float = 0.5
+    cost: float = 0.5
+
+    def utility(self, res: Any, csat: Any, handle: Any, cost: Any) -> Any:
+        return (
+            self.resolution * res
+            + self.csat * (csat - 1.0) / 4.0
+            - self.handle_time * handle / 60.0
+            - self.cost * cost / 10.0
+        )
+
+    @classmethod
+    def parse(cls, text: str | None) -> RoutingWeights:
+        """``"resolution=1,csat=0.5,handle_time=0.5,cost=0.5"`` (any subset)."""
+        if not text:
+            return cls()
+        values: dict[str, float] = {}
+        for part in text.split(","):
+            key, _, val = part.partition("=")
+            key = key.strip()
+            if key not in cls.__dataclass_fields__:
+                raise FrontdeskError(
+                    f"--weights: unknown weight {key!r}; use {', '.join(cls.__dataclass_fields__)}"
+                )
+            try:
+                values[key] = float(val)
+            except ValueError:
+                raise FrontdeskError(f"--weights: {key}={val!r} is not a number") from None
+        return cls(**values)
+
+
+@dataclass
+class RouteDecision:
+    """Where one contact goes, why, and how likely this choice was under the router."""
+
+    channel: str
+    agent_id: str
+    expected_utility: float
+    scores_by_channel: dict[str, float]
+    propensity: float
+    expected: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+AgentLike = str | Mapping[str, Any] | AgentRecord
+
+
+class Router:
+    """Channel model + agent matcher + the roster they were trained with."""
+
+    def __init__(
+        self,
+        featurizer: ContextFeaturizer,
+        channel_model: ChannelModel,
+        matcher: AgentMatcher,
+        history: AgentHistory,
+        roster: list[AgentRecord],
+        config: dict[str, Any],
+        *,
+        encoder: ContextEncoder | None = None,
+        weights: RoutingWeights | None = None,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        self.featurizer = featurizer
+        self.channel_model = channel_model
+        self.matcher = matcher
+        self.history = history
+        self.roster = {a.agent_id: a for a in roster}
+        self.config = config
+        self.channels: list[str] = list(config["channels"])
+        self.channel_info: dict[str, dict[str, float]] = config["channel_info"]
+        self.encoder = encoder or ContextEncoder(config.get("encoder_path"))
+        self.weights = weights or RoutingWeights(**config.get("weights", {}))
+        self.temperature = temperature
+        self.congestion_price = float(config.get("congestion_price", 0.1))
+        self._rng = np.random.default_rng(seed)
+
+    # -- persistence ------------------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        encoder: ContextEncoder | None = None,
+        weights: RoutingWeights | None = None,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> Router:
+        """Load and verify a router folder written by ``frontdesk train router``."""
+        root = Path(path)
+        manifest = read_manifest(root)
+        if manifest.get("kind") != KIND:
+            raise IndexIntegrityError(f"{root}: not a frontdesk router folder")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexIntegrityError(f"{root}: router format {manifest.get('format_version')!r}")
+        config = json.loads((root / CONFIG_FILE).read_text())
+        featurizer = ContextFeaturizer.load(root)
+        names = featurizer.names
+        channel_model = ChannelModel.load(root, names, config["channels"])
+        matcher = AgentMatcher.load(root, names)
+        history = AgentHistory.load(root)
+        roster = [AgentRecord.from_json(a) for a in json.loads((root / "agents.json").read_text())]
+        if encoder is None:
+            encoder = ContextEncoder(_encoder_path(config))
+        if encoder.fingerprint != config["encoder_sha256"]:
+            raise IndexIntegrityError(
+                f"{root}: trained with encoder {config['encoder_sha256'][:12]}…, "
+                f"given {encoder.fingerprint[:12]}… ({encoder.path}); use the same encoder"
+            )
+        return cls(
+            featurizer, channel_model, matcher, history, roster, config,
+            encoder=encoder, weights=weights, temperature=temperature, seed=seed,
+        )  # fmt: skip
+
+    # -- scoring ----------------------------------------------------------------------------------
+
+    def encode(self, conversations: Sequence[Conversation | str]) -> EncodedContexts:
+        return self.encoder.encode_contexts(conversations)
+
+    def resolve_agents(self, agents: Sequence[AgentLike]) -> list[tuple[AgentRecord, int]]:
+        """Agents as (record, current load); ids are looked up in the trained roster."""
+        out = []
+        for a in agents:
+            if isinstance(a, AgentRecord):
+                out.append((a, 0))
+                continue
+            if isinstance(a, str):
+                a = {"agent_id": a}
+            aid = str(a.get("agent_id", ""))
+            if aid in self.roster and set(a) <= {"agent_id", "load"}:
+                rec = self.roster[aid]
+            elif {"channels", "capacity"} <= set(a):
+                rec = AgentRecord.from_json(a)
+            else:
+                raise FrontdeskError(
+                    f"agent {aid!r}: not in the router's roster; give its channels, languages, "
+                    "capacity, cost_per_minute and skills"
+                )
+            out.append((rec, int(a.get("load", 0))))
+        return out
+
+    def eligible(
+        self, profile: UserProfile, agents: list[tuple[AgentRecord, int]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(channel index, agent index) pairs open to this user now."""
+        lang = profile.language
+        ch_idx, ag_idx = [], []
+        for j, (rec, load) in enumerate(agents):
+            if load >= rec.capacity or (lang and lang not in rec.languages):
+                continue
+            for h in rec.channels:
+                if h in self.channels:
+                    ch_idx.append(self.channels.index(h))
+                    ag_idx.append(j)
+        return np.array(ch_idx, dtype=int), np.array(ag_idx, dtype=int)
+
+    def score_pairs(
+        self,
+        encoded: EncodedContexts,
+        waits: np.ndarray,
+        pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+        agents: Sequence[AgentRecord],
+    ) -> list[dict[str, np.ndarray]]:
+        """Predicted outcomes and utility of each (channel, agent) pair of each contact."""
+        ctx = self.featurizer.transform(
+            encoded.vectors,
+            encoded.profiles or [UserProfile()] * len(encoded),
+            np.asarray(waits, dtype=np.float32),
+            np.array([len(t) for t in encoded.turn_vectors]),
+        )
+        topic_p = self.featurizer.topic_probs(encoded.vectors)
+        clusters = self.featurizer.clusters(encoded.vectors)
+        sizes = [len(ch) for ch, _ in pairs]
+        if sum(sizes) == 0:
+            return [_empty() for _ in pairs]
+        rows = np.repeat(np.arange(len(pairs)), sizes)
+        ch = np.concatenate([c for c, _ in pairs]).astype(int)
+        ag = np.concatenate([a for _, a in pairs]).astype(int)
+        x, ch_pred = self.pair_matrix(ctx, topic_p, clusters, rows, ch, agents, ag)
+        pred = self.matcher.predict(x)
+        cpm = np.array([agents[j].cost_per_minute for j in ag])
+        pred["cost"] = self._cost(ch, cpm, pred["handle_time"])
+        pred["utility"] = self.weights.utility(
+            pred["resolution"], pred["csat"], pred["handle_time"], pred["cost"]
+        )
+        del ch_pred
+        bounds = np.cumsum(sizes)[:-1]
+        return [
+            {k: part for k, part in zip(pred, parts, strict=True)}
+            for parts in zip(*(np.split(v, bounds) for v in pred.values()), strict=True)
+        ]
+
+    def pair_matrix(
+        self,
+        ctx: np.ndarray,
+        topic_p: np.ndarray,
+        clusters: np.ndarray,
+        rows: np.ndarray,
+        ch: np.ndarray,
+        agents: Sequence[AgentRecord],
+        ag: np.ndarray,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The agent matcher's feature matrix (also used in training, so both agree)."""
+        ch_pred = self.channel_model.predict(ctx[rows], ch)
+        topics = self.featurizer.topics
+        skills = np.array(
+            [[a.skills.get(t, np.nan) for t in topics] for a in agents], dtype=np.float32
+        ).reshape(len(agents), len(topics))
+        s = skills[ag]
+        tp = topic_p[rows]
+        mix = np.nansum(s * tp, axis=1) / np.maximum(np.sum(np.where(np.isnan(s), 0, tp), 1), 1e-9)
+        top = s[np.arange(len(ag)), tp.argmax(axis=1)]
+        agent_cols = np.column_stack(
+            [
+                mix,
+                top,
+                [agents[j].cost_per_minute for j in ag],
+                [agents[j].capacity for j in ag],
+                [len(agents[j].channels) for j in ag],
+            ]
+        ).astype(np.float32)
+        hist_idx = np.array([self.history.index.get(agents[j].agent_id, -1) for j in ag], dtype=int)
+        hist = self.history.features(hist_idx, clusters[rows])
+        x = np.hstack(
+            [
+                ctx[rows],
+                ch[:, None].astype(np.float32),
+                np.column_stack([ch_pred[t] for t in ("resolution", "handle_time", "csat")]),
+                agent_cols,
+                hist,
+            ]
+        ).astype(np.float32)
+        return x, ch_pred
+
+    def channel_scores(self, encoded: EncodedContexts, waits: np.ndarray) -> list[dict[str, float]]:
+        """The channel model's utility per channel (at the roster's mean agent cost)."""
+        ctx = self.featurizer.transform(
+            encoded.vectors,
+            encoded.profiles or [UserProfile()] * len(encoded),
+            np.asarray(waits, dtype=np.float32),
+            np.array([len(t) for t in encoded.turn_vectors]),
+        )
+        n, k = len(ctx), len(self.channels)
+        ch = np.tile(np.arange(k), n)
+        pred = self.channel_model.predict(np.repeat(ctx, k, axis=0), ch)
+        cpm = np.array([self._mean_cpm(h) for h in self.channels])[ch]
+        cost = self._cost(ch, cpm, pred["handle_time"])
+        u = self.weights.utility(pred["resolution"], pred["csat"], pred["handle_time"], cost)
+        return [
+            {h: round(float(u[i * k + j]), 6) for j, h in enumerate(self.channels)}
+            for i in range(n)
+        ]
+
+    def _mean_cpm(self, channel: str) -> float:
+        vals = [a.cost_per_minute for a in self.roster.values() if channel in a.channels]
+        return float(np.mean(vals)) if vals else 1.0
+
+    def _cost(self, ch: np.ndarray, cpm: np.ndarray, handle: np.ndarray) -> np.ndarray:
+        fixed = np.array([self.channel_info[h]["cost"] for h in self.channels])[ch]
+        share = np.array([self.channel_info[h]["agent_share"] for h in self.channels])[ch]
+        return fixed + cpm * share * handle
+
+    def probabilities(self, utilities: np.ndarray) -> np.ndarray:
+        """The router's policy over a contact's eligible pairs: argmax, or softmax at temperature."""
+        if len(utilities) == 0:
+            return utilities
+        if self.temperature <= 0:
+            p = np.zeros(len(utilities))
+            p[int(np.argmax(utilities))] = 1.0
+            return p
+        z = (utilities - utilities.max()) / self.temperature
+        return np.exp(z) / np.exp(z).sum()
+
+    # -- decisions --------------------------------------------------------------------------------
+
+    def route(
+        self,
+        conversation: Conversation | str,
+        available_agents: Sequence[AgentLike],
+        *,
+        encoded: EncodedContexts | None = None,
+        wait_min: float = 0.0,
+    ) -> RouteDecision:
+        """The best eligible (channel, agent) for one contact; raises if none is eligible."""
+        conv = (
+            conversation
+            if isinstance(conversation, Conversation)
+            else Conversation(text=conversation)
+        )
+        enc = encoded if encoded is not None else self.encode([conv])
+        agents = self.resolve_agents(available_agents)
+        ch, ag = self.eligible(conv.user, agents)
+        if not len(ch):
+            raise NoEligibleAgentError(
+                f"no eligible agent for this contact (language {conv.user.language!r}): every "
+                "available agent is at capacity, or serves no channel in that language"
+            )
+        recs = [r for r, _ in agents]
+        waits = np.array([wait_min])
+        scored = self.score_pairs(enc, waits, [(ch, ag)], recs)[0]
+        probs = self.probabilities(scored["utility"])
+        pick = (
+            int(np.argmax(probs))
+            if self.temperature <= 0
+            else int(self._rng.choice(len(probs), p=probs))
+        )
+        return RouteDecision(
+            channel=self.channels[int(ch[pick])],
+            agent_id=recs[int(ag[pick])].agent_id,
+            expected_utility=float(scored["utility"][pick]),
+            scores_by_channel=self.channel_scores(enc, waits)[0],
+            propensity=float(probs[pick]),
+            expected={k: float(v[pick]) for k, v in scored.items() if k != "utility"},
+        )
+
+    def route_many(
+        self,
+        conversations: Sequence[Conversation | str],
+        available_agents: Sequence[AgentLike],
+        *,
+        encoded: EncodedContexts | None = None,
+        waits: Sequence[float] | None = None,
+    ) -> list[RouteDecision | None]:
+        """Decide a batch jointly within capacity; ``None`` for contacts that must wait."""
+        convs = [c if isinstance(c, Conversation) else Conversation(text=c) for c in conversations]
+        enc = encoded if encoded is not None else self.encode(convs)
+        agents = self.resolve_agents(available_agents)
+        recs = [r for r, _ in agents]
+        w = np.zeros(len(convs)) if waits is None else np.asarray(waits, dtype=float)
+        pairs = [self.eligible(c.user, agents) for c in convs]
+        scored = self.score_pairs(enc, w, pairs, recs)
+        free = np.array([max(0, r.capacity - load) for r, load in agents])
+        cap = np.array([r.capacity for r in recs])
+        batch = [
+            PairValues(ch, ag, s["utility"]) for (ch, ag), s in zip(pairs, scored, strict=True)
+        ]
+        chosen = assign_batch(batch, free, cap, self.congestion_price)
+        by_channel = self.channel_scores(enc, w)
+        out: list[RouteDecision | None] = []
+        for i, pick in enumerate(chosen):
+            if pick is None:
+                out.append(None)
+                continue
+            c, a, p = pick
+            out.append(
+                RouteDecision(
+                    channel=self.channels[c],
+                    agent_id=recs[a].agent_id,
+                    expected_utility=float(scored[i]["utility"][p]),
+                    scores_by_channel=by_channel[i],
+                    propensity=1.0,
+                    expected={k: float(v[p]) for k, v in scored[i].items() if k != "utility"},
+                )
+            )
+        return out
+
+
+def _empty() -> dict[str, np.ndarray]:
+    return {k: np.zeros(0) for k in ("resolution", "handle_time", "csat", "cost", "utility")}
+
+
+def _encoder_path(config: dict[str, Any]) -> str | None:
+    """The encoder recorded at training: None for the bundled model, else its folder."""
+    return None if config.get("encoder_bundled", True) else config.get("encoder_path")

@@ -1,0 +1,278 @@
+"""Run the simulated organisation over days and write its decision logs as Parquet.
+
+The generative model is documented in :mod:`frontdesk.simulation.world`. Time
+moves in epochs of ``OrgConfig.epoch_minutes``: contacts that arrived wait;
+agents whose contacts ended free their slots; the dispatcher decides the
+waiting contacts; each decided contact holds one of its agent's slots for
+its realised handle time. Contacts nobody can take (every eligible agent
+full) wait for the next epoch, and the wait lowers their CSAT. Each day
+starts with every agent free and runs until its last contact is decided.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..atomic import atomic_folder
+from ..routing.logs import LOGS_FORMAT_VERSION
+from .dispatch import Decision, Epoch, SequentialDispatcher
+from .world import CHANNELS, Contacts, OrgConfig, QueryPool, World
+
+LOGS_MARKER = "world.json"
+OUTCOMES = ("resolution", "handle_time", "csat", "cost", "utility")
+
+
+@dataclass
+class DayRun:
+    """One day under one dispatcher: a decision and outcomes per contact (row order)."""
+
+    contacts: Contacts
+    decisions: list[Decision | None]
+    decided_at: np.ndarray
+    expected: dict[str, np.ndarray]
+    realised: dict[str, np.ndarray]
+    capacity_violations: int = 0
+    max_load_ratio: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def channel(self) -> np.ndarray:
+        return np.array([d.channel for d in self.decisions])  # type: ignore[union-attr]
+
+    @property
+    def agent(self) -> np.ndarray:
+        return np.array([d.agent for d in self.decisions])  # type: ignore[union-attr]
+
+    @property
+    def wait(self) -> np.ndarray:
+        return self.decided_at - self.contacts.arrival
+
+
+def run_day(world: World, contacts: Contacts, dispatcher: Any, day: int) -> DayRun:
+    """Simulate one day's contacts under ``dispatcher`` (see module docstring)."""
+    n = len(contacts)
+    ag = world.agents
+    step = world.config.epoch_minutes
+    dispatcher.start_day(day)
+    busy: list[tuple[float, int]] = []  # (ends_at, agent)
+    load = np.zeros(len(ag), dtype=int)
+    decisions: list[Decision | None] = [None] * n
+    decided_at = np.full(n, np.nan)
+    exp_cols: dict[str, np.ndarray] = {}
+    real_cols: dict[str, np.ndarray] = {}
+    violations, max_ratio = 0, 0.0
+    waiting: list[int] = []
+    nxt = 0
+    now = float(np.floor(contacts.arrival[0] / step) * step) if n else 0.0
+    while nxt < n or waiting:
+        now += step
+        while nxt < n and contacts.arrival[nxt] <= now:
+            waiting.append(nxt)
+            nxt += 1
+        while busy and busy[0][0] <= now:
+            _, a = heapq.heappop(busy)
+            load[a] -= 1
+        if not waiting:
+            continue
+        free = ag.capacity - load
+        epoch = Epoch(world, contacts, np.array(waiting), now, free.copy())
+        made = dispatcher.decide(epoch)
+        if not made:
+            continue
+        rows = np.array([d.row for d in made])
+        ch = np.array([d.channel for d in made])
+        agents = np.array([d.agent for d in made])
+        waits = now - contacts.arrival[rows]
+        exp = world.expected(contacts, rows, ch, agents, waits)
+        real = world.realise(contacts, rows, exp, ch)
+        for j, d in enumerate(made):
+            decisions[d.row] = d
+            decided_at[d.row] = now
+            load[d.agent] += 1
+            heapq.heappush(busy, (now + float(real["handle_time"][j]), d.agent))
+        violations += int((load > ag.capacity).sum())
+        max_ratio = max(max_ratio, float((load / ag.capacity).max()))
+        for key, vals in exp.items():
+            exp_cols.setdefault(key, np.full(n, np.nan))[rows] = vals
+        for key, vals in real.items():
+            real_cols.setdefault(key, np.full(n, np.nan))[rows] = vals
+        decided = set(rows.tolist())
+        waiting = [r for r in waiting if r not in decided]
+    return DayRun(contacts, decisions, decided_at, exp_cols, real_cols, violations, max_ratio)
+
+
+def log_table(world: World, run: DayRun, policy: str):  # type: ignore[no-untyped-def]
+    """One day's decisions as an Arrow table (the logs' schema; see README)."""
+    import pyarrow as pa
+
+    c = run.contacts
+    rows: dict[str, list[Any]] = {k: [] for k in _LOG_FIELDS}
+    for i, d in enumerate(run.decisions):
+        assert d is not None
+        conv = world.conversation(c, i)
+        prof = conv["context"]["user"]
+        wf = world.query_workflow[int(c.query[i])]
+        rows["contact_id"].append(c.ids[i])
+        rows["day"].append(int(c.day[i]))
+        rows["arrival_min"].append(float(c.arrival[i]))
+        rows["decided_min"].append(float(run.decided_at[i]))
+        rows["wait_min"].append(float(run.decided_at[i] - c.arrival[i]))
+        rows["user_id"].append(f"u{int(c.user[i]):06d}")
+        for key in ("segment", "country", "plan", "tenure_days", "language", "prior_contacts"):
+            rows[key].append(prof[key])
+        rows["text"].append(conv["text"])
+        rows["turns"].append(conv["context"]["turns"])
+        rows["workflow_id"].append(world.workflow_ids[wf])
+        rows["topic"].append(world.topics[world.workflow_topic[wf]])
+        rows["channel"].append(CHANNELS[d.channel])
+        rows["agent_id"].append(world.agents.ids[d.agent])
+        rows["propensity"].append(d.propensity)
+        rows["eligible_channels"].append([CHANNELS[h] for h in d.eligible_channels])
+        rows["eligible_agents"].append([world.agents.ids[a] for a in d.eligible_agents])
+        rows["eligible_propensities"].append([float(p) for p in d.eligible_probs])
+        rows["policy"].append(policy)
+        rows["resolved"].append(bool(run.realised["resolved"][i]))
+        rows["handle_time"].append(float(run.realised["handle_time"][i]))
+        rows["csat"].append(int(run.realised["csat"][i]))
+        rows["cost"].append(float(run.realised["cost"][i]))
+        rows["utility"].append(float(run.realised["utility"][i]))
+    return pa.table(rows, schema=log_schema())
+
+
+_LOG_FIELDS = [
+    "contact_id",
+    "day",
+    "arrival_min",
+    "decided_min",
+    "wait_min",
+    "user_id",
+    "segment",
+    "country",
+    "plan",
+    "tenure_days",
+    "language",
+    "prior_contacts",
+    "text",
+    "turns",
+    "workflow_id",
+    "topic",
+    "channel",
+    "agent_id",
+    "propensity",
+    "eligible_channels",
+    "eligible_agents",
+    "eligible_propensities",
+    "policy",
+    "resolved",
+    "handle_time",
+    "csat",
+    "cost",
+    "utility",
+]
+
+
+def log_schema():  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    s, f, i = pa.string(), pa.float64(), pa.int64()
+    types = {
+        "contact_id": s, "day": i, "arrival_min": f, "decided_min": f, "wait_min": f,
+        "user_id": s, "segment": s, "country": s, "plan": s, "tenure_days": i, "language": s,
+        "prior_contacts": i, "text": s,
+        "turns": pa.list_(pa.struct([("role", s), ("text", s)])),
+        "workflow_id": s, "topic": s, "channel": s, "agent_id": s, "propensity": f,
+        "eligible_channels": pa.list_(s), "eligible_agents": pa.list_(s),
+        "eligible_propensities": pa.list_(f), "policy": s, "resolved": pa.bool_(),
+        "handle_time": f, "csat": i, "cost": f, "utility": f,
+    }  # fmt: skip
+    return pa.schema([(k, types[k]) for k in _LOG_FIELDS])
+
+
+def pool_table(pool: QueryPool):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "text": pool.texts,
+            "workflow_id": pool.workflow_ids,
+            "topic": [pool.topics.get(w, "general") for w in pool.workflow_ids],
+        }
+    )
+
+
+def read_pool(logs_dir: Path) -> QueryPool:
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(logs_dir / "pool.parquet").to_pydict()
+    return QueryPool(
+        texts=t["text"],
+        workflow_ids=t["workflow_id"],
+        topics=dict(zip(t["workflow_id"], t["topic"], strict=True)),
+    )
+
+
+def simulate_org(
+    config: OrgConfig,
+    pool: QueryPool,
+    out: str | Path,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Simulate ``config.days`` days under the logging policy; write LOGS_DIR atomically.
+
+    LOGS_DIR holds ``contacts-DDD.parquet`` (one per day), ``agents.json``
+    (the roster as the organisation knows it), ``pool.parquet`` (the question
+    texts contacts are drawn from) and ``world.json`` (config, channels,
+    topics, file checksums). The hidden outcome model is not written: it is
+    regenerated from the seed by ``frontdesk eval router``.
+    """
+    import pyarrow.parquet as pq
+
+    world = World(config, pool)
+    logger = SequentialDispatcher("logging", config.temperature, config.seed)
+    out = Path(out)
+    summary: dict[str, Any] = {"days": config.days, "contacts": 0}
+    with atomic_folder(out, LOGS_MARKER, "log folder") as tmp:
+        files = {}
+        for day in range(config.days):
+            run = run_day(world, world.contacts(day), logger, day)
+            name = f"contacts-{day:03d}.parquet"
+            pq.write_table(log_table(world, run, "logging"), tmp / name)
+            files[name] = _sha256(tmp / name)
+            summary["contacts"] += len(run.contacts)
+            summary["capacity_violations"] = (
+                summary.get("capacity_violations", 0) + run.capacity_violations
+            )
+            if progress:
+                progress(1)
+        pq.write_table(pool_table(pool), tmp / "pool.parquet")
+        files["pool.parquet"] = _sha256(tmp / "pool.parquet")
+        roster = world.agents.public_rows(world.topics)
+        (tmp / "agents.json").write_text(json.dumps(roster, indent=1) + "\n")
+        files["agents.json"] = _sha256(tmp / "agents.json")
+        meta = {
+            "format_version": LOGS_FORMAT_VERSION,
+            "frontdesk_version": __version__,
+            **world.public_json(),
+            "logging_policy": {"name": "rule-softmax", "temperature": config.temperature},
+            "files": files,
+            "summary": summary,
+        }
+        (tmp / LOGS_MARKER).write_text(json.dumps(meta, indent=2) + "\n")
+    return summary
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

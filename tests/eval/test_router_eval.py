@@ -1,0 +1,70 @@
+"""eval router: the four policies on fresh days, the JSON contract and the report files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from frontdesk.cli import app
+from frontdesk.eval.router import evaluate_router, write_router_report
+
+runner = CliRunner()
+
+
+def test_evaluate_router_contract_and_report(
+    router_dir: Path, org_logs: Path, encoder, tmp_path
+) -> None:
+    from frontdesk.routing import Router
+
+    router = Router.load(router_dir, encoder=encoder)
+    result = evaluate_router(router, org_logs, days=1)
+    assert result["days"] == [3]  # the first day after the three logged ones
+    pol = result["policies"]
+    assert {"random", "rule", "router", "oracle"} <= set(pol)
+    for p in pol.values():
+        assert {"resolution", "handle_time", "csat", "cost", "utility"} <= set(p)
+        assert set(p["segments"]) <= {"individual", "small_business", "enterprise", "platform"}
+        assert sum(s["n"] for s in p["segments"].values()) == result["contacts"]
+    assert result["capacity_violations"] == 0
+    assert result["encoder_calls"] == 1  # every contact of every day encoded in one pass
+    u = {k: v["utility"] for k, v in pol.items()}
+    assert u["oracle"] > u["random"] and u["rule"] > u["random"]
+    expected_gap = (u["router"] - u["rule"]) / (u["oracle"] - u["rule"])
+    assert result["gap_closed"] == pytest.approx(expected_gap)
+    files = write_router_report(result, tmp_path / "rep")
+    names = {f.name for f in files}
+    assert {"report.md", "report.html", "report.json", "utility.png"} <= names
+    assert all(f.stat().st_size > 0 for f in files)
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## utility by segment" in md and "| oracle |" in md
+
+
+@pytest.mark.slow
+def test_cli_simulate_train_route_eval(tmp_path: Path) -> None:
+    """The whole routing path through the CLI, JSON everywhere."""
+
+    def run(*args: str) -> dict:
+        res = runner.invoke(app, list(args), catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        return json.loads(res.stdout)
+
+    logs, model = tmp_path / "logs", tmp_path / "router"
+    sim = run("simulate", "org", "--contacts", "900", "--agents", "8", "--days", "3",
+              "--seed", "2", "--out", str(logs), "--json")  # fmt: skip
+    assert sim["contacts"] == 900 and sim["capacity_violations"] == 0
+    trained = run("train", "router", str(logs), "--out", str(model), "--json")
+    assert trained["rows"] == 900 and trained["encoder_calls"] == 1
+    routed = run("route", str(model), "--text", "my payout never arrived",
+                 "--profile", '{"segment": "enterprise", "language": "en"}', "--json")  # fmt: skip
+    assert routed["route"]["channel"] in {"phone", "chat", "email"}
+    assert routed["encoder_calls"] == 1
+    ev = run("eval", "router", str(model), str(logs), "--days", "1",
+             "--report", str(tmp_path / "rep"), "--json")  # fmt: skip
+    assert set(ev["policies"]) >= {"random", "rule", "router", "oracle"}
+    assert ev["capacity_violations"] == 0 and "gap_closed" in ev
+    assert (tmp_path / "rep" / "report.html").is_file()
+    bad = runner.invoke(app, ["route", str(model), "--text", "x", "--weights", "speed=1"])
+    assert bad.exit_code == 2 and "unknown weight" in bad.stderr
