@@ -22,7 +22,7 @@ import numpy as np
 from ..schema import UserProfile
 
 CATEGORICAL_PROFILE = ("segment", "plan", "language", "country")
-N_PCA = 16
+N_PCA = 32
 SHRINK = 10.0  # pseudo-contacts pulling an agent's cluster stats to its own mean
 AGENT_STATS = ("resolution", "csat", "handle_ratio")
 
