@@ -271,3 +271,98 @@ def eval_router_cmd(
     )
     if report_dir is not None:
         out.print(f"report: {report_dir}/report.md, report.html")
+
+
+@simulate_app.command("policy")
+def simulate_policy_cmd(
+    logs_dir: Annotated[
+        Path, typer.Argument(help="Log folder (Parquet decisions with propensities).")
+    ],
+    policy: Annotated[
+        str,
+        typer.Option(
+            "--policy", help="POLICY.yaml|.json, a router folder, or logging|uniform|rule."
+        ),
+    ],
+    segment: Annotated[
+        list[str] | None, typer.Option("--segment", help="Log column to segment by (repeatable).")
+    ] = None,
+    engine: Annotated[str, typer.Option("--engine", help="local or spark.")] = "local",
+    spark_master: Annotated[
+        str, typer.Option("--spark-master", help="Spark master URL (local[*], yarn, spark://…).")
+    ] = "local[*]",
+    estimators: Annotated[
+        str, typer.Option("--estimators", help="Comma list of dm,ipw,snipw,dr,sndr,switch-dr.")
+    ] = "dm,ipw,snipw,dr,sndr,switch-dr",
+    metrics: Annotated[
+        str,
+        typer.Option("--metrics", help="Comma list of resolution,handle_time,csat,cost,utility."),
+    ] = "resolution,handle_time,csat,cost,utility",
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", min=0, help="Poisson bootstrap replicates (0: off).")
+    ] = 0,
+    folds: Annotated[
+        int, typer.Option("--folds", min=1, help="Reward-model cross-fitting folds.")
+    ] = 2,
+    switch_tau: Annotated[
+        float, typer.Option("--switch-tau", min=0.0, help="Switch-DR's importance-weight cap.")
+    ] = 10.0,
+    min_ess: Annotated[
+        float, typer.Option("--min-ess", min=0.0, help="Flag segments with a smaller ESS.")
+    ] = 50.0,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report", help="Write report.md/.html/.json and forest plots.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Estimate, per segment, what a different way of actioning the models would do."""
+    from .simulation.offpolicy import simulate_policy
+
+    seg = segment if segment is not None else ["segment"]
+    with _errors_and_warnings():
+        with _progress(quiet=as_json) as bar:
+            task = bar.add_task("simulating policy", total=None)
+            result = simulate_policy(
+                logs_dir,
+                policy,
+                engine=engine,
+                spark_master=spark_master,
+                min_ess=min_ess,
+                progress=lambda n: bar.advance(task, n),
+                segments=seg,
+                metrics=[m.strip() for m in metrics.split(",") if m.strip()],
+                estimators=[e.strip() for e in estimators.split(",") if e.strip()],
+                folds=folds,
+                switch_tau=switch_tau,
+                bootstrap=bootstrap,
+            )
+        if report_dir is not None:
+            from .eval.policy_report import write_policy_report
+
+            files = write_policy_report(result, report_dir)
+            result["meta"]["report_files"] = [str(f) for f in files]
+    if as_json:
+        _print_json(result)
+        return
+    meta = result["meta"]
+    for m in (k for k in result if k != "meta"):
+        table = Table(title=f"{m} under {meta['policy']}", title_justify="left")
+        for col in ("segment", "n", "ESS", "logged", *meta["estimators"]):
+            table.add_column(col, justify="left" if col == "segment" else "right")
+        rows = [("overall", result[m]["overall"]), *sorted(result[m]["segments"].items())]
+        for name, e in rows:
+            flag = " [yellow](low ESS)[/]" if e.get("low_ess") else ""
+            cells = [
+                f"{e[x]['value']:.4f} [{e[x]['ci'][0]:.4f}, {e[x]['ci'][1]:.4f}] "
+                f"({e[x]['difference']:+.4f})"
+                for x in meta["estimators"]
+            ]
+            table.add_row(name + flag, str(e["n"]), f"{e['ess']:.0f}", f"{e['logged']:.4f}", *cells)
+        out.print(table)
+    if meta["low_ess_segments"]:
+        out.print(
+            f"[yellow]low effective sample size (< {meta['min_ess']:g}), do not trust:[/] "
+            + ", ".join(meta["low_ess_segments"])
+        )
+    if report_dir is not None:
+        out.print(f"report: {report_dir}/report.md, report.html")

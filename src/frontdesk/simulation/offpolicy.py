@@ -1,0 +1,314 @@
+"""Segment simulation of a target policy from logged decisions (off-policy evaluation).
+
+``prepare`` fits what the estimators need once (cross-fitted reward models)
+and returns a JSON-able plan. ``partial_sums`` is the one per-batch function
+every engine runs: it checks the rows, asks the target policy for its
+probabilities over each row's eligible actions, computes the per-row terms
+of :mod:`~frontdesk.simulation.estimators` for every metric and sums them
+per segment (long format: segment, metric, replicate, values). The local
+engine adds those sums up in Python; the Spark engine runs the same
+function with ``mapInPandas`` and adds them up with ``groupBy``.
+``finalise`` turns the sums into the result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError, FrontdeskError
+from ..routing.logs import DecisionLogs
+from .estimators import ESTIMATORS, Moments, estimate, poisson_weights, row_terms
+from .policies import Batch, PolicyError, load_policy, parse_policy, spec_to_json
+from .reward_model import (
+    READ_COLUMNS,
+    RewardFeatures,
+    fit_reward_models,
+    fold_of,
+    metric_column,
+    predict,
+)
+
+METRICS = ("resolution", "handle_time", "csat", "cost", "utility")
+N_VALUES = len(Moments.flat_names())  # 28
+OVERALL = "__overall__"
+DEFAULT_MIN_ESS = 50.0
+
+
+def prepare(
+    logs: DecisionLogs,
+    policy: str | Path | dict[str, Any],
+    *,
+    segments: Sequence[str] = ("segment",),
+    metrics: Sequence[str] = METRICS,
+    estimators: Sequence[str] = ESTIMATORS,
+    folds: int = 2,
+    switch_tau: float = 10.0,
+    bootstrap: int = 0,
+    seed: int = 0,
+    max_fit_rows: int = 500_000,
+) -> dict[str, Any]:
+    """Check the request, fit the reward models on the logs, and return the engines' plan."""
+    for e in estimators:
+        if e not in ESTIMATORS:
+            raise FrontdeskError(f"unknown estimator {e!r}; use {', '.join(ESTIMATORS)}")
+    for m in metrics:
+        if m not in METRICS:
+            raise FrontdeskError(f"unknown metric {m!r}; use {', '.join(METRICS)}")
+    if folds < 1:
+        raise FrontdeskError("folds must be >= 1")
+    target = load_policy(policy)  # fails early on a bad spec
+    needed = {*READ_COLUMNS, "propensity", "eligible_propensities", *segments, *target.needs()}
+    needed |= {metric_column(m) for m in metrics}
+    logs.check_columns(sorted(needed))
+    import pyarrow as pa
+
+    fit_cols = sorted({*READ_COLUMNS, *(metric_column(m) for m in metrics)})
+    parts, total = [], 0
+    for _, batch in logs.batches(columns=fit_cols):
+        parts.append(batch)
+        total += batch.num_rows
+        if total >= max_fit_rows:
+            break
+    df = pa.Table.from_batches(parts).to_pandas()
+    if len(df) < 2 * folds:
+        raise FrontdeskError(f"{logs.root}: too few logged rows ({len(df)}) to fit reward models")
+    roster = {a.agent_id: a.to_json() for a in logs.roster()}
+    features = RewardFeatures.fit(df, roster, logs.channels)
+    models = fit_reward_models(df, features, metrics, folds)
+    return {
+        "policy": spec_to_json(policy),
+        "policy_name": target.name,
+        "segments": list(segments),
+        "metrics": list(metrics),
+        "estimators": list(estimators),
+        "folds": folds,
+        "switch_tau": switch_tau,
+        "bootstrap": bootstrap,
+        "seed": seed,
+        "features": features.to_json(),
+        "roster": roster,
+        "channels": logs.channels,
+        "models": models,
+        "columns": sorted(needed),
+        "fit_rows": len(df),
+    }
+
+
+@lru_cache(maxsize=8)
+def _policy(spec_json: str) -> Any:
+    d = json.loads(spec_json)
+    return parse_policy(d["spec"], "policy", base=Path(d["base"]))
+
+
+def segment_keys(df: Any, fields: Sequence[str]) -> list[list[str]]:
+    """Per row: the overall key plus one key per segment field (``value``, or ``field=value``)."""
+    keys = [[OVERALL] for _ in range(len(df))]
+    for f in fields:
+        for row, v in zip(keys, df[f].tolist(), strict=True):
+            row.append(str(v) if len(fields) == 1 else f"{f}={v}")
+    return keys
+
+
+def check_rows(df: Any, where: str, first_row: int = 1) -> None:
+    """Propensities in (0, 1] and the logged action among the eligible ones."""
+    p = np.asarray(df["propensity"].to_numpy(), dtype=float)
+    bad = np.flatnonzero(~((p > 0) & (p <= 1)))
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(
+            where, first_row + i, "propensity",
+            f"{float(p[i])!r} for contact {df['contact_id'].iat[i]}; propensities must be in (0, 1]",
+        )  # fmt: skip
+    for i, (h, a, hs, ags) in enumerate(
+        zip(
+            df["channel"],
+            df["agent_id"],
+            df["eligible_channels"],
+            df["eligible_agents"],
+            strict=True,
+        )
+    ):
+        if hs is None or len(hs) == 0 or len(hs) != len(ags):
+            raise DataError(
+                where,
+                first_row + i,
+                "eligible_channels",
+                "empty or not aligned with eligible_agents",
+            )
+        if not any(x == h and y == a for x, y in zip(hs, ags, strict=True)):
+            raise DataError(
+                where, first_row + i, "agent_id",
+                f"the logged action ({h}, {a}) is not in the row's eligible set",
+            )  # fmt: skip
+
+
+def row_terms_frame(df: Any, plan: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Per metric, the (n, 6) per-row terms for these log rows under the plan's policy."""
+    from ..routing.features import AgentRecord
+
+    roster = {k: AgentRecord.from_json(v) for k, v in plan["roster"].items()}
+    batch = Batch(df, roster, plan["channels"])
+    policy = _policy(json.dumps(plan["policy"], sort_keys=True))
+    probs = policy.probabilities(batch)
+    n = len(df)
+    pi_f = np.empty(n)
+    chans, agents = df["eligible_channels"].tolist(), df["eligible_agents"].tolist()
+    logged_ch, logged_ag = df["channel"].tolist(), df["agent_id"].tolist()
+    ids = df["contact_id"].tolist()
+    pi_flat = []
+    for i in range(n):
+        p = np.asarray(probs[i], dtype=float)
+        if len(p) != len(chans[i]) or not np.isfinite(p).all() or (p < -1e-12).any():
+            raise PolicyError(
+                f"contact {ids[i]}: policy {policy.name} gave "
+                f"{len(p)} probabilities for {len(chans[i])} eligible actions (or negative ones)"
+            )
+        if abs(p.sum() - 1.0) > 1e-6:
+            raise PolicyError(
+                f"contact {ids[i]}: policy {policy.name} puts "
+                f"{1 - p.sum():.3g} of its probability outside the eligible set"
+            )
+        k = next(
+            j
+            for j, (h, a) in enumerate(zip(chans[i], agents[i], strict=True))
+            if h == logged_ch[i] and a == logged_ag[i]
+        )
+        pi_f[i] = p[k]
+        pi_flat.append(p)
+    pi_flat_arr = np.concatenate(pi_flat)
+    features = RewardFeatures(plan["features"]["vocab"], plan["roster"], plan["channels"])
+    fold = fold_of(df["contact_id"].tolist(), plan["folds"])
+    x_f = features.factual(df)
+    x_e, row_of = features.eligible(df)
+    mu = np.asarray(df["propensity"].to_numpy(), dtype=float)
+    out = {}
+    for m in plan["metrics"]:
+        models = plan["models"][m]
+        q_f = predict(models, x_f, fold)
+        q_e = predict(models, x_e, fold[row_of])
+        dm = np.bincount(row_of, weights=pi_flat_arr * q_e, minlength=n)
+        r = np.asarray(df[metric_column(m)].to_numpy(), dtype=float)
+        out[m] = row_terms(r, mu, pi_f, dm, q_f, plan["switch_tau"])
+    return out
+
+
+def partial_sums(df: Any, plan: dict[str, Any]) -> Any:
+    """Sums per (segment, metric, replicate) for one batch: the engines' shared function.
+
+    Replicate -1 holds the 28 moment sums; replicates 0..B-1 hold, in their
+    first 7 values, the bootstrap weight sum and weighted sums of z.
+    """
+    import pandas as pd
+
+    terms = row_terms_frame(df, plan)
+    keys = segment_keys(df, plan["segments"])
+    boot = (
+        poisson_weights(df["contact_id"].tolist(), plan["bootstrap"], plan["seed"])
+        if plan["bootstrap"]
+        else None
+    )
+    groups: dict[str, list[int]] = {}
+    for i, ks in enumerate(keys):
+        for k in ks:
+            groups.setdefault(k, []).append(i)
+    rows = []
+    for seg, idx_list in groups.items():
+        idx = np.array(idx_list)
+        for m, z in terms.items():
+            zs = z[idx]
+            rows.append((seg, m, -1, Moments.flat_rows(zs).sum(axis=0)))
+            if boot is not None:
+                b = boot[idx]
+                sums = np.column_stack([b.sum(axis=0), b.T @ zs])
+                pad = np.zeros((len(sums), N_VALUES))
+                pad[:, :7] = sums
+                rows.extend((seg, m, r, pad[r]) for r in range(len(sums)))
+    values = np.array([r[3] for r in rows]) if rows else np.zeros((0, N_VALUES))
+    frame = pd.DataFrame(values, columns=[f"v{i}" for i in range(N_VALUES)])
+    frame.insert(0, "rep", np.array([r[2] for r in rows], dtype=np.int64))
+    frame.insert(0, "metric", [r[1] for r in rows])
+    frame.insert(0, "seg", [r[0] for r in rows])
+    return frame
+
+
+def finalise(
+    sums: dict[tuple[str, str, int], np.ndarray],
+    plan: dict[str, Any],
+    min_ess: float = DEFAULT_MIN_ESS,
+) -> dict[str, Any]:
+    """The result: per metric, overall and per segment, each estimator with interval and ESS."""
+    result: dict[str, Any] = {}
+    flagged: set[str] = set()
+    for m in plan["metrics"]:
+        per: dict[str, Any] = {}
+        segs = sorted({s for s, mm, _ in sums if mm == m})
+        for seg in segs:
+            mom = Moments.from_flat(sums[(seg, m, -1)])
+            if plan["bootstrap"]:
+                mom.boot = np.array([sums[(seg, m, r)][:7] for r in range(plan["bootstrap"])])
+            est = estimate(mom, plan["estimators"])
+            est["low_ess"] = bool(est.get("ess", 0.0) < min_ess)
+            if est["low_ess"] and seg != OVERALL:
+                flagged.add(seg)
+            per[seg] = est
+        result[m] = {"overall": per.pop(OVERALL), "segments": per}
+    result["meta"] = {
+        "policy": plan["policy_name"],
+        "estimators": plan["estimators"],
+        "segments_by": plan["segments"],
+        "folds": plan["folds"],
+        "switch_tau": plan["switch_tau"],
+        "bootstrap": plan["bootstrap"],
+        "min_ess": min_ess,
+        "low_ess_segments": sorted(flagged),
+        "reward_model_rows": plan["fit_rows"],
+    }
+    return result
+
+
+def add_frame(acc: dict[tuple[str, str, int], np.ndarray], frame: Any) -> None:
+    """Add a partial-sums frame into a dict accumulator (the local engine's reduce)."""
+    vals = frame[[f"v{i}" for i in range(N_VALUES)]].to_numpy()
+    for (seg, m, rep), v in zip(
+        zip(frame["seg"], frame["metric"], frame["rep"], strict=True), vals, strict=True
+    ):
+        key = (str(seg), str(m), int(rep))
+        if key in acc:
+            acc[key] = acc[key] + v
+        else:
+            acc[key] = v.copy()
+
+
+def simulate_policy(
+    logs_dir: str | Path,
+    policy: str | Path | dict[str, Any],
+    *,
+    engine: str = "local",
+    spark_master: str = "local[*]",
+    min_ess: float = DEFAULT_MIN_ESS,
+    batch_size: int = 8192,
+    progress: Any = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Estimate the target policy's value per metric and segment from the logs."""
+    logs = DecisionLogs.open(logs_dir)
+    plan = prepare(logs, policy, **options)
+    if engine == "local":
+        from .engines.local import run_local
+
+        sums = run_local(logs, plan, batch_size=batch_size, progress=progress)
+    elif engine == "spark":
+        from .engines.spark import run_spark
+
+        sums = run_spark(logs, plan, master=spark_master)
+    else:
+        raise FrontdeskError(f"unknown engine {engine!r}; use local or spark")
+    result = finalise(sums, plan, min_ess)
+    result["meta"]["engine"] = engine
+    return result

@@ -1,0 +1,196 @@
+"""simulate policy: the result's shape, broken logs, engines agree, DR covers the truth."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from frontdesk.cli import app
+from frontdesk.errors import DataError
+from frontdesk.simulation import OrgConfig, simulate_org
+from frontdesk.simulation.offpolicy import simulate_policy
+from frontdesk.simulation.policies import PolicyError, TargetPolicy
+from frontdesk.simulation.truth import true_values
+
+ENTERPRISE_PHONE = {
+    "rules": [{"when": {"segment": "enterprise"}, "channel": "phone", "unavailable": "skip"}],
+    "default": "logging",
+}
+
+
+def test_logging_policy_estimates_itself(org_logs: Path) -> None:
+    res = simulate_policy(
+        org_logs, "logging", metrics=["resolution"], estimators=["ipw", "snipw", "dr"]
+    )
+    o = res["resolution"]["overall"]
+    assert o["n"] == 1500 and o["ess"] == pytest.approx(1500)  # every weight is 1
+    assert o["ipw"]["value"] == pytest.approx(o["logged"], rel=1e-12)
+    assert o["snipw"]["value"] == pytest.approx(o["logged"], rel=1e-12)
+    assert o["ipw"]["difference"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_result_shape_segments_and_low_ess(org_logs: Path) -> None:
+    res = simulate_policy(
+        org_logs, ENTERPRISE_PHONE, segments=["segment"], estimators=["ipw", "snipw", "dr"],
+        min_ess=400,
+    )  # fmt: skip
+    assert set(res) == {"resolution", "handle_time", "csat", "cost", "utility", "meta"}
+    seg = res["utility"]["segments"]
+    assert set(seg) <= {"individual", "small_business", "enterprise", "platform"}
+    for entry in [res["utility"]["overall"], *seg.values()]:
+        assert {"ipw", "snipw", "dr", "logged", "n", "ess", "low_ess"} <= set(entry)
+        for e in ("ipw", "snipw", "dr"):
+            v = entry[e]
+            assert set(v) >= {"value", "ci", "ess"} and v["ci"][0] <= v["value"] <= v["ci"][1]
+    # Only enterprise contacts change policy; the other segments keep weight 1 everywhere.
+    assert seg["individual"]["ess"] == pytest.approx(seg["individual"]["n"])
+    assert seg["enterprise"]["ess"] < seg["enterprise"]["n"]
+    assert res["meta"]["low_ess_segments"] == sorted(k for k, v in seg.items() if v["ess"] < 400)
+    assert "enterprise" in res["meta"]["low_ess_segments"]
+    both = simulate_policy(org_logs, "uniform", segments=["segment", "language"], metrics=["csat"])
+    assert any(k.startswith("language=") for k in both["csat"]["segments"])
+
+
+def _broken(org_logs: Path, tmp: Path, change) -> Path:  # type: ignore[no-untyped-def]
+    out = tmp / "broken"
+    shutil.copytree(org_logs, out)
+    f = out / "contacts-001.parquet"
+    pq.write_table(change(pq.read_table(f)), f)
+    return out
+
+
+def test_broken_logs_give_clear_errors(org_logs: Path, tmp_path: Path) -> None:
+    no_col = _broken(org_logs, tmp_path / "a", lambda t: t.drop(["propensity"]))
+    with pytest.raises(DataError, match=r"contacts-001\.parquet: propensity: missing column"):
+        simulate_policy(no_col, "uniform", metrics=["csat"])
+
+    def set_propensity(value: float):  # type: ignore[no-untyped-def]
+        def change(t: pa.Table) -> pa.Table:
+            p = t.column("propensity").to_numpy().copy()
+            p[6] = value
+            return t.set_column(t.schema.get_field_index("propensity"), "propensity", pa.array(p))
+
+        return change
+
+    zero = _broken(org_logs, tmp_path / "b", set_propensity(0.0))
+    with pytest.raises(DataError, match=r"contacts-001\.parquet:7: propensity: 0\.0 for contact"):
+        simulate_policy(zero, "uniform", metrics=["csat"])
+    above = _broken(org_logs, tmp_path / "c", set_propensity(1.5))
+    with pytest.raises(
+        DataError, match=r"contacts-001\.parquet:7: propensity: 1\.5 .* in \(0, 1\]"
+    ):
+        simulate_policy(above, "uniform", metrics=["csat"])
+
+
+def test_mass_outside_the_eligible_set_is_refused(org_logs: Path) -> None:
+    forced = {
+        "rules": [{"when": {"segment": "enterprise"}, "channel": "phone"}],
+        "default": "logging",
+    }
+    with pytest.raises(
+        PolicyError, match=r"contact c\d{3}-\d{5}: rules\[0\] puts probability on channel 'phone'"
+    ):
+        simulate_policy(org_logs, forced, metrics=["csat"])
+
+    class Leaky(TargetPolicy):
+        name = "leaky"
+
+        def probabilities(self, batch):  # type: ignore[no-untyped-def]
+            return [np.full(len(c), 0.5 / len(c)) for c in batch.column("eligible_channels")]
+
+    from frontdesk.simulation import offpolicy
+
+    plan_policy = offpolicy._policy
+    offpolicy._policy = lambda _spec: Leaky()  # type: ignore[assignment]
+    try:
+        with pytest.raises(
+            PolicyError, match="puts 0.5 of its probability outside the eligible set"
+        ):
+            simulate_policy(org_logs, "uniform", metrics=["csat"])
+    finally:
+        offpolicy._policy = plan_policy
+
+
+def test_cli_simulate_policy_json_and_report(org_logs: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "policy.json"
+    spec.write_text(json.dumps(ENTERPRISE_PHONE))
+    res = CliRunner().invoke(
+        app,
+        ["simulate", "policy", str(org_logs), "--policy", str(spec), "--segment", "segment",
+         "--estimators", "ipw,snipw,dr", "--metrics", "resolution,utility",
+         "--report", str(tmp_path / "rep"), "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["resolution"]["overall"]["dr"]["ci"][0] < out["resolution"]["overall"]["dr"]["value"]
+    assert "enterprise" in out["utility"]["segments"]
+    assert (tmp_path / "rep" / "forest_utility.png").stat().st_size > 0
+    assert "## Utility" in (tmp_path / "rep" / "report.md").read_text()
+    bad = CliRunner().invoke(app, ["simulate", "policy", str(org_logs), "--policy", "greedy"])
+    assert bad.exit_code == 2 and "unknown policy 'greedy'" in bad.stderr
+
+
+@pytest.mark.slow
+def test_local_and_spark_engines_agree(org_logs: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pyspark", reason="PySpark not installed (pip install 'frontdesk[spark]')")
+    kw = dict(segments=["segment", "country"], metrics=["resolution", "utility"], bootstrap=20)
+    local = simulate_policy(org_logs, ENTERPRISE_PHONE, engine="local", **kw)
+    spark = simulate_policy(org_logs, ENTERPRISE_PHONE, engine="spark", **kw)
+    worst = 0.0
+    where: dict[float, str] = {}
+
+    def walk(a, b, path=""):  # type: ignore[no-untyped-def]
+        nonlocal worst
+        if isinstance(a, dict):
+            assert set(a) == set(b), path
+            for k in a:
+                walk(a[k], b[k], f"{path}/{k}")
+        elif isinstance(a, list):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                walk(x, y, f"{path}[{i}]")
+        elif isinstance(a, float):
+            # relative difference; values that are zero up to rounding (a difference of a
+            # policy with itself, say) are compared absolutely
+            if max(abs(a), abs(b)) > 1e-12:
+                worst = max(worst, abs(a - b) / max(abs(a), abs(b)))
+                where[abs(a - b) / max(abs(a), abs(b))] = path
+        elif not path.endswith("engine"):
+            assert a == b, path
+
+    walk(local, spark)
+    assert worst <= 1e-9, where.get(worst)
+    zero = _broken(org_logs, tmp_path, lambda t: t.set_column(
+        t.schema.get_field_index("propensity"), "propensity",
+        pa.array(np.where(np.arange(t.num_rows) == 3, 0.0, t.column("propensity").to_numpy())),
+    ))  # fmt: skip
+    with pytest.raises(DataError, match=r"contacts-001\.parquet: propensity: 0\.0 for contact"):
+        simulate_policy(zero, "uniform", engine="spark", metrics=["csat"])
+
+
+@pytest.mark.slow
+def test_dr_interval_covers_the_truth(demo_pool) -> None:
+    """50 seeded organisations; a mild change (30 % of decisions by the greedy rule)."""
+    mild = {"mixture": [{"weight": 0.7, "policy": "logging"}, {"weight": 0.3, "policy": "rule"}]}
+    covered = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(50):
+            logs = Path(tmp) / f"logs-{seed}"
+            simulate_org(
+                OrgConfig(seed=1000 + seed, contacts=2000, agents=10, days=2), demo_pool, logs
+            )
+            est = simulate_policy(logs, mild, segments=[], metrics=["utility"], estimators=["dr"])
+            truth = true_values(logs, mild, metrics=["utility"], segments=[])["utility"][
+                "__overall__"
+            ]
+            lo, hi = est["utility"]["overall"]["dr"]["ci"]
+            covered += lo <= truth <= hi
+            shutil.rmtree(logs)
+    assert covered >= 45, f"DR's 95 % interval covered the truth in {covered} of 50 runs"
