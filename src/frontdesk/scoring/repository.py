@@ -1,0 +1,173 @@
+"""The model repository: versioned folders, their runtimes, traffic routing, and load state.
+
+Layout: ``MODELS_DIR/<name>/<version>/model-settings.json`` (plus artifacts),
+and optionally ``MODELS_DIR/<name>/routing.json``::
+
+    {"default": "3", "canary": {"4": 10}, "shadow": "5"}
+
+(10 % of requests without an explicit version go to version 4; version 5
+answers every such request in the background, where its result is only
+compared and measured). Without ``routing.json`` the latest version (highest
+number) serves everything. Only the versions routing needs are loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+from .base import Scorer, load_scorer_class
+from .settings import SETTINGS_FILE, ModelSettings, valid_name
+
+log = logging.getLogger("frontdesk.scoring")
+
+
+@dataclass
+class Routing:
+    default: str
+    canary: dict[str, float] = field(default_factory=dict)  # version -> percent
+    shadow: str | None = None
+
+    @property
+    def versions(self) -> list[str]:
+        vs = [self.default, *self.canary]
+        if self.shadow:
+            vs.append(self.shadow)
+        return list(dict.fromkeys(vs))
+
+
+@dataclass
+class ModelVersion:
+    name: str
+    version: str
+    state: str = "loading"  # loading | ready | failed
+    error: str | None = None
+    scorer: Scorer | None = None
+    settings: ModelSettings | None = None
+    batcher: Any = None
+
+
+def _version_key(v: str) -> tuple[int, int | str]:
+    return (0, int(v)) if v.isdigit() else (1, v)
+
+
+class ModelRepository:
+    """Scans MODELS_DIR, loads versions (each in isolation), and picks one per request."""
+
+    def __init__(self, root: str | Path, seed: int | None = None) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(str(self.root), None, None, "models folder not found")
+        self.models: dict[str, dict[str, ModelVersion]] = {}
+        self.routes: dict[str, Routing] = {}
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and valid_name(p.name))
+
+    def versions_on_disk(self, name: str) -> list[str]:
+        folder = self.root / name
+        if not folder.is_dir():
+            return []
+        vs = [
+            p.name
+            for p in folder.iterdir()
+            if p.is_dir() and valid_name(p.name) and (p / SETTINGS_FILE).is_file()
+        ]
+        return sorted(vs, key=_version_key)
+
+    def read_routing(self, name: str) -> Routing:
+        versions = self.versions_on_disk(name)
+        if not versions:
+            raise DataError(
+                str(self.root / name), None, None, f"no version folder with {SETTINGS_FILE}"
+            )
+        f = self.root / name / "routing.json"
+        if not f.is_file():
+            return Routing(default=versions[-1])
+        try:
+            data = json.loads(f.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(str(f), exc.lineno, None, f"invalid JSON: {exc.msg}") from None
+        default = str(data.get("default", versions[-1]))
+        canary = {str(k): float(v) for k, v in (data.get("canary") or {}).items()}
+        shadow = str(data["shadow"]) if data.get("shadow") is not None else None
+        for v in [default, *canary, *([shadow] if shadow else [])]:
+            if v not in versions:
+                raise DataError(
+                    str(f), None, "version", f"{v!r} has no folder under {self.root / name}"
+                )
+        if sum(canary.values()) > 100 or any(p < 0 for p in canary.values()):
+            raise DataError(str(f), None, "canary", "percentages must be >= 0 and sum to <= 100")
+        return Routing(default, canary, shadow)
+
+    def register(self, name: str) -> list[ModelVersion]:
+        """Read ``name``'s routing and list the versions it needs, in state "loading"."""
+        routing = self.read_routing(name)
+        entries = [ModelVersion(name, v) for v in routing.versions]
+        with self._lock:
+            self.routes[name] = routing
+            self.models[name] = {e.version: e for e in entries}
+        return entries
+
+    def load(self, name: str, entries: list[ModelVersion] | None = None) -> list[ModelVersion]:
+        """Load (or reload) the versions of ``name`` that routing needs; failures stay contained."""
+        entries = entries if entries is not None else self.register(name)
+        for e in entries:
+            self._load_version(e)
+        return entries
+
+    def _load_version(self, e: ModelVersion) -> None:
+        try:
+            settings = ModelSettings.read(self.root / e.name / e.version, e.name, e.version)
+            scorer = load_scorer_class(settings.implementation)(settings)
+            scorer.load()
+            scorer.predict_batch([scorer.warmup()])  # answered once before it is called ready
+            e.settings, e.scorer, e.state = settings, scorer, "ready"
+            log.info("model %s version %s ready", e.name, e.version)
+        except Exception as exc:  # noqa: BLE001 - any failure marks only this version
+            e.state, e.error = "failed", f"{type(exc).__name__}: {exc}"
+            log.error("model %s version %s failed to load: %s", e.name, e.version, e.error)
+
+    def unload(self, name: str) -> bool:
+        with self._lock:
+            self.routes.pop(name, None)
+            return self.models.pop(name, None) is not None
+
+    def pick(
+        self, name: str, version: str | None
+    ) -> tuple[ModelVersion | None, ModelVersion | None]:
+        """The version to answer with, and the shadow to run beside it (if any)."""
+        versions = self.models.get(name)
+        if not versions:
+            return None, None
+        if version is not None:
+            return versions.get(version), None
+        routing = self.routes[name]
+        chosen = routing.default
+        r = self._rng.random() * 100
+        acc = 0.0
+        for v, pct in routing.canary.items():
+            acc += pct
+            if r < acc:
+                chosen = v
+                break
+        shadow = (
+            versions.get(routing.shadow) if routing.shadow and routing.shadow != chosen else None
+        )
+        return versions.get(chosen), shadow
+
+    def all_versions(self) -> list[ModelVersion]:
+        return [e for vs in self.models.values() for e in vs.values()]
+
+    @property
+    def ready(self) -> bool:
+        entries = self.all_versions()
+        return bool(entries) and all(e.state == "ready" for e in entries)

@@ -1,0 +1,1 @@
+"""Model runtimes, one file each: suggester, router, encoder, lightgbm."""

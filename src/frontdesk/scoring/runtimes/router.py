@@ -1,0 +1,78 @@
+"""RouterRuntime: channel and agent for each contact, from a trained router."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...schema import Conversation
+from ..base import Scorer
+from ..protocol import InferenceRequest, InferenceResponse, ProtocolError, Tensor
+
+
+class RouterRuntime(Scorer):
+    """Parameters: ``router`` (folder). Request parameters: ``contexts``, ``agents``, ``waits``.
+
+    ``agents`` (the available agents: ids, ``{"agent_id", "load"}`` or full
+    records) defaults to the whole roster. A batch is encoded in one pass;
+    each request is then assigned jointly within its own agents' capacity.
+    """
+
+    inputs = [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
+    outputs = [
+        {"name": "channel", "datatype": "BYTES", "shape": [-1]},
+        {"name": "agent_id", "datatype": "BYTES", "shape": [-1]},
+        {"name": "expected_utility", "datatype": "FP64", "shape": [-1]},
+        {"name": "propensity", "datatype": "FP64", "shape": [-1]},
+    ]
+
+    def load(self) -> None:
+        from ...routing import Router
+
+        self.router = Router.load(self.settings.path(self.settings.parameters["router"]))
+
+    def predict(self, request: InferenceRequest) -> InferenceResponse:
+        return self.predict_batch([request])[0]
+
+    def predict_batch(self, requests: list[InferenceRequest]) -> list[InferenceResponse]:
+        convs, spans = [], []
+        for r in requests:
+            texts = self.texts(r)
+            ctx = self.contexts(r, len(texts))
+            spans.append((len(convs), len(texts)))
+            convs.extend(Conversation(text=t, context=c) for t, c in zip(texts, ctx, strict=True))
+        encoded = self.router.encode(convs)  # one pass for the whole batch
+        out = []
+        for r, (start, n) in zip(requests, spans, strict=True):
+            agents = r.parameters.get("agents", list(self.router.roster))
+            waits = r.parameters.get("waits", [0.0] * n)
+            if not isinstance(agents, list) or not isinstance(waits, list) or len(waits) != n:
+                raise ProtocolError(
+                    "parameters.agents must be a list; parameters.waits one number per text"
+                )
+            decisions = self.router.route_many(
+                convs[start : start + n],
+                agents,
+                encoded=encoded.take(range(start, start + n)),
+                waits=np.asarray(waits, dtype=float),
+            )
+            out.append(
+                self.response(r, self._tensors(decisions), waiting=[d is None for d in decisions])
+            )
+        return out
+
+    @staticmethod
+    def _tensors(decisions: list[Any]) -> list[Tensor]:
+        n = len(decisions)
+        return [
+            Tensor("channel", [n], "BYTES", [d.channel if d else "" for d in decisions]),
+            Tensor("agent_id", [n], "BYTES", [d.agent_id if d else "" for d in decisions]),
+            Tensor(
+                "expected_utility",
+                [n],
+                "FP64",
+                [d.expected_utility if d else 0.0 for d in decisions],
+            ),
+            Tensor("propensity", [n], "FP64", [d.propensity if d else 0.0 for d in decisions]),
+        ]

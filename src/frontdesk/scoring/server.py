@@ -1,0 +1,487 @@
+"""The scoring server: Open Inference Protocol (KServe V2) REST over every model type.
+
+Endpoints: ``/v2/health/live``, ``/v2/health/ready`` (ready once every model
+loaded and answered a warm-up request), ``/v2``, ``/v2/models/{name}[/versions/{v}]``
+(+ ``/ready``, ``/infer``), ``/v2/repository/index``, admin
+``/v2/repository/models/{name}/load|unload`` (bearer token from
+``FRONTDESK_ADMIN_TOKEN``; refused when unset), the conveniences ``/v1/suggest``
+and ``/v1/route`` (a Conversation JSON), and Prometheus ``/metrics``.
+Errors are JSON ``{"error": ...}``: 400 malformed, 401/403 admin, 404
+unknown model, 413 body too large, 503 not ready, 500 model failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from .._version import __version__
+from ..errors import FrontdeskError
+from .batching import MicroBatcher
+from .protocol import InferenceRequest, InferenceResponse, ProtocolError, Tensor, parse_request
+from .repository import ModelRepository, ModelVersion
+from .settings import valid_name
+
+log = logging.getLogger("frontdesk.scoring")
+DEFAULT_MAX_BODY = 1 << 20  # 1 MiB
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Metrics:
+    """Prometheus collectors in their own registry (one per app)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        labels = ("model", "version")
+        self.requests = Counter(
+            "frontdesk_requests", "Inference requests", (*labels, "route"), registry=self.registry
+        )
+        self.errors = Counter(
+            "frontdesk_request_errors", "Failed requests", (*labels, "code"), registry=self.registry
+        )
+        self.latency = Histogram(
+            "frontdesk_request_latency_seconds", "Inference latency", labels, registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )  # fmt: skip
+        self.batch = Histogram(
+            "frontdesk_batch_size", "Requests per model call", labels, registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )  # fmt: skip
+        self.ready = Gauge("frontdesk_model_ready", "1 when ready", labels, registry=self.registry)
+        self.shadow = Counter(
+            "frontdesk_shadow_requests", "Shadow calls", (*labels, "agrees"), registry=self.registry
+        )
+        self.shadow_latency = Histogram(
+            "frontdesk_shadow_latency_seconds", "Shadow latency", labels, registry=self.registry
+        )
+
+
+class ScoringService:
+    """Everything the routes share: repository, executor, batchers, metrics."""
+
+    def __init__(
+        self,
+        models_dir: str | Path,
+        admin_token: str | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+        seed: int | None = None,
+        threads: int = 4,
+    ) -> None:
+        self.repo = ModelRepository(models_dir, seed=seed)
+        self.admin_token = admin_token
+        self.max_body_bytes = max_body_bytes
+        self.executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="frontdesk-model"
+        )
+        self.metrics = Metrics()
+        self.loading = True
+        self._shadow_tasks: set[asyncio.Task[Any]] = set()
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def load_all(self) -> None:
+        try:
+            registered = {}
+            for name in self.repo.names():  # every model is listed (as loading) before any loads
+                try:
+                    registered[name] = self.repo.register(name)
+                except FrontdeskError as exc:
+                    log.error("model %s: %s", name, exc)
+                    self.repo.models[name] = {
+                        "?": ModelVersion(name, "?", state="failed", error=str(exc))
+                    }
+            for name, entries in registered.items():
+                self._after_load(self.repo.load(name, entries))
+        finally:
+            self.loading = False
+
+    def _after_load(self, entries: list[ModelVersion]) -> None:
+        for e in entries:
+            self.metrics.ready.labels(e.name, e.version).set(1 if e.state == "ready" else 0)
+            if e.state == "ready" and e.settings and e.settings.max_batch_size > 1:
+                e.batcher = MicroBatcher(
+                    e.scorer,  # type: ignore[arg-type]
+                    e.settings.max_batch_size,
+                    e.settings.max_batch_time_ms,
+                    self.executor,
+                    on_batch=self.metrics.batch.labels(e.name, e.version).observe,
+                )
+
+    @property
+    def ready(self) -> bool:
+        return not self.loading and self.repo.ready
+
+    # -- inference ---------------------------------------------------------------------------------
+
+    async def _call(self, e: ModelVersion, request: InferenceRequest) -> InferenceResponse:
+        if e.batcher is not None:
+            return await e.batcher.submit(request)
+        self.metrics.batch.labels(e.name, e.version).observe(1)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, e.scorer.predict, request)  # type: ignore[union-attr]
+
+    async def infer(
+        self, name: str, version: str | None, request: InferenceRequest, route: str = "v2"
+    ) -> InferenceResponse:
+        check_name(name)
+        if version is not None:
+            check_name(version, "version")
+        chosen, shadow = self.repo.pick(name, version)
+        if chosen is None:
+            known = name in self.repo.models
+            what = f"model {name!r}" + (f" version {version!r}" if version and known else "")
+            raise HTTPError(404, f"{what} is not loaded")
+        if chosen.state != "ready":
+            self.metrics.errors.labels(name, chosen.version, "503").inc()
+            raise HTTPError(503, f"model {name!r} version {chosen.version} is {chosen.state}"
+                            + (f": {chosen.error}" if chosen.error else ""))  # fmt: skip
+        self.metrics.requests.labels(name, chosen.version, route).inc()
+        t0 = time.perf_counter()
+        try:
+            response = await self._call(chosen, request)
+        except ProtocolError as exc:
+            self.metrics.errors.labels(name, chosen.version, "400").inc()
+            raise HTTPError(400, str(exc)) from None
+        except FrontdeskError as exc:
+            self.metrics.errors.labels(name, chosen.version, "400").inc()
+            raise HTTPError(400, str(exc)) from None
+        except Exception as exc:
+            self.metrics.errors.labels(name, chosen.version, "500").inc()
+            log.exception("model %s version %s failed", name, chosen.version)
+            raise HTTPError(500, f"model {name!r} failed: {type(exc).__name__}: {exc}") from None
+        self.metrics.latency.labels(name, chosen.version).observe(time.perf_counter() - t0)
+        if shadow is not None and shadow.state == "ready":
+            task = asyncio.get_running_loop().create_task(self._shadow(shadow, request, response))
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+        return response
+
+    async def _shadow(
+        self, e: ModelVersion, request: InferenceRequest, served: InferenceResponse
+    ) -> None:
+        t0 = time.perf_counter()
+        try:
+            res = await self._call(e, request)
+        except Exception as exc:  # noqa: BLE001 - a shadow never affects the answer
+            log.warning("shadow %s version %s failed: %s", e.name, e.version, exc)
+            self.metrics.shadow.labels(e.name, e.version, "error").inc()
+            return
+        agrees = [t.to_json() for t in res.outputs] == [t.to_json() for t in served.outputs]
+        self.metrics.shadow_latency.labels(e.name, e.version).observe(time.perf_counter() - t0)
+        self.metrics.shadow.labels(e.name, e.version, str(agrees).lower()).inc()
+        log.info("shadow %s v%s vs v%s: agrees=%s", e.name, e.version, served.model_version, agrees)
+
+    # -- admin ---------------------------------------------------------------------------------------
+
+    def check_admin(self, authorization: str | None) -> None:
+        token = (
+            self.admin_token
+            if self.admin_token is not None
+            else os.environ.get("FRONTDESK_ADMIN_TOKEN")
+        )
+        if not token:
+            raise HTTPError(403, "model repository admin is disabled: set FRONTDESK_ADMIN_TOKEN")
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if (
+            not authorization
+            or not authorization.startswith("Bearer ")
+            or not hmac.compare_digest(given, token)
+        ):
+            raise HTTPError(401, "a valid bearer token is required")
+
+
+def check_name(name: str, what: str = "model name") -> None:
+    if not valid_name(name):
+        raise HTTPError(400, f"invalid {what} {name!r}: letters, digits, '_', '.', '-' only")
+
+
+def _error(status: int, message: str) -> Any:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(
+    models_dir: str | Path,
+    *,
+    admin_token: str | None = None,
+    max_body_bytes: int | None = None,
+    seed: int | None = None,
+) -> Any:
+    """The FastAPI app serving MODELS_DIR; models load in the background after start-up."""
+    limit = max_body_bytes or int(os.environ.get("FRONTDESK_MAX_BODY_BYTES", DEFAULT_MAX_BODY))
+    service = ScoringService(models_dir, admin_token=admin_token, max_body_bytes=limit, seed=seed)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        loop = asyncio.get_running_loop()
+        loader = loop.run_in_executor(None, service.load_all)
+        yield
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(loader), timeout=0.1)
+        service.executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="frontdesk scoring", version=__version__, lifespan=lifespan)
+    app.state.service = service
+
+    @app.exception_handler(HTTPError)
+    async def _http_error(_: Request, exc: HTTPError) -> Any:
+        return _error(exc.status, exc.message)
+
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _starlette_error(_: Request, exc: StarletteHTTPException) -> Any:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> Any:
+        e = exc.errors()[0]
+        return _error(400, f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}")
+
+    @app.middleware("http")
+    async def _size_limit(request: Request, call_next):  # type: ignore[no-untyped-def]
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return _error(413, f"request body over {limit} bytes")
+        return await call_next(request)
+
+    async def body_json(request: Request) -> Any:
+        body = await request.body()
+        if len(body) > limit:
+            raise HTTPError(413, f"request body over {limit} bytes")
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise HTTPError(400, f"body is not JSON: {exc}") from None
+
+    # -- health and metadata ---------------------------------------------------------------------
+
+    @app.get("/v2/health/live")
+    async def live() -> Any:
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    async def ready() -> Any:
+        states = {f"{e.name}/{e.version}": e.state for e in service.repo.all_versions()}
+        ok = service.ready
+        return JSONResponse({"ready": ok, "models": states}, status_code=200 if ok else 503)
+
+    @app.get("/v2")
+    async def server_metadata() -> Any:
+        return {
+            "name": "frontdesk",
+            "version": __version__,
+            "extensions": ["model_repository", "frontdesk_v1"],
+        }
+
+    def _entry(name: str, version: str | None) -> ModelVersion:
+        check_name(name)
+        versions = service.repo.models.get(name)
+        if not versions:
+            raise HTTPError(404, f"model {name!r} is not loaded")
+        if version is None:
+            version = (
+                service.repo.routes[name].default
+                if name in service.repo.routes
+                else next(iter(versions))
+            )
+        check_name(version, "version")
+        if version not in versions:
+            raise HTTPError(404, f"model {name!r} version {version!r} is not loaded")
+        return versions[version]
+
+    def _metadata(e: ModelVersion) -> dict[str, Any]:
+        meta = e.scorer.metadata() if e.scorer else {"inputs": [], "outputs": []}
+        return {
+            "name": e.name,
+            "versions": sorted(service.repo.models.get(e.name, {})),
+            "platform": "frontdesk",
+            "version": e.version,
+            "state": e.state,
+            **({"error": e.error} if e.error else {}),
+            **meta,
+        }
+
+    @app.get("/v2/models/{name}")
+    async def model_metadata(name: str) -> Any:
+        return _metadata(_entry(name, None))
+
+    @app.get("/v2/models/{name}/versions/{version}")
+    async def model_version_metadata(name: str, version: str) -> Any:
+        return _metadata(_entry(name, version))
+
+    def _ready(e: ModelVersion) -> Any:
+        ok = e.state == "ready"
+        return JSONResponse(
+            {"name": e.name, "version": e.version, "ready": ok}, status_code=200 if ok else 503
+        )
+
+    @app.get("/v2/models/{name}/ready")
+    async def model_ready(name: str) -> Any:
+        return _ready(_entry(name, None))
+
+    @app.get("/v2/models/{name}/versions/{version}/ready")
+    async def model_version_ready(name: str, version: str) -> Any:
+        return _ready(_entry(name, version))
+
+    # -- inference ----------------------------------------------------------------------------------
+
+    async def _infer(request: Request, name: str, version: str | None) -> Any:
+        try:
+            req = parse_request(await body_json(request))
+        except ProtocolError as exc:
+            raise HTTPError(400, str(exc)) from None
+        res = await service.infer(name, version, req)
+        return res.to_json()
+
+    @app.post("/v2/models/{name}/infer")
+    async def infer(name: str, request: Request) -> Any:
+        return await _infer(request, name, None)
+
+    @app.post("/v2/models/{name}/versions/{version}/infer")
+    async def infer_version(name: str, version: str, request: Request) -> Any:
+        return await _infer(request, name, version)
+
+    def _conversation(body: Any, extra: tuple[str, ...] = ()) -> tuple[Any, dict[str, Any]]:
+        from pydantic import ValidationError
+
+        from ..schema import Conversation
+
+        if not isinstance(body, dict):
+            raise HTTPError(400, "the body must be a Conversation JSON object")
+        body = dict(body)
+        pulled = {k: body.pop(k) for k in extra if k in body}
+        try:
+            return Conversation.model_validate(body), pulled
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            where = ".".join(str(x) for x in e["loc"])
+            raise HTTPError(400, f"{where}: {e['msg']}") from None
+
+    @app.post("/v1/suggest")
+    async def v1_suggest(request: Request, model: str = "suggest", k: int = 5) -> Any:
+        conv, _ = _conversation(await body_json(request))
+        req = InferenceRequest(
+            inputs=[Tensor("text", [1], "BYTES", [conv.text])],
+            parameters={"contexts": [conv.context.model_dump(mode="json")], "k": k},
+        )
+        res = await service.infer(model, None, req, route="v1")
+        out = {t.name: t.data for t in res.outputs}
+        suggestions = [
+            {"workflow_id": w, "title": t, "score": s, "rank": i + 1}
+            for i, (w, t, s) in enumerate(
+                zip(
+                    out["workflow_id"],
+                    out.get("title", [""] * len(out["workflow_id"])),
+                    out["score"],
+                    strict=True,
+                )
+            )
+            if w
+        ]
+        return {
+            "model_name": res.model_name,
+            "model_version": res.model_version,
+            "id": conv.id,
+            "suggestions": suggestions,
+            "abstained": out["abstained"][0],
+            "confidence": out["confidence"][0] if "confidence" in out else None,
+        }
+
+    @app.post("/v1/route")
+    async def v1_route(request: Request, model: str = "route") -> Any:
+        conv, extra = _conversation(await body_json(request), ("agents", "wait_min"))
+        params: dict[str, Any] = {
+            "contexts": [conv.context.model_dump(mode="json")],
+            "waits": [float(extra.get("wait_min", 0.0))],
+        }
+        if "agents" in extra:
+            params["agents"] = extra["agents"]
+        req = InferenceRequest(
+            inputs=[Tensor("text", [1], "BYTES", [conv.text])], parameters=params
+        )
+        res = await service.infer(model, None, req, route="v1")
+        out = {t.name: t.data[0] for t in res.outputs}
+        waiting = bool(res.parameters.get("waiting", [False])[0])
+        return {
+            "model_name": res.model_name,
+            "model_version": res.model_version,
+            "id": conv.id,
+            "waiting": waiting,
+            **({} if waiting else out),
+        }
+
+    # -- repository admin ------------------------------------------------------------------------
+
+    @app.get("/v2/repository/index")
+    async def repository_index() -> Any:
+        return [
+            {
+                "name": e.name,
+                "version": e.version,
+                "state": e.state,
+                **({"reason": e.error} if e.error else {}),
+            }
+            for e in service.repo.all_versions()
+        ]
+
+    @app.post("/v2/repository/models/{name}/load")
+    async def admin_load(name: str, request: Request) -> Any:
+        service.check_admin(request.headers.get("authorization"))
+        check_name(name)
+        if name not in service.repo.names():
+            raise HTTPError(404, f"no model folder {name!r} in the repository")
+        loop = asyncio.get_running_loop()
+        try:
+            entries = await loop.run_in_executor(None, service.repo.load, name)
+        except FrontdeskError as exc:
+            raise HTTPError(400, str(exc)) from None
+        service._after_load(entries)
+        states = {e.version: e.state for e in entries}
+        failed = {e.version: e.error for e in entries if e.state != "ready"}
+        body = {"name": name, "versions": states, **({"errors": failed} if failed else {})}
+        return JSONResponse(body, status_code=200 if not failed else 500)
+
+    @app.post("/v2/repository/models/{name}/unload")
+    async def admin_unload(name: str, request: Request) -> Any:
+        service.check_admin(request.headers.get("authorization"))
+        check_name(name)
+        for e in service.repo.models.get(name, {}).values():
+            if e.batcher is not None:
+                e.batcher.close()
+            service.metrics.ready.labels(e.name, e.version).set(0)
+        if not service.repo.unload(name):
+            raise HTTPError(404, f"model {name!r} is not loaded")
+        return {"name": name, "unloaded": True}
+
+    @app.get("/metrics")
+    async def metrics() -> Any:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def app_from_env() -> Any:
+    """Factory for ``uvicorn --factory`` / several workers: MODELS_DIR from FRONTDESK_MODELS_DIR."""
+    return create_app(os.environ["FRONTDESK_MODELS_DIR"])
