@@ -4,10 +4,16 @@ The server runs in its own process on 127.0.0.1 (`frontdesk serve`); this
 process drives it with C keep-alive connections (a minimal asyncio HTTP/1.1
 client, so the client costs little CPU), each sending requests back to back,
 for at most N requests or S seconds per level. Reported per level: req/s,
-p50/p99 latency, errors. The model is the index given (default: the bundled
-demo catalog), packaged twice: max_batch_size 1 (off) and 32 with 5 ms (on).
+p50/p99 latency, errors. With --datasets the model is a BANKING77 index
+(77 workflows + the 10,003 training questions as examples) and the texts are
+the 3,080 test questions; without, the bundled demo catalog and its 140
+queries. Every request in flight carries a different text: connection j
+walks the texts from offset j * len(texts) / C, so no batch can be served by
+de-duplicating identical texts. The index is packaged twice:
+max_batch_size 1 (off) and 32 with 5 ms (on).
 
-    python benchmarks/serve_load.py [--index IDX] [--concurrency 1,4,8,16,32] [--requests 1500] [--seconds 20]
+    python benchmarks/serve_load.py [--datasets ../shared/datasets] [--concurrency 1,4,8,16,32]
+        [--requests 1500] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -116,33 +122,49 @@ async def level(
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--index", type=Path, default=None)
+    ap.add_argument("--datasets", type=Path, default=None)
+    ap.add_argument("--index", type=Path, default=None, help="reuse this index (with --queries)")
+    ap.add_argument("--queries", type=Path, default=None)
     ap.add_argument("--concurrency", default="1,4,8,16,32")
     ap.add_argument("--requests", type=int, default=1500)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--batch-time-ms", type=float, default=2.0, help="max_batch_time_ms")
+    ap.add_argument(
+        "--batch-sizes", default="1,8,32", help="max_batch_size per run (1: batching off)"
+    )
     args = ap.parse_args()
     data = Path(str(resources.files("frontdesk") / "data"))
-    texts = [
-        json.loads(line)["text"]
-        for line in (data / "demo_queries.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
-    bodies = [
-        json.dumps({"text": t, "context": {"user": {"segment": "individual"}}}).encode()
-        for t in texts
-    ]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        index = args.index
-        if index is None:
-            index = work / "demo-index"
-            subprocess.run([sys.executable, "-m", "frontdesk", "index", "build", str(data / "demo_catalog.jsonl"),
-                            "--out", str(index), "--json"], check=True, capture_output=True)  # fmt: skip
-        for mode, size in (("off", "1"), ("on", "32")):
+        index = work / "index"
+        fd = [sys.executable, "-m", "frontdesk"]
+        if args.index is not None:  # reuse a built index and its query file
+            index, queries = args.index, args.queries
+        elif args.datasets is not None:
+            b77 = work / "b77"
+            subprocess.run([*fd, "datasets", "import", "banking77", str(args.datasets / "banking77"),
+                            "--out", str(b77), "--json"], check=True, capture_output=True)  # fmt: skip
+            subprocess.run([*fd, "index", "build", str(b77 / "workflows.jsonl"), "--examples",
+                            str(b77 / "train.jsonl"), "--out", str(index), "--json"],
+                           check=True, capture_output=True)  # fmt: skip
+            queries = b77 / "test.jsonl"
+        else:
+            subprocess.run([*fd, "index", "build", str(data / "demo_catalog.jsonl"), "--out", str(index),
+                            "--json"], check=True, capture_output=True)  # fmt: skip
+            queries = data / "demo_queries.jsonl"
+        texts = [json.loads(x)["text"] for x in queries.read_text().splitlines() if x.strip()]
+        bodies = [
+            json.dumps({"text": t, "context": {"user": {"segment": "individual"}}}).encode()
+            for t in texts
+        ]
+        print(f"  {len(texts)} distinct texts from {queries.name}", file=sys.stderr)
+        modes = [("off" if b == "1" else f"on-{b}", b) for b in args.batch_sizes.split(",")]
+        for mode, size in modes:
             models = work / f"models-{mode}"
             subprocess.run([sys.executable, "-m", "frontdesk", "models", "package", str(index), "--name", "suggest",
-                            "--into", str(models), "--max-batch-size", size, "--max-batch-time-ms", "5", "--json"],
+                            "--into", str(models), "--max-batch-size", size, "--max-batch-time-ms",
+                            str(args.batch_time_ms), "--json"],
                            check=True, capture_output=True)  # fmt: skip
             port = free_port()
             proc = start_server(models, port)
@@ -156,18 +178,19 @@ def main() -> None:
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
-    print("| concurrency | batching | requests | req/s | p50 ms | p99 ms | errors |")
+    print("| concurrency | max batch | requests | req/s | p50 ms | p99 ms | errors |")
     print("|---|---|---|---|---|---|---|")
     for c in (int(x) for x in args.concurrency.split(",")):
-        for mode in ("off", "on"):
+        for mode, _ in modes:
             r = results[(mode, c)]
             print(
                 f"| {c} | {mode} | {r['requests']} | {r['req_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |"
             )
     for c in (int(x) for x in args.concurrency.split(",")):
-        print(
-            f"ratio on/off at {c}: {results[('on', c)]['req_s'] / results[('off', c)]['req_s']:.2f}x req/s"
-        )
+        for mode, _ in modes:
+            if mode != "off" and ("off", c) in results:
+                ratio = results[(mode, c)]["req_s"] / results[("off", c)]["req_s"]
+                print(f"req/s ratio {mode} / off at concurrency {c}: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

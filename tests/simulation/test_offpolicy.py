@@ -194,3 +194,33 @@ def test_dr_interval_covers_the_truth(demo_pool) -> None:
             covered += lo <= truth <= hi
             shutil.rmtree(logs)
     assert covered >= 45, f"DR's 95 % interval covered the truth in {covered} of 50 runs"
+
+
+@pytest.mark.slow
+def test_router_policies_and_router_scores_in_rules(org_logs: Path, router_dir: Path) -> None:
+    """A trained router as the target policy, and a rule on its confidence (one spec file)."""
+    res = simulate_policy(
+        org_logs, router_dir, segments=["segment"], metrics=["utility"], estimators=["dr", "snipw"]
+    )
+    o = res["utility"]["overall"]
+    assert res["meta"]["policy"].startswith("router(")
+    assert o["ess"] < o["n"]  # a deterministic router differs from the logging policy
+    assert o["dr"]["ci"][0] <= o["dr"]["value"] <= o["dr"]["ci"][1]
+    spec = {
+        "router": str(router_dir),
+        "rules": [
+            {
+                "when": {"segment": "enterprise", "router.confidence": {"lt": 0.6}},
+                "channel": "phone",
+                "unavailable": "skip",
+            },
+            {
+                "when": {"router.channel": "email"},
+                "policy": {"router": str(router_dir), "temperature": 0.05},
+            },
+        ],
+        "default": "logging",
+    }
+    mixed = simulate_policy(org_logs, spec, segments=[], metrics=["resolution"], estimators=["dr"])
+    assert mixed["resolution"]["overall"]["n"] == 1500
+    assert 0 < mixed["resolution"]["overall"]["ess"] <= 1500

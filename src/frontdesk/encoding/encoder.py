@@ -152,6 +152,11 @@ class ContextEncoder:
                 from transformers.utils import logging as hf_logging
 
                 hf_logging.disable_progress_bar()
+            threads = os.environ.get("FRONTDESK_TORCH_THREADS")
+            if threads:  # e.g. 1 when serving, to leave a core to the HTTP side
+                import torch
+
+                torch.set_num_threads(int(threads))
             try:
                 self._model = SentenceTransformer(str(path), device=self.device)
             except Exception as exc:  # noqa: BLE001 - any load failure means "unavailable"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import json
 import logging
@@ -112,6 +113,10 @@ class ScoringService:
             for name, entries in registered.items():
                 self._after_load(self.repo.load(name, entries))
         finally:
+            # Models are long-lived: move them out of the cyclic GC's reach, so full
+            # collections stay short and do not stall requests (a tail-latency fix).
+            gc.collect()
+            gc.freeze()
             self.loading = False
 
     def _after_load(self, entries: list[ModelVersion]) -> None:
