@@ -302,10 +302,15 @@ def simulate_policy_cmd(
         int, typer.Option("--bootstrap", min=0, help="Poisson bootstrap replicates (0: off).")
     ] = 0,
     folds: Annotated[
-        int, typer.Option("--folds", min=1, help="Reward-model cross-fitting folds.")
+        int, typer.Option("--folds", min=2, help="Reward-model cross-fitting folds.")
     ] = 2,
     switch_tau: Annotated[
-        float, typer.Option("--switch-tau", min=0.0, help="Switch-DR's importance-weight cap.")
+        float,
+        typer.Option(
+            "--switch-tau",
+            min=0.0,
+            help="Switch-DR's cut-off: rows with a larger importance weight use the reward model alone.",
+        ),
     ] = 10.0,
     min_ess: Annotated[
         float, typer.Option("--min-ess", min=0.0, help="Flag segments with a smaller ESS.")

@@ -190,6 +190,11 @@ def test_bad_logs_name_file_and_field(org_logs: Path, tmp_path: Path) -> None:
     shutil.copytree(org_logs, broken)
     f = broken / "contacts-001.parquet"
     pq.write_table(pq.read_table(f).drop(["propensity"]), f)
+    with pytest.raises(DataError, match=r"contacts-001\.parquet: checksum differs from world.json"):
+        DecisionLogs.open(broken)
+    meta = json.loads((broken / "world.json").read_text())
+    del meta["files"]  # an export that lists no checksums: the columns are still checked
+    (broken / "world.json").write_text(json.dumps(meta))
     with pytest.raises(DataError, match=r"contacts-001\.parquet: propensity: missing column"):
         DecisionLogs.open(broken)
     with pytest.raises(DataError):

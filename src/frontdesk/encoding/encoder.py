@@ -156,6 +156,10 @@ class ContextEncoder:
             if threads:  # e.g. 1 when serving, to leave a core to the HTTP side
                 import torch
 
+                if not threads.isdigit() or int(threads) < 1:
+                    raise ModelUnavailableError(
+                        f"FRONTDESK_TORCH_THREADS={threads!r}: must be a whole number >= 1"
+                    )
                 torch.set_num_threads(int(threads))
             try:
                 self._model = SentenceTransformer(str(path), device=self.device)

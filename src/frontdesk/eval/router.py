@@ -11,12 +11,14 @@ decision (not noisy draws), so differences are the policies', not luck's.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import FrontdeskError
 from ..routing.logs import DecisionLogs
 from ..routing.router import Router
 from ..schema import Conversation
@@ -33,7 +35,7 @@ def router_values(router: Router, world: World, encoded_by_day: dict[int, Any]):
     """The router's predicted utility of each eligible pair, from the day's one encoding."""
     missing = [a for a in world.agents.ids if a not in router.roster]
     if missing:
-        raise ValueError(f"the router's roster lacks agents of these logs: {missing[:5]}")
+        raise FrontdeskError(f"the router's roster lacks agents of these logs: {missing[:5]}")
     records = [router.roster[a] for a in world.agents.ids]
 
     def values(epoch: Epoch, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
@@ -53,6 +55,13 @@ def evaluate_router(
 ) -> dict[str, Any]:
     """Random, rule, router and oracle on ``days`` fresh days; overall and per segment."""
     logs = DecisionLogs.open(logs_dir)
+    trained_on = router.config.get("training", {}).get("logs_world_sha256")
+    if trained_on and trained_on != logs.world_sha256:
+        warnings.warn(
+            f"{logs_dir}: not the logs this router was trained on (world.json differs); "
+            "judging it on another organisation",
+            stacklevel=2,
+        )
     config = OrgConfig.from_json(logs.config)
     world = World(config, read_pool(Path(logs_dir)))
     first = config.days  # the first day after the logged ones
@@ -134,9 +143,7 @@ def write_router_report(result: dict[str, Any], out_dir: str | Path) -> list[Pat
         f"# Router evaluation: {result['logs']}",
         "",
         f"{result['contacts']} contacts on fresh days {result['days']}, true expected outcomes; "
-        f"gap closed (rule to oracle): {gc:.3f}"
-        if gc is not None
-        else "gap closed: n/a",
+        + (f"gap closed (rule to oracle): {gc:.3f}" if gc is not None else "gap closed: n/a"),
         f"capacity violations: {result['capacity_violations']}; encoder calls: "
         f"{result['encoder_calls']}",
         "",

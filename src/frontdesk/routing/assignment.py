@@ -29,8 +29,9 @@ def assign_batch(
 
     Each agent with ``f`` free slots offers ``f`` columns; taking an agent's
     ``j``-th busiest slot costs ``congestion_price * load_after / capacity``,
-    so the optimum spreads work and keeps room for the next arrivals instead of
-    piling onto the single best agent. Solved exactly with the Hungarian
+    so the optimum spreads work across agents instead of piling onto the
+    single best one. It never holds a contact back while an eligible slot is
+    free (there is no reservation for later arrivals). Solved exactly with the Hungarian
     method (``scipy.optimize.linear_sum_assignment``) over value minus price.
     Returns, per contact, ``(channel, agent, pair index)`` or ``None`` when it
     must wait (more contacts than eligible free slots).

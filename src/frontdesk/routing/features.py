@@ -76,20 +76,11 @@ class ContextFeaturizer:
     def fit(
         cls, vectors: np.ndarray, topics: Sequence[str], profiles: Sequence[Mapping[str, Any]]
     ) -> ContextFeaturizer:
-        from sklearn.linear_model import LogisticRegression
-
         mean = vectors.mean(axis=0)
         _, _, vt = np.linalg.svd(vectors - mean, full_matrices=False)
         names = sorted(set(topics))
         y = np.array([names.index(t) for t in topics])
-        if len(names) > 1:
-            lr = LogisticRegression(C=10.0, max_iter=300).fit(vectors, y)
-            coef, intercept = lr.coef_, lr.intercept_
-            if len(names) == 2:  # binary sklearn keeps one row; make it a two-way softmax
-                coef = np.vstack([-coef / 2, coef / 2])
-                intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
-        else:
-            coef, intercept = np.zeros((1, vectors.shape[1])), np.zeros(1)
+        coef, intercept = fit_topic_classifier(vectors, y, len(names))
         vocab = {
             f: sorted({str(p.get(f)) for p in profiles if p.get(f) is not None})
             for f in CATEGORICAL_PROFILE
@@ -132,7 +123,9 @@ class ContextFeaturizer:
         profiles: Sequence[UserProfile | Mapping[str, Any]],
         waits: np.ndarray,
         n_turns: np.ndarray,
+        topic_probs: np.ndarray | None = None,
     ) -> np.ndarray:
+        """Context features; ``topic_probs`` overrides the classifier (out-of-fold training)."""
         pca = (vectors - self.pca_mean) @ self.pca_components.T
         cat = np.full((len(vectors), len(CATEGORICAL_PROFILE)), np.nan, dtype=np.float32)
         num = np.full((len(vectors), 2), np.nan, dtype=np.float32)
@@ -149,7 +142,7 @@ class ContextFeaturizer:
         return np.hstack(
             [
                 pca,
-                self.topic_probs(vectors),
+                self.topic_probs(vectors) if topic_probs is None else topic_probs,
                 cat,
                 num,
                 np.asarray(waits, dtype=np.float32)[:, None],
@@ -179,6 +172,27 @@ class ContextFeaturizer:
             meta["topics"],
             meta["vocab"],
         )
+
+
+def fit_topic_classifier(
+    vectors: np.ndarray, y: np.ndarray, n_topics: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax-regression weights (n_topics, d) and intercepts; unseen topics get ~0 probability."""
+    from sklearn.linear_model import LogisticRegression
+
+    coef = np.zeros((n_topics, vectors.shape[1]))
+    intercept = np.full(n_topics, -30.0)
+    seen = np.unique(y)
+    if len(seen) == 1:
+        intercept[seen[0]] = 0.0
+        return coef, intercept
+    lr = LogisticRegression(C=10.0, max_iter=300).fit(vectors, y)
+    c, b = lr.coef_, lr.intercept_
+    if len(seen) == 2:  # binary sklearn keeps one row; make it a two-way softmax
+        c = np.vstack([-c / 2, c / 2])
+        b = np.array([-b[0] / 2, b[0] / 2])
+    coef[lr.classes_], intercept[lr.classes_] = c, b
+    return coef, intercept
 
 
 class AgentHistory:

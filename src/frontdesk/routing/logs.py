@@ -57,8 +57,36 @@ class DecisionLogs:
             raise DataError(str(root), None, None, "no contacts-*.parquet files")
         logs = cls(root, meta, files)
         if verify:
+            logs.verify_checksums()
             logs.check_columns()
         return logs
+
+    def verify_checksums(self) -> None:
+        """Files listed in world.json must match their sha256 (a log export may list none)."""
+        import hashlib
+
+        for name, digest in (self.meta.get("files") or {}).items():
+            f = self.root / name
+            if not f.is_file():
+                raise DataError(str(f), None, None, "listed in world.json but missing")
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            if h.hexdigest() != digest:
+                raise DataError(
+                    str(f),
+                    None,
+                    None,
+                    "checksum differs from world.json (modified after it was written)",
+                )
+
+    @property
+    def world_sha256(self) -> str:
+        """Fingerprint of world.json: which organisation (seed, config, files) these logs are."""
+        import hashlib
+
+        return hashlib.sha256((self.root / "world.json").read_bytes()).hexdigest()
 
     @property
     def channels(self) -> list[str]:
@@ -70,7 +98,15 @@ class DecisionLogs:
 
     @property
     def config(self) -> dict[str, Any]:
-        return self.meta.get("config", {})
+        """The simulator's configuration (only logs written by ``simulate org`` have one)."""
+        cfg = self.meta.get("config")
+        if not cfg:
+            raise DataError(
+                str(self.root / "world.json"), None, "config",
+                "missing: these logs were not written by `frontdesk simulate org`, so the "
+                "world cannot be rebuilt for a true-outcome evaluation",
+            )  # fmt: skip
+        return cfg
 
     def roster(self) -> list[AgentRecord]:
         path = self.root / "agents.json"

@@ -168,23 +168,36 @@ class Router:
     def resolve_agents(self, agents: Sequence[AgentLike]) -> list[tuple[AgentRecord, int]]:
         """Agents as (record, current load); ids are looked up in the trained roster."""
         out = []
+        seen: set[str] = set()
         for a in agents:
             if isinstance(a, AgentRecord):
-                out.append((a, 0))
-                continue
-            if isinstance(a, str):
-                a = {"agent_id": a}
-            aid = str(a.get("agent_id", ""))
-            if aid in self.roster and set(a) <= {"agent_id", "load"}:
-                rec = self.roster[aid]
-            elif {"channels", "capacity"} <= set(a):
-                rec = AgentRecord.from_json(a)
+                rec, load = a, 0
             else:
-                raise FrontdeskError(
-                    f"agent {aid!r}: not in the router's roster; give its channels, languages, "
-                    "capacity, cost_per_minute and skills"
-                )
-            out.append((rec, int(a.get("load", 0))))
+                if isinstance(a, str):
+                    a = {"agent_id": a}
+                if not isinstance(a, Mapping):
+                    raise FrontdeskError(f"an available agent is an id or an object, not {a!r}")
+                aid = str(a.get("agent_id", ""))
+                load_raw = a.get("load", 0)
+                if isinstance(load_raw, bool) or not isinstance(load_raw, int) or load_raw < 0:
+                    raise FrontdeskError(f"agent {aid!r}: load must be an integer >= 0")
+                load = load_raw
+                if {"channels", "capacity"} <= set(a):
+                    try:
+                        rec = AgentRecord.from_json(a)
+                    except (KeyError, TypeError, ValueError) as exc:
+                        raise FrontdeskError(f"agent {aid!r}: bad record: {exc}") from None
+                elif aid in self.roster:
+                    rec = self.roster[aid]
+                else:
+                    raise FrontdeskError(
+                        f"agent {aid!r}: not in the router's roster; give its channels, "
+                        "languages, capacity, cost_per_minute and skills"
+                    )
+            if rec.agent_id in seen:  # two entries would double its free slots
+                raise FrontdeskError(f"agent {rec.agent_id!r} is listed twice")
+            seen.add(rec.agent_id)
+            out.append((rec, load))
         return out
 
     def eligible(
@@ -224,14 +237,13 @@ class Router:
         rows = np.repeat(np.arange(len(pairs)), sizes)
         ch = np.concatenate([c for c, _ in pairs]).astype(int)
         ag = np.concatenate([a for _, a in pairs]).astype(int)
-        x, ch_pred = self.pair_matrix(ctx, topic_p, clusters, rows, ch, agents, ag)
+        x, _ = self.pair_matrix(ctx, topic_p, clusters, rows, ch, agents, ag)
         pred = self.matcher.predict(x)
         cpm = np.array([agents[j].cost_per_minute for j in ag])
         pred["cost"] = self._cost(ch, cpm, pred["handle_time"])
         pred["utility"] = self.weights.utility(
             pred["resolution"], pred["csat"], pred["handle_time"], pred["cost"]
         )
-        del ch_pred
         bounds = np.cumsum(sizes)[:-1]
         return [
             {k: part for k, part in zip(pred, parts, strict=True)}

@@ -19,11 +19,12 @@ from .._version import __version__
 from ..atomic import atomic_folder
 from ..encoding import ContextEncoder
 from ..encoding.encoder import default_model_path
+from ..errors import DataError
 from ..index.manifest import FORMAT_VERSION, write_manifest
 from ..schema import Conversation
 from .agent_matcher import AgentMatcher
 from .channel_model import ChannelModel
-from .features import AgentHistory, AgentRecord, ContextFeaturizer
+from .features import AgentHistory, AgentRecord, ContextFeaturizer, fit_topic_classifier
 from .logs import DecisionLogs
 from .router import CONFIG_FILE, KIND, Router, RoutingWeights
 
@@ -65,10 +66,36 @@ def train_router(
     profiles = [c.user.fields() for c in convs]
     featurizer = ContextFeaturizer.fit(encoded.vectors, cols["topic"], profiles)
     channels = logs.channels
+    unknown = sorted({h for h in cols["channel"] if h not in channels})
+    if unknown:
+        raise DataError(
+            str(logs.root / "world.json"),
+            None,
+            "channels",
+            f"lacks {unknown[0]!r}, used in the logs",
+        )
     ch_idx = np.array([channels.index(h) for h in cols["channel"]])
     waits = np.asarray(cols["wait_min"], dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    fold = rng.permutation(n) % FOLDS
+    # Topic probabilities out of fold: the matcher must learn from topic guesses as
+    # uncertain as the ones it will see when serving, not from in-sample fits.
+    y_topic = np.array([featurizer.topics.index(t) for t in cols["topic"]])
+    topic_p = np.zeros((n, len(featurizer.topics)), dtype=np.float32)
+    for f in range(FOLDS):
+        if progress:
+            progress(f"topic classifier {f + 1}/{FOLDS}", f, FOLDS)
+        tr, te = fold != f, fold == f
+        coef, b = fit_topic_classifier(encoded.vectors[tr], y_topic[tr], len(featurizer.topics))
+        z = encoded.vectors[te] @ coef.T + b
+        z -= z.max(axis=1, keepdims=True)
+        topic_p[te] = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     ctx = featurizer.transform(
-        encoded.vectors, profiles, waits, np.array([len(c.turns) for c in convs])
+        encoded.vectors,
+        profiles,
+        waits,
+        np.array([len(c.turns) for c in convs]),
+        topic_probs=topic_p,
     )
     y = {
         "resolution": np.asarray(cols["resolved"], dtype=float),
@@ -77,11 +104,19 @@ def train_router(
     }
     base = np.array([logs.channel_info[h]["base_minutes"] for h in channels])[ch_idx]
     hist_y = np.column_stack([y["resolution"], y["csat"], y["handle_time"] / base])
-    clusters = featurizer.clusters(encoded.vectors)
+    clusters = topic_p.argmax(axis=1)
     k = len(featurizer.topics)
     roster = logs.roster()
     ids = [a.agent_id for a in roster]
     pos = {a: i for i, a in enumerate(ids)}
+    missing = sorted({a for a in cols["agent_id"] if a not in pos})
+    if missing:
+        raise DataError(
+            str(logs.root / "agents.json"),
+            None,
+            "agent_id",
+            f"lacks {missing[0]!r}, used in the logs",
+        )
     ag_idx = np.array([pos[a] for a in cols["agent_id"]])
     names, cat = featurizer.names, featurizer.categorical
     config = {
@@ -91,7 +126,7 @@ def train_router(
         "congestion_price": congestion_price,
         "encoder_sha256": encoder.fingerprint,
         "encoder_name": encoder.name,
-        "encoder_path": str(encoder.path),
+        "encoder_path": str(encoder.path.resolve()),
         "encoder_bundled": encoder.path.resolve() == default_model_path().resolve(),
         "context_features": names,
     }
@@ -99,10 +134,7 @@ def train_router(
     def router_with(cm: ChannelModel, hist: AgentHistory) -> Router:
         return Router(featurizer, cm, None, hist, roster, config, encoder=encoder)  # type: ignore[arg-type]
 
-    rng = np.random.default_rng(seed)
-    fold = rng.permutation(n) % FOLDS
     x_match = np.zeros((n, len(AgentMatcher.feature_names(names))), dtype=np.float32)
-    topic_p = featurizer.topic_probs(encoded.vectors)
     for f in range(FOLDS):
         if progress:
             progress(f"out-of-fold {f + 1}/{FOLDS}", f, FOLDS)
@@ -127,7 +159,12 @@ def train_router(
         "topics": featurizer.topics,
         "encoder_calls": encoder.calls,
     }
-    config["training"] = {**summary, "logs": str(Path(logs_dir).resolve()), "seed": seed}
+    config["training"] = {
+        **summary,
+        "logs": str(Path(logs_dir).resolve()),
+        "logs_world_sha256": logs.world_sha256,
+        "seed": seed,
+    }
     with atomic_folder(out, CONFIG_FILE, "router") as tmp:
         featurizer.save(tmp)
         channel_model.save(tmp)

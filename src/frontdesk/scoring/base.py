@@ -73,6 +73,24 @@ class Scorer:
             raise ProtocolError(f"parameters.contexts must be a list of {n} objects (one per text)")
         return ctx
 
+    @classmethod
+    def conversations(cls, request: InferenceRequest) -> list[Any]:
+        """The request's texts with their contexts as Conversations (400 when a context is bad)."""
+        from pydantic import ValidationError
+
+        from ..schema import Conversation
+
+        texts = cls.texts(request)
+        out = []
+        for i, (t, c) in enumerate(zip(texts, cls.contexts(request, len(texts)), strict=True)):
+            try:
+                out.append(Conversation(text=t, context=c))
+            except ValidationError as exc:
+                e = exc.errors()[0]
+                where = ".".join(str(x) for x in e["loc"])
+                raise ProtocolError(f"parameters.contexts[{i}].{where}: {e['msg']}") from None
+        return out
+
 
 def load_scorer_class(dotted: str) -> type[Scorer]:
     """The class named ``package.module.Class``; it must subclass Scorer."""

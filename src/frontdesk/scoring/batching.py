@@ -12,7 +12,6 @@ bad request fails alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
@@ -21,7 +20,13 @@ from .base import Scorer
 from .protocol import InferenceRequest, InferenceResponse
 
 
+class BatcherClosed(RuntimeError):
+    """The model version was unloaded or replaced while the request waited (answered 503)."""
+
+
 class MicroBatcher:
+    """Queues requests for one model version and answers them in batches (see module doc)."""
+
     def __init__(
         self,
         scorer: Scorer,
@@ -37,8 +42,13 @@ class MicroBatcher:
         self.on_batch = on_batch
         self._queue: asyncio.Queue[tuple[InferenceRequest, asyncio.Future[Any]]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def submit(self, request: InferenceRequest) -> InferenceResponse:
+        if self._closed:
+            raise BatcherClosed(
+                f"model {self.scorer.name!r} version {self.scorer.version} was unloaded"
+            )
         loop = asyncio.get_running_loop()
         if self._queue is None:
             self._queue = asyncio.Queue()
@@ -52,44 +62,74 @@ class MicroBatcher:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         q = self._queue
-        while True:
-            batch = [await q.get()]
-            deadline = loop.time() + self.max_wait
-            while len(batch) < self.max_batch_size:
+        batch: list[tuple[InferenceRequest, asyncio.Future[Any]]] = []
+        try:
+            while True:
+                batch = [await q.get()]
+                deadline = loop.time() + self.max_wait
+                while len(batch) < self.max_batch_size:
+                    try:
+                        batch.append(q.get_nowait())
+                        continue
+                    except asyncio.QueueEmpty:
+                        pass
+                    timeout = deadline - loop.time()
+                    if timeout <= 0:
+                        break
+                    try:
+                        batch.append(await asyncio.wait_for(q.get(), timeout))
+                    except TimeoutError:
+                        break
+                if self.on_batch is not None:
+                    self.on_batch(len(batch))
+                await self._answer(loop, batch)
+                batch = []
+        except asyncio.CancelledError:
+            self._fail(batch)
+            raise
+
+    async def _answer(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[InferenceRequest, asyncio.Future[Any]]],
+    ) -> None:
+        requests = [r for r, _ in batch]
+        try:
+            results = await loop.run_in_executor(self.executor, self.scorer.predict_batch, requests)
+            for (_, fut), res in zip(batch, results, strict=True):
+                if not fut.done():
+                    fut.set_result(res)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - isolate the failing request(s)
+            for req, fut in batch:
                 try:
-                    batch.append(q.get_nowait())
-                    continue
-                except asyncio.QueueEmpty:
-                    pass
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(q.get(), timeout))
-                except TimeoutError:
-                    break
-            if self.on_batch is not None:
-                self.on_batch(len(batch))
-            requests = [r for r, _ in batch]
-            try:
-                results = await loop.run_in_executor(
-                    self.executor, self.scorer.predict_batch, requests
-                )
-                for (_, fut), res in zip(batch, results, strict=True):
+                    res = await loop.run_in_executor(self.executor, self.scorer.predict, req)
                     if not fut.done():
                         fut.set_result(res)
-            except Exception:  # noqa: BLE001 - isolate the failing request(s)
-                for req, fut in batch:
-                    try:
-                        res = await loop.run_in_executor(self.executor, self.scorer.predict, req)
-                        if not fut.done():
-                            fut.set_result(res)
-                    except Exception as exc:  # noqa: BLE001
-                        if not fut.done():
-                            fut.set_exception(exc)
+                except Exception as exc:  # noqa: BLE001
+                    if not fut.done():
+                        fut.set_exception(exc)
+
+    def _fail(self, batch: list[tuple[InferenceRequest, asyncio.Future[Any]]]) -> None:
+        err = BatcherClosed(
+            f"model {self.scorer.name!r} version {self.scorer.version} was unloaded"
+        )
+        pending = list(batch)
+        if self._queue is not None:
+            while True:
+                try:
+                    pending.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+        for _, fut in pending:
+            if not fut.done():
+                fut.set_exception(err)
 
     def close(self) -> None:
-        if self._task is not None:
+        """Stop taking requests; every queued or running request fails with BatcherClosed."""
+        self._closed = True
+        if self._task is not None and not self._task.done():
             self._task.cancel()
-            with contextlib.suppress(Exception):
-                self._task = None
+        else:
+            self._fail([])

@@ -30,6 +30,8 @@ log = logging.getLogger("frontdesk.scoring")
 
 @dataclass
 class Routing:
+    """Which version answers (default, canary percentages) and which runs in the shadow."""
+
     default: str
     canary: dict[str, float] = field(default_factory=dict)  # version -> percent
     shadow: str | None = None
@@ -44,6 +46,8 @@ class Routing:
 
 @dataclass
 class ModelVersion:
+    """One version of a model: its state, runtime and micro-batcher."""
+
     name: str
     version: str
     state: str = "loading"  # loading | ready | failed
@@ -54,7 +58,8 @@ class ModelVersion:
 
 
 def _version_key(v: str) -> tuple[int, int | str]:
-    return (0, int(v)) if v.isdigit() else (1, v)
+    """Named versions sort before numbered ones: the highest *number* is the latest."""
+    return (1, int(v)) if v.isdigit() else (0, v)
 
 
 class ModelRepository:
@@ -70,7 +75,17 @@ class ModelRepository:
         self._rng = random.Random(seed)
 
     def names(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and valid_name(p.name))
+        """Model folders: a valid name holding a version folder or a routing.json."""
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir()
+            and valid_name(p.name)
+            and (
+                (p / "routing.json").is_file()
+                or any((v / SETTINGS_FILE).is_file() for v in p.iterdir())
+            )
+        )
 
     def versions_on_disk(self, name: str) -> list[str]:
         folder = self.root / name
@@ -96,8 +111,16 @@ class ModelRepository:
             data = json.loads(f.read_text())
         except json.JSONDecodeError as exc:
             raise DataError(str(f), exc.lineno, None, f"invalid JSON: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise DataError(str(f), None, None, "must be an object with default, canary, shadow")
+        canary_raw = data.get("canary") or {}
+        if not isinstance(canary_raw, dict):
+            raise DataError(str(f), None, "canary", "must map versions to percentages")
+        try:
+            canary = {str(k): float(v) for k, v in canary_raw.items()}
+        except (TypeError, ValueError):
+            raise DataError(str(f), None, "canary", "percentages must be numbers") from None
         default = str(data.get("default", versions[-1]))
-        canary = {str(k): float(v) for k, v in (data.get("canary") or {}).items()}
         shadow = str(data["shadow"]) if data.get("shadow") is not None else None
         for v in [default, *canary, *([shadow] if shadow else [])]:
             if v not in versions:
@@ -109,8 +132,19 @@ class ModelRepository:
         return Routing(default, canary, shadow)
 
     def register(self, name: str) -> list[ModelVersion]:
-        """Read ``name``'s routing and list the versions it needs, in state "loading"."""
-        routing = self.read_routing(name)
+        """Read ``name``'s routing and list the versions it needs, in state "loading".
+
+        A model whose folder or routing.json is unusable is registered as one
+        failed entry, so requests for it get 503 with the reason.
+        """
+        try:
+            routing = self.read_routing(name)
+        except Exception as exc:  # noqa: BLE001 - contained to this model
+            failed = ModelVersion(name, "-", state="failed", error=f"{type(exc).__name__}: {exc}")
+            with self._lock:
+                self.routes[name] = Routing(default="-")
+                self.models[name] = {"-": failed}
+            return []
         entries = [ModelVersion(name, v) for v in routing.versions]
         with self._lock:
             self.routes[name] = routing
@@ -118,11 +152,26 @@ class ModelRepository:
         return entries
 
     def load(self, name: str, entries: list[ModelVersion] | None = None) -> list[ModelVersion]:
-        """Load (or reload) the versions of ``name`` that routing needs; failures stay contained."""
+        """Load the versions of ``name`` that routing needs; failures stay contained."""
         entries = entries if entries is not None else self.register(name)
         for e in entries:
             self._load_version(e)
         return entries
+
+    def reload(self, name: str) -> tuple[list[ModelVersion], list[ModelVersion]]:
+        """Load ``name`` beside the serving versions, then swap: (new entries, replaced ones).
+
+        Traffic keeps going to the old versions until the new ones are ready.
+        """
+        routing = self.read_routing(name)
+        entries = [ModelVersion(name, v) for v in routing.versions]
+        for e in entries:
+            self._load_version(e)
+        with self._lock:
+            old = list(self.models.get(name, {}).values())
+            self.routes[name] = routing
+            self.models[name] = {e.version: e for e in entries}
+        return entries, old
 
     def _load_version(self, e: ModelVersion) -> None:
         try:
@@ -136,10 +185,12 @@ class ModelRepository:
             e.state, e.error = "failed", f"{type(exc).__name__}: {exc}"
             log.error("model %s version %s failed to load: %s", e.name, e.version, e.error)
 
-    def unload(self, name: str) -> bool:
+    def unload(self, name: str) -> list[ModelVersion] | None:
+        """Forget ``name``; returns its versions (None when it was not loaded)."""
         with self._lock:
             self.routes.pop(name, None)
-            return self.models.pop(name, None) is not None
+            gone = self.models.pop(name, None)
+        return list(gone.values()) if gone is not None else None
 
     def pick(
         self, name: str, version: str | None
@@ -165,7 +216,8 @@ class ModelRepository:
         return versions.get(chosen), shadow
 
     def all_versions(self) -> list[ModelVersion]:
-        return [e for vs in self.models.values() for e in vs.values()]
+        with self._lock:
+            return [e for vs in self.models.values() for e in vs.values()]
 
     @property
     def ready(self) -> bool:

@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, Response
 
 from .._version import __version__
 from ..errors import FrontdeskError
-from .batching import MicroBatcher
+from .batching import BatcherClosed, MicroBatcher
 from .protocol import InferenceRequest, InferenceResponse, ProtocolError, Tensor, parse_request
 from .repository import ModelRepository, ModelVersion
 from .settings import valid_name
@@ -39,6 +39,8 @@ DEFAULT_MAX_BODY = 1 << 20  # 1 MiB
 
 
 class HTTPError(Exception):
+    """An error answered as ``{"error": message}`` with this HTTP status."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -96,6 +98,7 @@ class ScoringService:
         self.metrics = Metrics()
         self.loading = True
         self._shadow_tasks: set[asyncio.Task[Any]] = set()
+        self.max_shadow_in_flight = 4  # beyond this, shadow calls are dropped (and counted)
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -103,21 +106,23 @@ class ScoringService:
         try:
             registered = {}
             for name in self.repo.names():  # every model is listed (as loading) before any loads
-                try:
-                    registered[name] = self.repo.register(name)
-                except FrontdeskError as exc:
-                    log.error("model %s: %s", name, exc)
-                    self.repo.models[name] = {
-                        "?": ModelVersion(name, "?", state="failed", error=str(exc))
-                    }
+                registered[name] = self.repo.register(name)
             for name, entries in registered.items():
-                self._after_load(self.repo.load(name, entries))
+                try:
+                    self._after_load(self.repo.load(name, entries))
+                except Exception:  # noqa: BLE001 - one model never stops the others
+                    log.exception("model %s: unexpected failure while loading", name)
         finally:
-            # Models are long-lived: move them out of the cyclic GC's reach, so full
-            # collections stay short and do not stall requests (a tail-latency fix).
-            gc.collect()
-            gc.freeze()
+            self._refreeze()
             self.loading = False
+
+    @staticmethod
+    def _refreeze() -> None:
+        """Keep long-lived models out of the cyclic GC's passes (short full collections, no
+        tail-latency stalls); after an unload or reload, free what the old models held first."""
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
 
     def _after_load(self, entries: list[ModelVersion]) -> None:
         for e in entries:
@@ -166,6 +171,9 @@ class ScoringService:
         except ProtocolError as exc:
             self.metrics.errors.labels(name, chosen.version, "400").inc()
             raise HTTPError(400, str(exc)) from None
+        except BatcherClosed as exc:
+            self.metrics.errors.labels(name, chosen.version, "503").inc()
+            raise HTTPError(503, str(exc)) from None
         except FrontdeskError as exc:
             self.metrics.errors.labels(name, chosen.version, "400").inc()
             raise HTTPError(400, str(exc)) from None
@@ -175,6 +183,9 @@ class ScoringService:
             raise HTTPError(500, f"model {name!r} failed: {type(exc).__name__}: {exc}") from None
         self.metrics.latency.labels(name, chosen.version).observe(time.perf_counter() - t0)
         if shadow is not None and shadow.state == "ready":
+            if len(self._shadow_tasks) >= self.max_shadow_in_flight:
+                self.metrics.shadow.labels(shadow.name, shadow.version, "dropped").inc()
+                return response
             task = asyncio.get_running_loop().create_task(self._shadow(shadow, request, response))
             self._shadow_tasks.add(task)
             task.add_done_callback(self._shadow_tasks.discard)
@@ -209,7 +220,7 @@ class ScoringService:
         if (
             not authorization
             or not authorization.startswith("Bearer ")
-            or not hmac.compare_digest(given, token)
+            or not hmac.compare_digest(given.encode(), token.encode())
         ):
             raise HTTPError(401, "a valid bearer token is required")
 
@@ -265,17 +276,27 @@ def create_app(
     @app.middleware("http")
     async def _size_limit(request: Request, call_next):  # type: ignore[no-untyped-def]
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            return _error(413, f"request body over {limit} bytes")
+        if length is not None:
+            if not length.strip().isdigit():
+                return _error(400, "Content-Length must be a number")
+            if int(length) > limit:
+                return _error(413, f"request body over {limit} bytes")
         return await call_next(request)
 
+    def _no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
     async def body_json(request: Request) -> Any:
-        body = await request.body()
-        if len(body) > limit:
-            raise HTTPError(413, f"request body over {limit} bytes")
+        """The body as JSON, read in chunks and refused (413) as soon as it passes the limit."""
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPError(413, f"request body over {limit} bytes")
+            chunks.append(chunk)
         try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return json.loads(b"".join(chunks), parse_constant=_no_constants)
+        except (ValueError, UnicodeDecodeError) as exc:
             raise HTTPError(400, f"body is not JSON: {exc}") from None
 
     # -- health and metadata ---------------------------------------------------------------------
@@ -300,16 +321,14 @@ def create_app(
 
     def _entry(name: str, version: str | None) -> ModelVersion:
         check_name(name)
+        if version is not None:
+            check_name(version, "version")
         versions = service.repo.models.get(name)
         if not versions:
             raise HTTPError(404, f"model {name!r} is not loaded")
         if version is None:
-            version = (
-                service.repo.routes[name].default
-                if name in service.repo.routes
-                else next(iter(versions))
-            )
-        check_name(version, "version")
+            route = service.repo.routes.get(name)
+            version = route.default if route is not None else next(iter(versions))
         if version not in versions:
             raise HTTPError(404, f"model {name!r} version {version!r} is not loaded")
         return versions[version]
@@ -391,6 +410,8 @@ def create_app(
         )
         res = await service.infer(model, None, req, route="v1")
         out = {t.name: t.data for t in res.outputs}
+        if "workflow_id" not in out or "score" not in out:
+            raise HTTPError(400, f"model {model!r} does not suggest workflows (use ?model=)")
         suggestions = [
             {"workflow_id": w, "title": t, "score": s, "rank": i + 1}
             for i, (w, t, s) in enumerate(
@@ -415,9 +436,12 @@ def create_app(
     @app.post("/v1/route")
     async def v1_route(request: Request, model: str = "route") -> Any:
         conv, extra = _conversation(await body_json(request), ("agents", "wait_min"))
+        wait = extra.get("wait_min", 0.0)
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
+            raise HTTPError(400, "wait_min must be a number of minutes >= 0")
         params: dict[str, Any] = {
             "contexts": [conv.context.model_dump(mode="json")],
-            "waits": [float(extra.get("wait_min", 0.0))],
+            "waits": [float(wait)],
         }
         if "agents" in extra:
             params["agents"] = extra["agents"]
@@ -426,6 +450,8 @@ def create_app(
         )
         res = await service.infer(model, None, req, route="v1")
         out = {t.name: t.data[0] for t in res.outputs}
+        if "agent_id" not in out or "channel" not in out:
+            raise HTTPError(400, f"model {model!r} does not route contacts (use ?model=)")
         waiting = bool(res.parameters.get("waiting", [False])[0])
         return {
             "model_name": res.model_name,
@@ -457,10 +483,14 @@ def create_app(
             raise HTTPError(404, f"no model folder {name!r} in the repository")
         loop = asyncio.get_running_loop()
         try:
-            entries = await loop.run_in_executor(None, service.repo.load, name)
+            entries, old = await loop.run_in_executor(None, service.repo.reload, name)
         except FrontdeskError as exc:
             raise HTTPError(400, str(exc)) from None
         service._after_load(entries)
+        for e in old:  # requests still queued on a replaced version fail with 503
+            if e.batcher is not None:
+                e.batcher.close()
+        service._refreeze()
         states = {e.version: e.state for e in entries}
         failed = {e.version: e.error for e in entries if e.state != "ready"}
         body = {"name": name, "versions": states, **({"errors": failed} if failed else {})}
@@ -470,12 +500,14 @@ def create_app(
     async def admin_unload(name: str, request: Request) -> Any:
         service.check_admin(request.headers.get("authorization"))
         check_name(name)
-        for e in service.repo.models.get(name, {}).values():
+        gone = service.repo.unload(name)
+        if gone is None:
+            raise HTTPError(404, f"model {name!r} is not loaded")
+        for e in gone:
             if e.batcher is not None:
                 e.batcher.close()
             service.metrics.ready.labels(e.name, e.version).set(0)
-        if not service.repo.unload(name):
-            raise HTTPError(404, f"model {name!r} is not loaded")
+        service._refreeze()
         return {"name": name, "unloaded": True}
 
     @app.get("/metrics")

@@ -17,7 +17,7 @@ SETTINGS_FILE = "model-settings.json"
 
 def valid_name(name: str) -> bool:
     """Model names and versions: letters, digits, ``_ . -``; never a path (no ``..``, no ``/``)."""
-    return bool(NAME_RE.match(name)) and ".." not in name
+    return isinstance(name, str) and bool(NAME_RE.fullmatch(name)) and ".." not in name
 
 
 class ModelSettings(BaseModel):

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import DataError, FrontdeskError
 from ..routing.logs import DecisionLogs
-from .estimators import ESTIMATORS, Moments, estimate, poisson_weights, row_terms
+from .estimators import ESTIMATORS, Moments, estimate, id_hashes, poisson_weights, row_terms
 from .policies import Batch, PolicyError, load_policy, parse_policy, spec_to_json
 from .reward_model import (
     READ_COLUMNS,
@@ -60,8 +60,10 @@ def prepare(
     for m in metrics:
         if m not in METRICS:
             raise FrontdeskError(f"unknown metric {m!r}; use {', '.join(METRICS)}")
-    if folds < 1:
-        raise FrontdeskError("folds must be >= 1")
+    if folds < 2:
+        raise FrontdeskError(
+            "folds must be >= 2 (cross-fitting: no row is predicted by a model that saw it)"
+        )
     target = load_policy(policy)  # fails early on a bad spec
     needed = {*READ_COLUMNS, "propensity", "eligible_propensities", *segments, *target.needs()}
     needed |= {metric_column(m) for m in metrics}
@@ -69,12 +71,18 @@ def prepare(
     import pyarrow as pa
 
     fit_cols = sorted({*READ_COLUMNS, *(metric_column(m) for m in metrics)})
-    parts, total = [], 0
+    import pyarrow.parquet as pq
+
+    # Above max_fit_rows, a sample spread over the whole log (by a hash of the contact
+    # id, so the same rows on every run), not the first files.
+    n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in logs.files)
+    keep = min(1.0, max_fit_rows / max(n_rows, 1))
+    parts = []
     for _, batch in logs.batches(columns=fit_cols):
+        if keep < 1.0:
+            h = id_hashes(batch.column("contact_id").to_pylist()) % np.uint64(1_000_000)
+            batch = batch.filter(pa.array(h < np.uint64(int(keep * 1_000_000))))
         parts.append(batch)
-        total += batch.num_rows
-        if total >= max_fit_rows:
-            break
     df = pa.Table.from_batches(parts).to_pandas()
     if len(df) < 2 * folds:
         raise FrontdeskError(f"{logs.root}: too few logged rows ({len(df)}) to fit reward models")

@@ -15,7 +15,7 @@ import hashlib
 import heapq
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ from .dispatch import Decision, Epoch, SequentialDispatcher
 from .world import CHANNELS, Contacts, OrgConfig, QueryPool, World
 
 LOGS_MARKER = "world.json"
-OUTCOMES = ("resolution", "handle_time", "csat", "cost", "utility")
 
 
 @dataclass
@@ -42,15 +41,6 @@ class DayRun:
     realised: dict[str, np.ndarray]
     capacity_violations: int = 0
     max_load_ratio: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def channel(self) -> np.ndarray:
-        return np.array([d.channel for d in self.decisions])  # type: ignore[union-attr]
-
-    @property
-    def agent(self) -> np.ndarray:
-        return np.array([d.agent for d in self.decisions])  # type: ignore[union-attr]
 
     @property
     def wait(self) -> np.ndarray:

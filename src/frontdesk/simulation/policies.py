@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FrontdeskError
+from ..routing.logs import PROFILE_FIELDS
 from .dispatch import RULE_CHANNEL_PREFERENCE
 
 _OPS = {"lt", "le", "gt", "ge", "eq", "ne", "in"}
@@ -171,7 +172,7 @@ class RouterPolicy(TargetPolicy):
                     "turns": list(cols["turns"].iat[i]) if cols["turns"].iat[i] is not None else [],
                     "user": {
                         k: _plain(cols[k].iat[i])
-                        for k in ("segment", "country", "plan", "tenure_days", "language")
+                        for k in PROFILE_FIELDS
                         if k in cols and cols[k].iat[i] is not None
                     },
                 },
@@ -202,16 +203,7 @@ class RouterPolicy(TargetPolicy):
         return [router.probabilities(u) for u in self.scores(batch)["utilities"]]
 
     def needs(self) -> set[str]:
-        return {
-            "text",
-            "turns",
-            "segment",
-            "country",
-            "plan",
-            "tenure_days",
-            "language",
-            "wait_min",
-        }
+        return {"text", "turns", "wait_min", *PROFILE_FIELDS}
 
 
 class MixturePolicy(TargetPolicy):
@@ -420,9 +412,12 @@ def spec_to_json(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     path = Path(source).resolve()
     if path.is_dir():
         return {"spec": {"router": str(path)}, "base": str(path.parent)}
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return {"spec": json.loads(text), "base": str(path.parent)}
     import yaml
 
-    return {"spec": yaml.safe_load(path.read_text(encoding="utf-8")), "base": str(path.parent)}
+    return {"spec": yaml.safe_load(text), "base": str(path.parent)}
 
 
 def parse_policy(

@@ -11,7 +11,6 @@ and the fold of a row is the same on every engine and machine.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -61,13 +60,9 @@ def metric_column(metric: str) -> str:
 
 def fold_of(ids: Sequence[str], k: int) -> np.ndarray:
     """A stable fold per contact id (blake2b), identical on every engine."""
-    return np.array(
-        [
-            int.from_bytes(hashlib.blake2b(str(i).encode(), digest_size=8).digest(), "little") % k
-            for i in ids
-        ],
-        dtype=int,
-    )
+    from .estimators import id_hashes
+
+    return (id_hashes(ids) % np.uint64(k)).astype(int)
 
 
 class RewardFeatures:

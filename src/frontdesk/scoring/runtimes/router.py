@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from ...schema import Conversation
 from ..base import Scorer
 from ..protocol import InferenceRequest, InferenceResponse, ProtocolError, Tensor
 
@@ -38,16 +37,20 @@ class RouterRuntime(Scorer):
     def predict_batch(self, requests: list[InferenceRequest]) -> list[InferenceResponse]:
         convs, spans = [], []
         for r in requests:
-            texts = self.texts(r)
-            ctx = self.contexts(r, len(texts))
-            spans.append((len(convs), len(texts)))
-            convs.extend(Conversation(text=t, context=c) for t, c in zip(texts, ctx, strict=True))
+            batch = self.conversations(r)
+            spans.append((len(convs), len(batch)))
+            convs.extend(batch)
         encoded = self.router.encode(convs)  # one pass for the whole batch
         out = []
         for r, (start, n) in zip(requests, spans, strict=True):
             agents = r.parameters.get("agents", list(self.router.roster))
             waits = r.parameters.get("waits", [0.0] * n)
-            if not isinstance(agents, list) or not isinstance(waits, list) or len(waits) != n:
+            if (
+                not isinstance(agents, list)
+                or not isinstance(waits, list)
+                or len(waits) != n
+                or not all(isinstance(w, int | float) and not isinstance(w, bool) for w in waits)
+            ):
                 raise ProtocolError(
                     "parameters.agents must be a list; parameters.waits one number per text"
                 )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...schema import Conversation
 from ..base import Scorer
 from ..protocol import InferenceRequest, InferenceResponse, ProtocolError, Tensor
 
@@ -38,21 +37,20 @@ class SuggesterRuntime(Scorer):
 
     def _k(self, request: InferenceRequest) -> int:
         k = request.parameters.get("k", self.k)
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 100:
-            raise ProtocolError("parameters.k must be an integer in [1, 100]")
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
+            raise ProtocolError("parameters.k must be an integer in [1, 50]")
         return k
 
     def predict(self, request: InferenceRequest) -> InferenceResponse:
         return self.predict_batch([request])[0]
 
     def predict_batch(self, requests: list[InferenceRequest]) -> list[InferenceResponse]:
-        convs: list[Conversation] = []
+        convs: list[Any] = []
         spans = []
         for r in requests:
-            texts = self.texts(r)
-            ctx = self.contexts(r, len(texts))
-            spans.append((len(convs), len(texts), self._k(r)))
-            convs.extend(Conversation(text=t, context=c) for t, c in zip(texts, ctx, strict=True))
+            batch = self.conversations(r)
+            spans.append((len(convs), len(batch), self._k(r)))
+            convs.extend(batch)
         k_max = max(k for _, _, k in spans)
         results = self.suggester.suggest_many(convs, k=k_max)
         out = []

@@ -77,11 +77,19 @@ def run_spark(
         f"v{i} double" for i in range(N_VALUES)
     )
     parts = df.mapInPandas(per_batch, schema)
-    rows = (
-        parts.groupBy("seg", "metric", "rep")
-        .agg(*(F.sum(f"v{i}").alias(f"v{i}") for i in range(N_VALUES)))
-        .collect()
-    )
+    try:
+        rows = (
+            parts.groupBy("seg", "metric", "rep")
+            .agg(*(F.sum(f"v{i}").alias(f"v{i}") for i in range(N_VALUES)))
+            .collect()
+        )
+    except Exception as exc:  # a worker's DataError/PolicyError arrives wrapped by Spark
+        text = str(exc)
+        for kind in ("DataError: ", "PolicyError: ", "FrontdeskError: "):
+            if kind in text:
+                message = text.split(kind, 1)[1].strip().splitlines()[0]
+                raise FrontdeskError(f"in a Spark worker: {message}") from None
+        raise
     return {
         (r["seg"], r["metric"], int(r["rep"])): np.array([r[f"v{i}"] for i in range(N_VALUES)])
         for r in rows
