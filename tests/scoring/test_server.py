@@ -329,3 +329,85 @@ def test_package_versions(tmp_path: Path, models_dir: Path) -> None:
         package_model(idx, "../evil", tmp_path)
     with pytest.raises(FrontdeskError, match="versions are immutable"):
         package_model(idx, "s", tmp_path, version="1")
+
+
+def test_chunked_body_over_the_limit_is_refused(client: httpx.Client) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["'
+        for _ in range(40):
+            yield b"x" * 1000  # 40 kB in total, no Content-Length: streamed
+        yield b'"]}]}'
+
+    res = client.post("/v2/models/suggest/infer", content=chunks())
+    assert res.status_code == 413 and "over 20000 bytes" in res.json()["error"]
+
+
+def test_client_mistakes_are_400s(client: httpx.Client) -> None:
+    nan = (
+        b'{"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP64", "data": [NaN, 1, 2]}]}'
+    )
+    res = client.post("/v2/models/lgbm/infer", content=nan)
+    assert res.status_code == 400 and "NaN is not valid JSON" in res.json()["error"]
+    res = client.post("/v1/route", json={"text": "hi", "wait_min": "abc"})
+    assert res.status_code == 400 and "wait_min" in res.json()["error"]
+    res = client.post("/v1/suggest", json={"text": "hi"}, params={"model": "echo"})
+    assert res.status_code == 400 and "does not suggest" in res.json()["error"]
+    res = client.post("/v1/route", json={"text": "hi", "agents": ["agent-001", "agent-001"]})
+    assert res.status_code == 400 and "listed twice" in res.json()["error"]
+    bad_ctx = {
+        **texts(1, "hi"),
+        "parameters": {"contexts": [{"turns": [{"role": "robot", "text": "x"}]}]},
+    }
+    res = client.post("/v2/models/suggest/infer", json=bad_ctx)
+    assert res.status_code == 400 and "contexts[0].turns.0.role" in res.json()["error"]
+    res = client.post(
+        "/v2/repository/models/echo/unload", headers={"Authorization": "Bearer é".encode()}
+    )
+    assert res.status_code == 401
+
+
+def test_broken_routing_and_stray_folders_stay_contained(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    settings(root / "good" / "1", "echo_runtime.EchoRuntime")
+    settings(root / "badroute" / "1", "echo_runtime.EchoRuntime")
+    (root / "badroute" / "routing.json").write_text('{"default": "1", "canary": {"1": "ten"}}')
+    (root / "notes").mkdir()  # a stray folder with no version: not a model
+    with running(create_app(root)) as url, httpx.Client(base_url=url) as c:
+        deadline = time.time() + 10
+        while c.get("/v2/models/good/ready").status_code != 200 and time.time() < deadline:
+            time.sleep(0.1)
+        assert c.post("/v2/models/good/infer", json=texts(1, "x")).json()["outputs"][0]["data"] == [
+            "X"
+        ]
+        res = c.post("/v2/models/badroute/infer", json=texts(1, "x"))
+        assert res.status_code == 503 and "percentages must be numbers" in res.json()["error"]
+        assert c.get("/v2/models/badroute/ready").status_code == 503
+        assert "percentages must be numbers" in c.get("/v2/models/badroute").json()["error"]
+        assert c.get("/v2/models/notes").status_code == 404
+
+
+def test_unload_fails_queued_requests_instead_of_hanging() -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor as Pool
+
+    from frontdesk.scoring import InferenceRequest, Scorer, Tensor
+    from frontdesk.scoring.batching import BatcherClosed, MicroBatcher
+    from frontdesk.scoring.settings import ModelSettings
+
+    class Slow(Scorer):
+        def predict_batch(self, requests):  # type: ignore[no-untyped-def]
+            time.sleep(0.5)
+            return [self.response(r, []) for r in requests]
+
+    async def scenario() -> list:
+        b = MicroBatcher(
+            Slow(ModelSettings(implementation="x", name="slow", version="1")), 1, 0, Pool(2)
+        )
+        req = InferenceRequest(inputs=[Tensor("text", [1], "BYTES", ["a"])])
+        tasks = [asyncio.create_task(b.submit(req)) for _ in range(3)]
+        await asyncio.sleep(0.1)  # one running, two queued
+        b.close()
+        return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=5)
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, BatcherClosed) for r in results)

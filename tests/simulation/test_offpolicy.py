@@ -227,3 +227,10 @@ def test_router_policies_and_router_scores_in_rules(org_logs: Path, router_dir: 
     mixed = simulate_policy(org_logs, spec, segments=[], metrics=["resolution"], estimators=["dr"])
     assert mixed["resolution"]["overall"]["n"] == 1500
     assert 0 < mixed["resolution"]["overall"]["ess"] <= 1500
+
+
+def test_cross_fitting_needs_two_folds(org_logs: Path) -> None:
+    from frontdesk.errors import FrontdeskError
+
+    with pytest.raises(FrontdeskError, match="folds must be >= 2"):
+        simulate_policy(org_logs, "uniform", metrics=["csat"], folds=1)

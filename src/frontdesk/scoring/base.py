@@ -87,7 +87,10 @@ class Scorer:
                 out.append(Conversation(text=t, context=c))
             except ValidationError as exc:
                 e = exc.errors()[0]
-                where = ".".join(str(x) for x in e["loc"])
+                loc = list(e["loc"])
+                if loc and loc[0] == "context":  # the error is inside this text's context
+                    loc = loc[1:]
+                where = ".".join(str(x) for x in loc)
                 raise ProtocolError(f"parameters.contexts[{i}].{where}: {e['msg']}") from None
         return out
 
