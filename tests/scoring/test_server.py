@@ -420,3 +420,32 @@ def test_unload_fails_queued_requests_instead_of_hanging() -> None:
 
     results = asyncio.run(scenario())
     assert all(isinstance(r, BatcherClosed) for r in results)
+
+    async def closed_before_it_ran() -> list:
+        b = MicroBatcher(
+            Slow(ModelSettings(implementation="x", name="slow", version="1")), 4, 0, Pool(2)
+        )
+        req = InferenceRequest(inputs=[Tensor("text", [1], "BYTES", ["a"])])
+        task = asyncio.create_task(b.submit(req))
+        await asyncio.sleep(0)  # queued; the batch loop has not run yet
+        b.close()
+        return await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), timeout=5)
+
+    assert isinstance(asyncio.run(closed_before_it_ran())[0], BatcherClosed)
+
+    async def drained() -> list:
+        b = MicroBatcher(
+            Slow(ModelSettings(implementation="x", name="slow", version="1")), 1, 0, Pool(2)
+        )
+        req = InferenceRequest(inputs=[Tensor("text", [1], "BYTES", ["a"])])
+        tasks = [asyncio.create_task(b.submit(req)) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        b.drain()  # a replaced version answers what it had queued
+        late = await asyncio.gather(b.submit(req), return_exceptions=True)
+        return [
+            *await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=5),
+            *late,
+        ]
+
+    *answered, late = asyncio.run(drained())
+    assert not any(isinstance(r, Exception) for r in answered) and isinstance(late, BatcherClosed)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelUnavailableError
+from ..errors import FrontdeskError, ModelUnavailableError
 from ..schema import Conversation, UserProfile
 
 ProgressFn = Callable[[int], None]
@@ -152,12 +152,13 @@ class ContextEncoder:
                 from transformers.utils import logging as hf_logging
 
                 hf_logging.disable_progress_bar()
-            threads = os.environ.get("FRONTDESK_TORCH_THREADS")
+            threads = os.environ.get("FRONTDESK_TORCH_THREADS", "").strip()
             if threads:  # e.g. 1 when serving, to leave a core to the HTTP side
                 import torch
 
-                if not threads.isdigit() or int(threads) < 1:
-                    raise ModelUnavailableError(
+                if not (threads.isascii() and threads.isdigit()) or int(threads) < 1:
+                    # not ModelUnavailableError: a typo must not silently mean "BM25 alone"
+                    raise FrontdeskError(
                         f"FRONTDESK_TORCH_THREADS={threads!r}: must be a whole number >= 1"
                     )
                 torch.set_num_threads(int(threads))

@@ -40,9 +40,13 @@ class MicroBatcher:
         self.max_wait = max_batch_time_ms / 1000.0
         self.executor = executor
         self.on_batch = on_batch
-        self._queue: asyncio.Queue[tuple[InferenceRequest, asyncio.Future[Any]]] | None = None
+        self._queue: asyncio.Queue[tuple[InferenceRequest, asyncio.Future[Any]] | None] | None = (
+            None
+        )
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._draining = False
+        self._in_flight: list[tuple[InferenceRequest, asyncio.Future[Any]]] = []
 
     async def submit(self, request: InferenceRequest) -> InferenceResponse:
         if self._closed:
@@ -55,38 +59,41 @@ class MicroBatcher:
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run())
         fut: asyncio.Future[Any] = loop.create_future()
-        await self._queue.put((request, fut))
+        self._queue.put_nowait((request, fut))
         return await fut
 
     async def _run(self) -> None:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         q = self._queue
-        batch: list[tuple[InferenceRequest, asyncio.Future[Any]]] = []
-        try:
-            while True:
-                batch = [await q.get()]
-                deadline = loop.time() + self.max_wait
-                while len(batch) < self.max_batch_size:
-                    try:
-                        batch.append(q.get_nowait())
-                        continue
-                    except asyncio.QueueEmpty:
-                        pass
+        while not (self._closed and (not self._draining or q.empty())):
+            item = await q.get()
+            if item is None:  # the drain sentinel: everything queued before it is answered
+                return
+            batch = [item]
+            deadline = loop.time() + self.max_wait
+            while len(batch) < self.max_batch_size:
+                try:
+                    nxt = q.get_nowait()
+                except asyncio.QueueEmpty:
                     timeout = deadline - loop.time()
                     if timeout <= 0:
                         break
                     try:
-                        batch.append(await asyncio.wait_for(q.get(), timeout))
+                        nxt = await asyncio.wait_for(q.get(), timeout)
                     except TimeoutError:
                         break
-                if self.on_batch is not None:
-                    self.on_batch(len(batch))
+                if nxt is None:
+                    q.put_nowait(None)  # answer this batch, then stop
+                    break
+                batch.append(nxt)
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
+            self._in_flight = batch
+            try:
                 await self._answer(loop, batch)
-                batch = []
-        except asyncio.CancelledError:
-            self._fail(batch)
-            raise
+            finally:
+                self._in_flight = []
 
     async def _answer(
         self,
@@ -111,25 +118,37 @@ class MicroBatcher:
                     if not fut.done():
                         fut.set_exception(exc)
 
-    def _fail(self, batch: list[tuple[InferenceRequest, asyncio.Future[Any]]]) -> None:
+    def _fail_pending(self) -> None:
+        """Fail the running batch and everything queued (synchronously: nothing is left hanging)."""
         err = BatcherClosed(
             f"model {self.scorer.name!r} version {self.scorer.version} was unloaded"
         )
-        pending = list(batch)
+        pending = list(self._in_flight)
         if self._queue is not None:
             while True:
                 try:
-                    pending.append(self._queue.get_nowait())
+                    item = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
                     break
+                if item is not None:
+                    pending.append(item)
         for _, fut in pending:
             if not fut.done():
                 fut.set_exception(err)
 
     def close(self) -> None:
-        """Stop taking requests; every queued or running request fails with BatcherClosed."""
+        """Unload: stop now; every queued or running request fails with BatcherClosed."""
         self._closed = True
+        self._draining = False
+        self._fail_pending()
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        else:
-            self._fail([])
+
+    def drain(self) -> None:
+        """Replace: take no new requests, answer the queued ones, then stop."""
+        self._closed = True
+        self._draining = True
+        if self._queue is not None:
+            self._queue.put_nowait(None)
+        elif self._task is None:
+            return

@@ -161,12 +161,16 @@ class ModelRepository:
     def reload(self, name: str) -> tuple[list[ModelVersion], list[ModelVersion]]:
         """Load ``name`` beside the serving versions, then swap: (new entries, replaced ones).
 
-        Traffic keeps going to the old versions until the new ones are ready.
+        Traffic keeps going to the old versions until every new one is ready; if
+        one fails, nothing is swapped (the old versions keep serving) and the
+        failed entries come back with no replaced ones.
         """
         routing = self.read_routing(name)
         entries = [ModelVersion(name, v) for v in routing.versions]
         for e in entries:
             self._load_version(e)
+        if name in self.models and any(e.state != "ready" for e in entries):
+            return entries, []
         with self._lock:
             old = list(self.models.get(name, {}).values())
             self.routes[name] = routing

@@ -99,6 +99,7 @@ class ScoringService:
         self.loading = True
         self._shadow_tasks: set[asyncio.Task[Any]] = set()
         self.max_shadow_in_flight = 4  # beyond this, shadow calls are dropped (and counted)
+        self.admin_lock = asyncio.Lock()  # one load/unload at a time
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -277,7 +278,7 @@ def create_app(
     async def _size_limit(request: Request, call_next):  # type: ignore[no-untyped-def]
         length = request.headers.get("content-length")
         if length is not None:
-            if not length.strip().isdigit():
+            if not (length.strip().isascii() and length.strip().isdigit()):
                 return _error(400, "Content-Length must be a number")
             if int(length) > limit:
                 return _error(413, f"request body over {limit} bytes")
@@ -482,15 +483,19 @@ def create_app(
         if name not in service.repo.names():
             raise HTTPError(404, f"no model folder {name!r} in the repository")
         loop = asyncio.get_running_loop()
-        try:
-            entries, old = await loop.run_in_executor(None, service.repo.reload, name)
-        except FrontdeskError as exc:
-            raise HTTPError(400, str(exc)) from None
-        service._after_load(entries)
-        for e in old:  # requests still queued on a replaced version fail with 503
-            if e.batcher is not None:
-                e.batcher.close()
-        service._refreeze()
+        async with service.admin_lock:
+            try:
+                entries, old = await loop.run_in_executor(None, service.repo.reload, name)
+            except FrontdeskError as exc:
+                raise HTTPError(400, str(exc)) from None
+            service._after_load(entries)
+            kept = {e.version for e in entries}
+            for e in old:  # replaced versions answer what they queued, then stop
+                if e.batcher is not None:
+                    e.batcher.drain()
+                if e.version not in kept:
+                    service.metrics.ready.labels(e.name, e.version).set(0)
+            service._refreeze()
         states = {e.version: e.state for e in entries}
         failed = {e.version: e.error for e in entries if e.state != "ready"}
         body = {"name": name, "versions": states, **({"errors": failed} if failed else {})}
@@ -500,14 +505,15 @@ def create_app(
     async def admin_unload(name: str, request: Request) -> Any:
         service.check_admin(request.headers.get("authorization"))
         check_name(name)
-        gone = service.repo.unload(name)
-        if gone is None:
-            raise HTTPError(404, f"model {name!r} is not loaded")
-        for e in gone:
-            if e.batcher is not None:
-                e.batcher.close()
-            service.metrics.ready.labels(e.name, e.version).set(0)
-        service._refreeze()
+        async with service.admin_lock:
+            gone = service.repo.unload(name)
+            if gone is None:
+                raise HTTPError(404, f"model {name!r} is not loaded")
+            for e in gone:
+                if e.batcher is not None:
+                    e.batcher.close()
+                service.metrics.ready.labels(e.name, e.version).set(0)
+            service._refreeze()
         return {"name": name, "unloaded": True}
 
     @app.get("/metrics")

@@ -87,7 +87,7 @@ def run_spark(
         text = str(exc)
         for kind in ("DataError: ", "PolicyError: ", "FrontdeskError: "):
             if kind in text:
-                message = text.split(kind, 1)[1].strip().splitlines()[0]
+                message = (text.split(kind, 1)[1].strip().splitlines() or [text])[0]
                 raise FrontdeskError(f"in a Spark worker: {message}") from None
         raise
     return {
