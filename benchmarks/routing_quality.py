@@ -14,24 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from cli_runner import run_cli  # benchmarks/ sibling (scripts run from there)
 
-def frontdesk(*args: str) -> tuple[dict, float]:
-    cmd = [sys.executable, "-m", "frontdesk", *args, "--json"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{done.stderr}")
-    took = time.perf_counter() - t0
-    print(f"  {' '.join(args[:2])} … {took:.0f}s", file=sys.stderr)
-    return json.loads(done.stdout), took
+frontdesk = run_cli
 
 
 def run(pool: str, pool_args: list[str], contacts: int, work: Path) -> dict:

@@ -21,24 +21,15 @@ import argparse
 import json
 import os
 import random
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from cli_runner import run_cli  # benchmarks/ sibling (scripts run from there)
 from frontdesk.loaders import load_queries, write_jsonl
 
 
 def frontdesk(*args: str) -> dict:
-    cmd = [sys.executable, "-m", "frontdesk", *args, "--json"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{done.stderr}")
-    print(f"  {' '.join(args[:2])} … {time.perf_counter() - t0:.0f}s", file=sys.stderr)
-    return json.loads(done.stdout)
+    return run_cli(*args)[0]
 
 
 def banking77(src: Path, work: Path, results: dict) -> None:

@@ -73,6 +73,16 @@ def _progress(quiet: bool = False) -> Progress:
     )
 
 
+def _stage_ticker(bar: Progress, description: str) -> Any:
+    """A ``progress(stage, done, total)`` callback that drives one bar of ``bar``."""
+    task = bar.add_task(description, total=None)
+
+    def tick(stage: str, done: int, total: int) -> None:
+        bar.update(task, description=stage, completed=done, total=total)
+
+    return tick
+
+
 def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
@@ -96,10 +106,7 @@ def _build(
 
     settings = Settings.from_env(model=str(model) if model else None)
     with _progress(quiet) as bar:
-        task = bar.add_task("encoding", total=None)
-
-        def tick(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total)
+        tick = _stage_ticker(bar, "encoding")
 
         return build_index(
             catalog,
@@ -362,10 +369,7 @@ def train_ranker_cmd(
         val_rows = load_queries(val, workflow_ids=ids) if val else None
         t0 = time.perf_counter()
         with _progress(quiet=as_json) as bar:
-            task = bar.add_task("training", total=None)
-
-            def tick(stage: str, done: int, total: int) -> None:
-                bar.update(task, description=stage, completed=done, total=total)
+            tick = _stage_ticker(bar, "training")
 
             config = train_ranker(
                 index_dir,

@@ -17,6 +17,7 @@ from .cli import (
     _errors_and_warnings,
     _print_json,
     _progress,
+    _stage_ticker,
     app,
     eval_app,
     out,
@@ -114,10 +115,7 @@ def train_router_cmd(
     with _errors_and_warnings():
         enc = ContextEncoder(encoder) if encoder else ContextEncoder()
         with _progress(quiet=as_json) as bar:
-            task = bar.add_task("training", total=None)
-
-            def tick(stage: str, done: int, total: int) -> None:
-                bar.update(task, description=stage, completed=done, total=total)
+            tick = _stage_ticker(bar, "training")
 
             summary = train_router(
                 logs_dir,
@@ -241,10 +239,7 @@ def eval_router_cmd(
     with _errors_and_warnings():
         router = Router.load(model_dir, weights=RoutingWeights.parse(weights) if weights else None)
         with _progress(quiet=as_json) as bar:
-            task = bar.add_task("simulating", total=None)
-
-            def tick(stage: str, done: int, total: int) -> None:
-                bar.update(task, description=stage, completed=done, total=total)
+            tick = _stage_ticker(bar, "simulating")
 
             result = evaluate_router(router, logs_dir, days=days, progress=tick)
         if report_dir is not None:

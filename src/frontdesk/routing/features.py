@@ -113,10 +113,6 @@ class ContextFeaturizer:
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
-    def clusters(self, vectors: np.ndarray) -> np.ndarray:
-        """Groups of similar contacts for the agents' history: the predicted topic."""
-        return self.topic_probs(vectors).argmax(axis=1)
-
     def transform(
         self,
         vectors: np.ndarray,

@@ -63,17 +63,13 @@ class DecisionLogs:
 
     def verify_checksums(self) -> None:
         """Files listed in world.json must match their sha256 (a log export may list none)."""
-        import hashlib
+        from ..index.manifest import sha256_file
 
         for name, digest in (self.meta.get("files") or {}).items():
             f = self.root / name
             if not f.is_file():
                 raise DataError(str(f), None, None, "listed in world.json but missing")
-            h = hashlib.sha256()
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-            if h.hexdigest() != digest:
+            if sha256_file(f) != digest:
                 raise DataError(
                     str(f),
                     None,
@@ -84,9 +80,9 @@ class DecisionLogs:
     @property
     def world_sha256(self) -> str:
         """Fingerprint of world.json: which organisation (seed, config, files) these logs are."""
-        import hashlib
+        from ..index.manifest import sha256_file
 
-        return hashlib.sha256((self.root / "world.json").read_bytes()).hexdigest()
+        return sha256_file(self.root / "world.json")
 
     @property
     def channels(self) -> list[str]:

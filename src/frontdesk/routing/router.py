@@ -215,22 +215,29 @@ class Router:
                     ag_idx.append(j)
         return np.array(ch_idx, dtype=int), np.array(ag_idx, dtype=int)
 
+    def context(self, encoded: EncodedContexts, waits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Context features and topic probabilities of a batch (computed once, reused)."""
+        topic_p = self.featurizer.topic_probs(encoded.vectors)
+        ctx = self.featurizer.transform(
+            encoded.vectors,
+            encoded.profiles or [UserProfile()] * len(encoded),
+            np.asarray(waits, dtype=np.float32),
+            np.array([len(t) for t in encoded.turn_vectors]),
+            topic_probs=topic_p,
+        )
+        return ctx, topic_p
+
     def score_pairs(
         self,
         encoded: EncodedContexts,
         waits: np.ndarray,
         pairs: Sequence[tuple[np.ndarray, np.ndarray]],
         agents: Sequence[AgentRecord],
+        context: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[dict[str, np.ndarray]]:
         """Predicted outcomes and utility of each (channel, agent) pair of each contact."""
-        ctx = self.featurizer.transform(
-            encoded.vectors,
-            encoded.profiles or [UserProfile()] * len(encoded),
-            np.asarray(waits, dtype=np.float32),
-            np.array([len(t) for t in encoded.turn_vectors]),
-        )
-        topic_p = self.featurizer.topic_probs(encoded.vectors)
-        clusters = self.featurizer.clusters(encoded.vectors)
+        ctx, topic_p = context if context is not None else self.context(encoded, waits)
+        clusters = topic_p.argmax(axis=1)
         sizes = [len(ch) for ch, _ in pairs]
         if sum(sizes) == 0:
             return [_empty() for _ in pairs]
@@ -292,14 +299,14 @@ class Router:
         ).astype(np.float32)
         return x, ch_pred
 
-    def channel_scores(self, encoded: EncodedContexts, waits: np.ndarray) -> list[dict[str, float]]:
+    def channel_scores(
+        self,
+        encoded: EncodedContexts,
+        waits: np.ndarray,
+        context: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> list[dict[str, float]]:
         """The channel model's utility per channel (at the roster's mean agent cost)."""
-        ctx = self.featurizer.transform(
-            encoded.vectors,
-            encoded.profiles or [UserProfile()] * len(encoded),
-            np.asarray(waits, dtype=np.float32),
-            np.array([len(t) for t in encoded.turn_vectors]),
-        )
+        ctx, _ = context if context is not None else self.context(encoded, waits)
         n, k = len(ctx), len(self.channels)
         ch = np.tile(np.arange(k), n)
         pred = self.channel_model.predict(np.repeat(ctx, k, axis=0), ch)
@@ -357,7 +364,8 @@ class Router:
             )
         recs = [r for r, _ in agents]
         waits = np.array([wait_min])
-        scored = self.score_pairs(enc, waits, [(ch, ag)], recs)[0]
+        context = self.context(enc, waits)
+        scored = self.score_pairs(enc, waits, [(ch, ag)], recs, context)[0]
         probs = self.probabilities(scored["utility"])
         pick = (
             int(np.argmax(probs))
@@ -368,7 +376,7 @@ class Router:
             channel=self.channels[int(ch[pick])],
             agent_id=recs[int(ag[pick])].agent_id,
             expected_utility=float(scored["utility"][pick]),
-            scores_by_channel=self.channel_scores(enc, waits)[0],
+            scores_by_channel=self.channel_scores(enc, waits, context)[0],
             propensity=float(probs[pick]),
             expected={k: float(v[pick]) for k, v in scored.items() if k != "utility"},
         )
@@ -388,14 +396,15 @@ class Router:
         recs = [r for r, _ in agents]
         w = np.zeros(len(convs)) if waits is None else np.asarray(waits, dtype=float)
         pairs = [self.eligible(c.user, agents) for c in convs]
-        scored = self.score_pairs(enc, w, pairs, recs)
+        context = self.context(enc, w)
+        scored = self.score_pairs(enc, w, pairs, recs, context)
         free = np.array([max(0, r.capacity - load) for r, load in agents])
         cap = np.array([r.capacity for r in recs])
         batch = [
             PairValues(ch, ag, s["utility"]) for (ch, ag), s in zip(pairs, scored, strict=True)
         ]
         chosen = assign_batch(batch, free, cap, self.congestion_price)
-        by_channel = self.channel_scores(enc, w)
+        by_channel = self.channel_scores(enc, w, context)
         out: list[RouteDecision | None] = []
         for i, pick in enumerate(chosen):
             if pick is None:

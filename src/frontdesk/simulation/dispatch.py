@@ -62,13 +62,25 @@ def eligible_pairs(world: World, contacts: Contacts, row: int, free: np.ndarray)
     return c_idx, a_idx
 
 
-def rule_scores(world: World, contacts: Contacts, row: int, ch: np.ndarray, ag: np.ndarray):  # type: ignore[no-untyped-def]
-    """The skills-based rule: listed skill on the contact's menu topic, segment's channel, cost."""
+def rule_score(
+    listed_skill: np.ndarray, segment: str, channel: np.ndarray, cost_per_minute: np.ndarray
+) -> np.ndarray:
+    """The skills-based rule: listed skill on the contact's menu topic, segment's channel, cost.
+
+    ``channel`` indexes CHANNELS; used by the simulator and by the off-policy ``rule`` policy.
+    """
+    pref = np.array(RULE_CHANNEL_PREFERENCE.get(segment, (0.5, 0.5, 0.5)))[channel]
+    return 2.0 * listed_skill + pref - 0.1 * cost_per_minute
+
+
+def rule_scores(
+    world: World, contacts: Contacts, row: int, ch: np.ndarray, ag: np.ndarray
+) -> np.ndarray:
+    """The rule's score of each eligible pair of a simulated contact."""
     topic = world.query_topic[int(contacts.query[row])]
     seg = SEGMENTS[int(world.user_segment[int(contacts.user[row])])]
-    pref = np.array(RULE_CHANNEL_PREFERENCE[seg])[ch]
-    return (
-        2.0 * world.agents.listed_skill[ag, topic] + pref - 0.1 * world.agents.cost_per_minute[ag]
+    return rule_score(
+        world.agents.listed_skill[ag, topic], seg, ch, world.agents.cost_per_minute[ag]
     )
 
 

@@ -11,7 +11,6 @@ starts with every agent free and runs until its last contact is decided.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import json
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import numpy as np
 
 from .._version import __version__
 from ..atomic import atomic_folder
+from ..index.manifest import sha256_file
 from ..routing.logs import LOGS_FORMAT_VERSION
 from .dispatch import Decision, Epoch, SequentialDispatcher
 from .world import CHANNELS, Contacts, OrgConfig, QueryPool, World
@@ -236,7 +236,7 @@ def simulate_org(
             run = run_day(world, world.contacts(day), logger, day)
             name = f"contacts-{day:03d}.parquet"
             pq.write_table(log_table(world, run, "logging"), tmp / name)
-            files[name] = _sha256(tmp / name)
+            files[name] = sha256_file(tmp / name)
             summary["contacts"] += len(run.contacts)
             summary["capacity_violations"] = (
                 summary.get("capacity_violations", 0) + run.capacity_violations
@@ -244,10 +244,10 @@ def simulate_org(
             if progress:
                 progress(1)
         pq.write_table(pool_table(pool), tmp / "pool.parquet")
-        files["pool.parquet"] = _sha256(tmp / "pool.parquet")
+        files["pool.parquet"] = sha256_file(tmp / "pool.parquet")
         roster = world.agents.public_rows(world.topics)
         (tmp / "agents.json").write_text(json.dumps(roster, indent=1) + "\n")
-        files["agents.json"] = _sha256(tmp / "agents.json")
+        files["agents.json"] = sha256_file(tmp / "agents.json")
         meta = {
             "format_version": LOGS_FORMAT_VERSION,
             "frontdesk_version": __version__,
@@ -258,11 +258,3 @@ def simulate_org(
         }
         (tmp / LOGS_MARKER).write_text(json.dumps(meta, indent=2) + "\n")
     return summary
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

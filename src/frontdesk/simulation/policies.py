@@ -46,7 +46,8 @@ import numpy as np
 
 from ..errors import FrontdeskError
 from ..routing.logs import PROFILE_FIELDS
-from .dispatch import RULE_CHANNEL_PREFERENCE
+from .dispatch import rule_score
+from .world import CHANNELS
 
 _OPS = {"lt", "le", "gt", "ge", "eq", "ne", "in"}
 _ROUTER_FIELDS = {"router.channel", "router.confidence", "router.utility"}
@@ -118,16 +119,13 @@ class SkillsRulePolicy(TargetPolicy):
             zip(batch.column("topic"), batch.column("segment"), strict=True)
         ):
             chans, agents = batch.eligible(i)
-            pref = RULE_CHANNEL_PREFERENCE.get(seg, (0.5, 0.5, 0.5))
-            scores = []
-            for h, a in zip(chans, agents, strict=True):
-                rec = batch.roster[a]
-                h_pref = (
-                    pref[("phone", "chat", "email").index(h)]
-                    if h in ("phone", "chat", "email")
-                    else 0
-                )
-                scores.append(2.0 * rec.skills.get(topic, 0.0) + h_pref - 0.1 * rec.cost_per_minute)
+            recs = [batch.roster[a] for a in agents]
+            scores = rule_score(
+                np.array([r.skills.get(topic, 0.0) for r in recs]),
+                seg,
+                np.array([CHANNELS.index(h) for h in chans]),
+                np.array([r.cost_per_minute for r in recs]),
+            )
             p = np.zeros(len(scores))
             p[int(np.argmax(scores))] = 1.0
             out.append(p)
@@ -192,8 +190,9 @@ class RouterPolicy(TargetPolicy):
                 )
             )
         waits = np.asarray(cols["wait_min"], dtype=float)
-        utilities = [s["utility"] for s in router.score_pairs(enc, waits, pairs, agents)]
-        by_channel = router.channel_scores(enc, waits)
+        context = router.context(enc, waits)
+        utilities = [s["utility"] for s in router.score_pairs(enc, waits, pairs, agents, context)]
+        by_channel = router.channel_scores(enc, waits, context)
         out = {"utilities": utilities, "by_channel": by_channel}
         batch._cache[key] = out
         return out
