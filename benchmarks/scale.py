@@ -1,4 +1,11 @@
-"""Scale benchmarks (issue 7). Part implemented so far: BM25, bm25s vs rank-bm25 side by side.
+"""Scale benchmarks (issue 7): ``bm25`` (bm25s vs rank-bm25) and ``catalog`` (10k-1M workflows).
+
+The ``catalog`` part lives in ``scale_catalog.py``; this file is the entry point:
+
+    python benchmarks/scale.py bm25 --datasets ../shared/datasets [--sizes 10000,100000]
+    python benchmarks/scale.py catalog --datasets ../shared/datasets [--sizes 10000,100000,1000000]
+
+BM25 part:
 
 Corpus: synthetic documents composed from real question texts (each document
 joins 2-4 random BANKING77 and CLINC150 training questions, seeded), so both
@@ -11,7 +18,7 @@ median and p99 single-query time for the top-10, the speed ratio, and how many
 queries get the same top-10 (as a set; a difference only inside tied scores
 counts as the same).
 
-    python benchmarks/scale.py --datasets ../shared/datasets [--sizes 10000,100000] [--queries 300]
+    python benchmarks/scale.py bm25 --datasets ../shared/datasets [--sizes 10000,100000] [--queries 300]
 """
 
 from __future__ import annotations
@@ -39,12 +46,12 @@ def corpus(datasets: Path, n: int, seed: int = 0) -> list[str]:
     return [" ".join(rng.sample(texts, rng.randint(2, 4))) for _ in range(n)]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def bm25_main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(prog="scale.py bm25")
     ap.add_argument("--datasets", type=Path, required=True)
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--queries", type=int, default=300)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     import csv
 
     import bm25s
@@ -112,6 +119,16 @@ def main() -> None:
             f"{r['bm25s_p50_ms']:.2f} / {r['bm25s_p99_ms']:.2f} | {r['rank_bm25_p50_ms']:.1f} / {r['rank_bm25_p99_ms']:.1f} | "
             f"{r['speed_ratio']:.0f}x | {r['same_top10']}/{r['queries']} |"
         )
+
+
+def main() -> None:
+    parts = {"bm25": bm25_main}
+    from scale_catalog import catalog_main, serve_main  # noqa: PLC0415 - sibling script
+
+    parts.update(catalog=catalog_main, serve=serve_main)
+    if len(sys.argv) < 2 or sys.argv[1] not in parts:
+        sys.exit(f"usage: python benchmarks/scale.py {{{'|'.join(parts)}}} ...")
+    parts[sys.argv[1]](sys.argv[2:])
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import numpy as np
 
 from .config import Settings
 from .encoding import ContextEncoder, EncodedContexts
+from .encoding.cache import TextVectorCache
 from .encoding.encoder import BUNDLED_MODEL_NAME
 from .errors import IndexIntegrityError, ModelUnavailableError
 from .index import WorkflowIndex
@@ -59,6 +60,7 @@ class Suggester:
         self.dense: DenseSearcher | None = None
         self.encoder: ContextEncoder | None = None
         self.requested_mode: Mode = mode
+        self.query_cache = TextVectorCache(s.query_cache_size)
         self.ranker: Any = None
         self._extractor: Any = None
         if mode != "sparse" and index.dense is not None:
@@ -78,6 +80,7 @@ class Suggester:
                     prototype_weight=(
                         index.prototype_weight if s.prototype_weight is None else s.prototype_weight
                     ),
+                    prototype_scan_max=s.exact_max,
                 )
         elif mode == "dense":
             raise IndexIntegrityError(f"{index.root}: has no dense part; dense mode is unavailable")
@@ -187,7 +190,7 @@ class Suggester:
         if self.dense is None or self.encoder is None:
             return None
         try:
-            return self.encoder.encode_contexts(list(queries))
+            return self.encoder.encode_contexts(list(queries), cache=self.query_cache)
         except ModelUnavailableError as exc:
             self._fall_back(str(exc))
             return None
@@ -321,7 +324,8 @@ class FrontDesk:
         convs = [q if isinstance(q, Conversation) else Conversation(text=q) for q in conversations]
         if not convs:
             return []
-        encoded = self.encoder.encode_contexts(convs)
+        cache = self.suggester.query_cache if self.suggester.encoder is self.encoder else None
+        encoded = self.encoder.encode_contexts(convs, cache=cache)
         suggestions = self.suggester.suggest_many(
             convs, k=k, encoded=encoded if self.suggester.encoder is not None else None
         )

@@ -100,11 +100,12 @@ def _build(
     model: Path | None,
     sparse_only: bool,
     quiet: bool,
+    dense_index: str | None = None,
 ) -> dict[str, Any]:
     from .config import Settings
     from .index import build_index
 
-    settings = Settings.from_env(model=str(model) if model else None)
+    settings = Settings.from_env(model=str(model) if model else None, dense_index=dense_index)
     with _progress(quiet) as bar:
         tick = _stage_ticker(bar, "encoding")
 
@@ -131,20 +132,37 @@ def index_build(
     sparse_only: Annotated[
         bool, typer.Option("--sparse-only", help="BM25 only, no encoder.")
     ] = False,
+    dense_index: Annotated[
+        str | None,
+        typer.Option(
+            "--dense-index",
+            help="auto (flat up to FRONTDESK_EXACT_MAX vectors, IVF-SQ8 above), flat, hnsw or ivf.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a FAISS + BM25 index of a catalog (written atomically)."""
+    from .index.dense import DENSE_KINDS
+
+    if dense_index is not None and dense_index not in DENSE_KINDS:
+        raise typer.BadParameter(
+            f"must be one of {', '.join(DENSE_KINDS)}", param_hint="--dense-index"
+        )
     with _errors_and_warnings():
         t0 = time.perf_counter()
-        manifest = _build(catalog, out_dir, examples, model, sparse_only, quiet=as_json)
+        manifest = _build(
+            catalog, out_dir, examples, model, sparse_only, quiet=as_json, dense_index=dense_index
+        )
         seconds = time.perf_counter() - t0
     counts = manifest["counts"]
     if as_json:
         _print_json({"index": str(out_dir), "seconds": round(seconds, 3), **manifest})
         return
+    from .index.dense import describe
+
     dense = manifest["dense"]
     kind = (
-        f"{dense['index']['type']} ({dense['dim']}-d, {dense['model']['name']})"
+        f"{describe(dense['index'])}, {dense['dim']}-d, {dense['model']['name']}"
         if dense
         else "none"
     )
@@ -174,9 +192,69 @@ def index_info(
     table.add_row("versions", ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
     table.add_row("counts", ", ".join(f"{k} {v}" for k, v in m["counts"].items()))
     d = m["dense"]
-    table.add_row("dense", f"{d['index']} {d['model']['name']}" if d else "absent")
+    if d:
+        from .index.dense import describe
+
+        table.add_row("dense", f"{describe(d['index'])}; {d['dim']}-d {d['model']['name']}")
+    else:
+        table.add_row("dense", "absent")
+    if m.get("updates"):
+        last = m["updates"][-1]
+        table.add_row(
+            "updates",
+            f"{len(m['updates'])}; last {last['at']}: +{last['added']} ~{last['replaced']} "
+            f"-{last['removed']}",
+        )
     table.add_row("files", f"{len(m['files'])} verified (sha256)")
     out.print(table)
+
+
+def _update(index_dir: Path, as_json: bool, **change: Any) -> None:
+    from .index import update_index
+
+    with _errors_and_warnings(), _progress(as_json) as bar:
+        t0 = time.perf_counter()
+        summary = update_index(index_dir, progress=_stage_ticker(bar, "updating"), **change)
+        summary["seconds"] = round(time.perf_counter() - t0, 3)
+    if as_json:
+        _print_json(summary)
+        return
+    out.print(
+        f"[green]updated[/] {index_dir}: +{summary['added']} added, {summary['replaced']} "
+        f"replaced, -{summary['removed']} removed, {summary['unchanged']} unchanged; "
+        f"{summary['encoded_texts']} texts encoded; {summary['workflows']} workflows; "
+        f"dense: {summary['dense'] or 'none'}; {summary['seconds']:.1f}s"
+    )
+
+
+@index_app.command("add")
+def index_add(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder to update in place.")],
+    catalog: Annotated[
+        Path, typer.Argument(help="Workflows to add (.jsonl, .yaml); a known id replaces it.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Add or replace workflows, encoding only what changed (written atomically)."""
+    _update(index_dir, as_json, add=catalog)
+
+
+@index_app.command("remove")
+def index_remove(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder to update in place.")],
+    ids: Annotated[list[str] | None, typer.Argument(help="Workflow ids to remove.")] = None,
+    from_file: Annotated[
+        Path | None, typer.Option("--from-file", help="More ids, one per line.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove workflows by id (written atomically)."""
+    from .index.update import read_ids
+
+    wanted = list(ids or []) + (read_ids(from_file) if from_file else [])
+    if not wanted:
+        raise typer.BadParameter("name at least one workflow id", param_hint="IDS")
+    _update(index_dir, as_json, remove=wanted)
 
 
 def _conversation(text: str, turns: list[str], profile: str | None):  # type: ignore[no-untyped-def]
@@ -447,6 +525,53 @@ def train_encoder_cmd(
     out.print(
         f"[green]fine-tuned[/] {out_dir}: {info['rows']} rows, {info['batches']} batches in "
         f"{info['seconds']}s; loss {info['loss_first']} -> {info['loss_last']}. "
+        f"Use it: frontdesk index build ... --model {out_dir}"
+    )
+
+
+@train_app.command("distill")
+def train_distill_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Fast-encoder folder to write.")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            help="onnx-int8 (int8 weights), onnx (fp32, same vectors) or static (model2vec).",
+        ),
+    ] = "onnx-int8",
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", help="sentence-transformers folder to build from (default: bundled MiniLM)."
+        ),
+    ] = None,
+    pca_dims: Annotated[
+        int | None,
+        typer.Option("--pca-dims", min=2, help="Vector size of a static encoder (default: 256)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a faster CPU encoder from a sentence-transformers model; use it with --model."""
+    from .encoding.fast import KINDS, build_fast_encoder
+
+    if kind not in KINDS:
+        raise typer.BadParameter(f"must be one of {', '.join(KINDS)}", param_hint="--kind")
+    if pca_dims is not None and kind != "static":
+        raise typer.BadParameter("only applies to --kind static", param_hint="--pca-dims")
+    with _errors_and_warnings():
+        t0 = time.perf_counter()
+        with _progress(quiet=as_json) as bar:
+            tick = _stage_ticker(bar, f"building {kind}")
+            manifest = build_fast_encoder(
+                model, out_dir, kind, pca_dims=pca_dims or 256, progress=tick
+            )
+    seconds = round(time.perf_counter() - t0, 1)
+    if as_json:
+        _print_json({"encoder": str(out_dir), **manifest, "seconds": seconds})
+        return
+    out.print(
+        f"[green]built[/] {out_dir}: {manifest['kind']}, {manifest['dim']} dimensions, "
+        f"from {manifest['source']['name']} in {seconds}s. "
         f"Use it: frontdesk index build ... --model {out_dir}"
     )
 

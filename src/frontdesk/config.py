@@ -23,12 +23,25 @@ class Settings(BaseModel):
     )
     batch_size: int = Field(default=32, ge=1)
     device: str = "cpu"
+    query_cache_size: int = Field(
+        default=10_000, ge=0, description="texts whose vectors a Suggester keeps (LRU); 0 = off"
+    )
     context_weight: float = Field(
         default=0.5, ge=0.0, description="weight of earlier turns in a conversation's vector"
     )
-    exact_max: int = Field(
-        default=200_000, ge=0, description="vectors up to this count use exact search, HNSW above"
+    dense_index: Literal["auto", "flat", "hnsw", "ivf"] = Field(
+        default="auto", description="FAISS index kind; auto = flat up to exact_max, IVF-SQ8 above"
     )
+    exact_max: int = Field(
+        default=100_000, ge=0, description="auto: vectors up to this count use exact search"
+    )
+    dense_recall_target: float = Field(
+        default=0.97,
+        gt=0.0,
+        le=1.0,
+        description="approximate kinds: recall@10 vs exact the search knob is tuned to reach",
+    )
+    ivf_lists: int | None = Field(default=None, ge=1, description="IVF lists; None = ~sqrt(n)")
     hnsw_m: int = Field(default=32, ge=4)
     hnsw_ef_construction: int = Field(default=200, ge=8)
     hnsw_ef_search: int = Field(default=128, ge=8)

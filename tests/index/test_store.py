@@ -175,19 +175,27 @@ def test_sparse_only_build_needs_no_model(tmp_path: Path, tiny_catalog: Path) ->
     assert s.suggest("refund a customer", k=1)[0].workflow_id == "refund-issue"
 
 
-def test_above_exact_max_the_dense_index_is_hnsw(
+def test_dense_index_hnsw_on_request(tmp_path: Path, tiny_catalog: Path, encoder) -> None:
+    from frontdesk import Settings
+
+    settings = Settings(dense_index="hnsw")
+    m = build_index(tiny_catalog, tmp_path / "idx", encoder=encoder, settings=settings)
+    params = m["dense"]["index"]
+    assert (params["type"], params["m"], params["ef_construction"]) == ("hnsw", 32, 200)
+    s = Suggester.load(tmp_path / "idx", encoder=encoder)
+    assert s.index.dense.hnsw.efSearch == params["ef_search"]
+    assert s.suggest("the bank rejected my payout", k=1)[0].workflow_id == "payout-failed"
+
+
+def test_above_exact_max_auto_picks_ivf_and_records_its_tuning(
     tmp_path: Path, tiny_catalog: Path, encoder
 ) -> None:
     from frontdesk import Settings
 
     m = build_index(tiny_catalog, tmp_path / "idx", encoder=encoder, settings=Settings(exact_max=5))
-    assert m["dense"]["index"] == {
-        "type": "hnsw",
-        "metric": "inner_product",
-        "m": 32,
-        "ef_construction": 200,
-        "ef_search": 128,
-    }
+    params = m["dense"]["index"]
+    assert params["type"] == "ivf" and params["requested"] == "auto"
+    assert {"lists", "nprobe", "recall_at_10", "codes", "tuning"} <= set(params)
     s = Suggester.load(tmp_path / "idx", encoder=encoder)
-    assert s.index.dense.hnsw.efSearch == 128
+    assert s.index.dense.nprobe == params["nprobe"]
     assert s.suggest("the bank rejected my payout", k=1)[0].workflow_id == "payout-failed"

@@ -1,5 +1,21 @@
 """Turn texts and conversations into normalised float32 vectors."""
 
 from .encoder import ContextEncoder, EncodedContexts, default_model_path
+from .fast import KINDS as FAST_KINDS
+from .fast import build_fast_encoder, is_fast_encoder, read_manifest
+from .onnx_backend import OnnxTextEncoder, export_onnx
+from .static_backend import StaticTextEncoder, distill_static
 
-__all__ = ["ContextEncoder", "EncodedContexts", "default_model_path"]
+__all__ = [
+    "FAST_KINDS",
+    "ContextEncoder",
+    "EncodedContexts",
+    "OnnxTextEncoder",
+    "StaticTextEncoder",
+    "build_fast_encoder",
+    "default_model_path",
+    "distill_static",
+    "export_onnx",
+    "is_fast_encoder",
+    "read_manifest",
+]

@@ -1,5 +1,9 @@
 """ContextEncoder: one sentence-transformers model for texts and whole conversations.
 
+The model folder is a sentence-transformers folder, or a fast encoder built
+from one by ``frontdesk train distill`` (ONNX, int8 ONNX or static; see
+``fast.py``), recognised by its ``frontdesk_encoder.json``.
+
 A conversation's vector is the latest user text's vector plus a weighted,
 recency-decayed mean of the earlier turns' vectors (user turns count fully,
 agent turns half), renormalised:
@@ -28,6 +32,8 @@ import numpy as np
 
 from ..errors import FrontdeskError, ModelUnavailableError
 from ..schema import Conversation, UserProfile
+from .cache import TextVectorCache
+from .fast import FastBackend, is_fast_encoder, load_backend, read_manifest
 
 ProgressFn = Callable[[int], None]
 
@@ -59,18 +65,36 @@ def _folder_hash(path: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
 
 
 def model_fingerprint(path: str | os.PathLike[str]) -> str:
-    """sha256 over a model folder's weights, config and tokenizer files."""
+    """sha256 over a model folder's weights, config and tokenizer files.
+
+    Also the ``.onnx`` graphs at the folder's top level (a fast encoder's); the
+    exports some hub folders carry in an ``onnx/`` subfolder are not the model
+    frontdesk loads, so nothing under a folder of that name counts.
+    """
     root = Path(path)
     wanted = []
     for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
         if p.is_file() and (
-            p.suffix in {".safetensors", ".bin", ".json", ".txt"} and "onnx" not in p.parts
+            (p.suffix in {".safetensors", ".bin", ".json", ".txt"} and "onnx" not in rel.parts[:-1])
+            or (p.suffix == ".onnx" and len(rel.parts) == 1)
         ):
             st = p.stat()
-            wanted.append((str(p.relative_to(root)), st.st_size, int(st.st_mtime)))
+            wanted.append((str(rel), st.st_size, int(st.st_mtime)))
     if not wanted:
         raise ModelUnavailableError(f"{root}: no model files found")
     return _folder_hash(str(root), tuple(wanted))
+
+
+def env_threads() -> int | None:
+    """FRONTDESK_TORCH_THREADS as a thread count (None when unset); the CPU threads to encode on."""
+    threads = os.environ.get("FRONTDESK_TORCH_THREADS", "").strip()
+    if not threads:
+        return None
+    if not (threads.isascii() and threads.isdigit()) or int(threads) < 1:
+        # not ModelUnavailableError: a typo must not silently mean "BM25 alone"
+        raise FrontdeskError(f"FRONTDESK_TORCH_THREADS={threads!r}: must be a whole number >= 1")
+    return int(threads)
 
 
 @dataclass
@@ -97,7 +121,7 @@ class EncodedContexts:
 
 
 class ContextEncoder:
-    """Wraps a sentence-transformers model; loads lazily, offline, on the CPU by default."""
+    """Wraps a sentence-transformers model or a fast encoder; loads lazily, offline, on the CPU."""
 
     def __init__(
         self,
@@ -136,12 +160,25 @@ class ContextEncoder:
     def fingerprint(self) -> str:
         return model_fingerprint(self.path)
 
+    @property
+    def kind(self) -> str:
+        """sentence-transformers, or a fast encoder's kind: onnx-int8, onnx or static."""
+        if isinstance(self._model, FastBackend):
+            return self._model.kind
+        path = self.path
+        if not is_fast_encoder(path):
+            return "sentence-transformers"
+        return read_manifest(path, check_files=False)["kind"]
+
     def _load(self) -> Any:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             path = self.path
+            if is_fast_encoder(path):  # ONNX or static: no torch, no sentence-transformers
+                self._model = load_backend(path)
+                return self._model
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:  # pragma: no cover - dependency missing
@@ -152,16 +189,11 @@ class ContextEncoder:
                 from transformers.utils import logging as hf_logging
 
                 hf_logging.disable_progress_bar()
-            threads = os.environ.get("FRONTDESK_TORCH_THREADS", "").strip()
+            threads = env_threads()
             if threads:  # e.g. 1 when serving, to leave a core to the HTTP side
                 import torch
 
-                if not (threads.isascii() and threads.isdigit()) or int(threads) < 1:
-                    # not ModelUnavailableError: a typo must not silently mean "BM25 alone"
-                    raise FrontdeskError(
-                        f"FRONTDESK_TORCH_THREADS={threads!r}: must be a whole number >= 1"
-                    )
-                torch.set_num_threads(int(threads))
+                torch.set_num_threads(threads)
             try:
                 self._model = SentenceTransformer(str(path), device=self.device)
             except Exception as exc:  # noqa: BLE001 - any load failure means "unavailable"
@@ -171,6 +203,8 @@ class ContextEncoder:
     @property
     def dim(self) -> int:
         model = self._load()
+        if isinstance(model, FastBackend):
+            return int(model.dim)
         getter = (
             getattr(model, "get_embedding_dimension", None)
             or model.get_sentence_embedding_dimension
@@ -187,28 +221,44 @@ class ContextEncoder:
         parts = []
         for start in range(0, len(texts), chunk):
             part = list(texts[start : start + chunk])
-            vecs = model.encode(
-                part,
-                batch_size=self.batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=False,
-                show_progress_bar=False,
-            )
+            if isinstance(model, FastBackend):
+                vecs = model.encode(part, batch_size=self.batch_size)
+            else:
+                vecs = model.encode(
+                    part,
+                    batch_size=self.batch_size,
+                    convert_to_numpy=True,
+                    normalize_embeddings=False,
+                    show_progress_bar=False,
+                )
             parts.append(np.asarray(vecs, dtype=np.float32))
             if progress is not None:
                 progress(len(part))
         return _normalise(np.concatenate(parts, axis=0))
 
     def encode_contexts(
-        self, conversations: Sequence[Conversation | str], progress: ProgressFn | None = None
+        self,
+        conversations: Sequence[Conversation | str],
+        progress: ProgressFn | None = None,
+        cache: TextVectorCache | None = None,
     ) -> EncodedContexts:
-        """Encode latest texts and earlier turns in one model pass; combine per contact."""
+        """Encode latest texts and earlier turns in one model pass; combine per contact.
+
+        With ``cache``, texts seen recently are not encoded again (the pass
+        covers the misses only, and is skipped when every text hits).
+        """
         convs = [c if isinstance(c, Conversation) else Conversation(text=c) for c in conversations]
         texts = [c.text for c in convs]
         turn_texts = [t.text for c in convs for t in c.turns]
         # Each distinct string is encoded once (logs repeat question texts and follow-ups).
         uniq, inverse = np.unique(np.array(texts + turn_texts, dtype=object), return_inverse=True)
-        all_vecs = self.encode(list(uniq), progress=progress)[inverse.reshape(-1)]
+        distinct = list(uniq)
+        vecs = None
+        if cache is not None:
+            vecs = cache.encode(distinct, lambda miss: self.encode(miss, progress=progress))
+        if vecs is None:
+            vecs = self.encode(distinct, progress=progress)
+        all_vecs = vecs[inverse.reshape(-1)]
         text_vecs = all_vecs[: len(texts)]
         turn_vecs: list[np.ndarray] = []
         combined = text_vecs.copy()

@@ -92,6 +92,11 @@ def finetune_encoder(
         raise FrontdeskError(f"labels not in the catalog: {', '.join(unknown[:5])}")
     torch.manual_seed(seed)
     base_encoder = ContextEncoder(base)
+    if base_encoder.kind != "sentence-transformers":
+        raise FrontdeskError(
+            f"{base_encoder.path}: a {base_encoder.kind} encoder cannot be fine-tuned; fine-tune "
+            "the sentence-transformers folder it was built from, then `train distill` the result"
+        )
     model = base_encoder._load()
     loss_fn = MultipleNegativesRankingLoss(model)
     batches_per_epoch = [

@@ -134,6 +134,57 @@ def _build_into(
     dense: bool,
     progress: Callable[[str, int, int], None] | None,
 ) -> dict[str, Any]:
+    tokenizer = Tokenizer()
+    tokens = [tokenizer(t) for t in texts]
+    manifest = write_documents(root, workflows, texts, owner, kind, tokens, tokenizer, settings)
+    if dense:
+        encoder = encoder or ContextEncoder(
+            settings.model, batch_size=settings.batch_size, device=settings.device
+        )
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress("encoding", done, len(texts) + len(workflows))
+
+        encoded = encoder.encode(texts + [wf.title for wf in workflows], progress=tick)
+        vectors, title_vectors = encoded[: len(texts)], encoded[len(texts) :]
+        if progress is not None:
+            progress("dense index", 0, 1)
+        index, params = build_dense(vectors, settings)
+        if progress is not None:
+            progress("tuning", 0, 1)
+        tuning = tune_prototype_weight(
+            vectors, owner, kind != DOC_WORKFLOW, tokens, len(workflows), settings
+        )
+        manifest["dense"] = write_dense_part(
+            root, index, params, vectors, title_vectors, owner, model_record(encoder), tuning
+        )
+    return manifest
+
+
+def model_record(encoder: ContextEncoder) -> dict[str, str]:
+    """How the manifest names the encoder that built the vectors."""
+    return {
+        "name": encoder.name,
+        "sha256": encoder.fingerprint,
+        "path": str(encoder.path.resolve()),
+    }
+
+
+def write_documents(
+    root: Path,
+    workflows: Sequence[Workflow],
+    texts: Sequence[str],
+    owner: np.ndarray,
+    kind: np.ndarray,
+    tokens: Sequence[Sequence[str]],
+    tokenizer: Tokenizer,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Write workflows, documents, their maps and the BM25 part; the manifest so far."""
     import bm25s
 
     with open(root / "workflows.jsonl", "w", encoding="utf-8") as fh:
@@ -145,13 +196,11 @@ def _build_into(
     np.save(root / "doc_workflow.npy", owner, allow_pickle=False)
     np.save(root / "doc_kind.npy", kind, allow_pickle=False)
 
-    tokenizer = Tokenizer()
-    tokens = [tokenizer(t) for t in texts]
     bm25 = bm25s.BM25(k1=settings.bm25_k1, b=settings.bm25_b, method="lucene")
-    bm25.index(tokens, show_progress=False)
+    bm25.index([list(t) for t in tokens], show_progress=False)
     bm25.save(str(root / SPARSE_DIR), show_progress=False)
 
-    manifest: dict[str, Any] = {
+    return {
         "format_version": FORMAT_VERSION,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
@@ -172,44 +221,32 @@ def _build_into(
         },
         "dense": None,
     }
-    if dense:
-        encoder = encoder or ContextEncoder(
-            settings.model, batch_size=settings.batch_size, device=settings.device
-        )
-        done = 0
 
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress is not None:
-                progress("encoding", done, len(texts) + len(workflows))
 
-        encoded = encoder.encode(texts + [wf.title for wf in workflows], progress=tick)
-        vectors, title_vectors = encoded[: len(texts)], encoded[len(texts) :]
-        np.save(root / TITLES_FILE, title_vectors, allow_pickle=False)
-        index, params = build_dense(vectors, settings)
-        write_dense(index, root / DENSE_FILE)
-        np.save(
-            root / PROTOTYPES_FILE,
-            workflow_prototypes(vectors, owner, len(workflows)),
-            allow_pickle=False,
-        )
-        if progress is not None:
-            progress("tuning", 0, 1)
-        tuning = tune_prototype_weight(
-            vectors, owner, kind != DOC_WORKFLOW, tokens, len(workflows), settings
-        )
-        manifest["dense"] = {
-            "file": DENSE_FILE,
-            "dim": int(vectors.shape[1]),
-            "count": int(vectors.shape[0]),
-            "index": params,
-            "model": {
-                "name": encoder.name,
-                "sha256": encoder.fingerprint,
-                "path": str(encoder.path.resolve()),
-            },
-            "prototypes": {"file": PROTOTYPES_FILE, "weight": tuning["weight"], "tuning": tuning},
-            "titles": {"file": TITLES_FILE},
-        }
-    return manifest
+def write_dense_part(
+    root: Path,
+    index: Any,
+    params: dict[str, Any],
+    vectors: np.ndarray,
+    title_vectors: np.ndarray,
+    owner: np.ndarray,
+    model: dict[str, str],
+    tuning: dict[str, Any],
+) -> dict[str, Any]:
+    """Write the FAISS index, prototypes and title vectors; the manifest's dense entry."""
+    write_dense(index, root / DENSE_FILE)
+    np.save(root / TITLES_FILE, title_vectors, allow_pickle=False)
+    np.save(
+        root / PROTOTYPES_FILE,
+        workflow_prototypes(vectors, owner, len(title_vectors)),
+        allow_pickle=False,
+    )
+    return {
+        "file": DENSE_FILE,
+        "dim": int(vectors.shape[1]),
+        "count": int(vectors.shape[0]),
+        "index": params,
+        "model": model,
+        "prototypes": {"file": PROTOTYPES_FILE, "weight": tuning["weight"], "tuning": tuning},
+        "titles": {"file": TITLES_FILE},
+    }

@@ -39,6 +39,7 @@ class DenseSearcher:
         aggregate: Literal["max", "top3", "top5"] = "top3",
         prototypes: np.ndarray | None = None,
         prototype_weight: float = 0.0,
+        prototype_scan_max: int = 100_000,
     ) -> None:
         self.index = index
         self.doc_workflow = doc_workflow
@@ -50,6 +51,9 @@ class DenseSearcher:
         )
         self.prototypes = prototypes
         self.prototype_weight = prototype_weight if prototypes is not None else 0.0
+        # Above this many workflows, prototypes rescore the k-NN candidates instead of
+        # being scanned in full (a full scan of a million is ~40 ms a query).
+        self.prototype_scan_max = prototype_scan_max
 
     def search(self, vectors: np.ndarray, k: int) -> list[Ranked]:
         """For each query vector (rows of ``vectors``), the best ``k`` workflows."""
@@ -61,6 +65,8 @@ class DenseSearcher:
         c = self.prototype_weight
         if c <= 0.0 or self.prototypes is None:
             return [self._aggregate(ids[i], scores[i], self.doc_workflow, k) for i in range(len(q))]
+        if len(self.prototypes) > self.prototype_scan_max:
+            return [self._rescored(q[i], ids[i], scores[i], k, c) for i in range(len(q))]
         proto_sims = q @ self.prototypes.T  # (n, workflows)
         m = min(max(k, 10), proto_sims.shape[1])
         proto_top = np.argpartition(-proto_sims, m - 1, axis=1)[:, :m]
@@ -75,3 +81,19 @@ class DenseSearcher:
             }
             out.append(Ranked.from_scores(fused, k))
         return out
+
+    def _rescored(
+        self, q: np.ndarray, ids: np.ndarray, scores: np.ndarray, k: int, c: float
+    ) -> Ranked:
+        """The k-NN candidates' scores blended with their prototypes' cosine (no full scan)."""
+        assert self.prototypes is not None
+        knn = self._aggregate(ids, scores, self.doc_workflow, max(k, 10))
+        if len(knn) == 0:
+            return knn
+        sims = np.asarray(self.prototypes[np.sort(knn.ids)] @ q, dtype=np.float64)
+        proto = dict(zip(np.sort(knn.ids).tolist(), sims.tolist(), strict=True))
+        fused = {
+            w: (1.0 - c) * s + c * proto[w]
+            for w, s in zip(knn.ids.tolist(), knn.scores.tolist(), strict=True)
+        }
+        return Ranked.from_scores(fused, k)
