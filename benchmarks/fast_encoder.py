@@ -1,0 +1,123 @@
+"""Fast encoders vs the full MiniLM: speed side by side, and what retrieval quality they cost.
+
+Builds the two fast encoders with the project's CLI (``frontdesk train
+distill --kind onnx-int8`` and ``--kind static``), then:
+
+* speed, in one process, interleaved rounds (median of 5): documents/s
+  encoding 2,000 BANKING77 training texts in batches of 32, and single-text
+  p50/p99 over 300 calls;
+* quality, from ``frontdesk eval --json`` (hybrid, no ranker) over an index of
+  the dataset's train split built with each encoder: BANKING77 test and
+  CLINC150 in-scope test top-1 / recall@3 / MRR@10.
+
+    python benchmarks/fast_encoder.py --datasets ../shared/datasets [--work DIR] [--out r.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from cli_runner import run_cli
+
+from frontdesk import ContextEncoder
+
+DATASETS = ("banking77", "clinc150")
+
+
+def speed(encoders: dict[str, ContextEncoder], texts: list[str], rounds: int = 5) -> dict:
+    rates: dict[str, list[float]] = {name: [] for name in encoders}
+    for enc in encoders.values():
+        enc.encode(texts[:64])  # load, warm up
+    for _ in range(rounds):
+        for name, enc in encoders.items():
+            t0 = time.perf_counter()
+            enc.encode(texts)
+            rates[name].append(len(texts) / (time.perf_counter() - t0))
+    out = {}
+    for name, enc in encoders.items():
+        single = []
+        for t in texts[:300]:
+            t0 = time.perf_counter()
+            enc.encode([t])
+            single.append(time.perf_counter() - t0)
+        ms = np.asarray(single) * 1000
+        out[name] = {
+            "docs_per_s": round(float(np.median(rates[name]))),
+            "docs_per_s_rounds": [round(r) for r in rates[name]],
+            "single_p50_ms": round(float(np.median(ms)), 2),
+            "single_p99_ms": round(float(np.percentile(ms, 99)), 2),
+        }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "frontdesk-fast")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--speed-only", action="store_true", help="skip the quality evaluation")
+    args = ap.parse_args()
+    work = args.work
+    models: dict[str, str | None] = {"minilm": None}
+    for kind in ("onnx-int8", "static"):
+        folder = work / f"encoder-{kind}"
+        built, took = run_cli("train", "distill", "--kind", kind, "--out", str(folder))
+        models[kind] = str(folder)
+        print(f"{kind}: built in {took:.0f}s", file=sys.stderr)
+
+    with open(args.datasets / "banking77" / "train.csv", encoding="utf-8") as fh:
+        texts = [r["text"] for r in csv.DictReader(fh)][:2000]
+    results: dict = {"speed": speed({k: ContextEncoder(v) for k, v in models.items()}, texts)}
+    print(json.dumps(results["speed"]), file=sys.stderr)
+
+    quality: dict = {}
+    for name in () if args.speed_only else DATASETS:
+        data = work / name
+        run_cli("datasets", "import", name, str(args.datasets / name), "--out", str(data))
+        for enc, path in models.items():
+            index = work / f"{name}-{enc}"
+            build = ["index", "build", str(data / "workflows.jsonl")]
+            build += ["--examples", str(data / "train.jsonl"), "--out", str(index)]
+            built, build_s = run_cli(*build, *(["--model", path] if path else []))
+            report, _ = run_cli("eval", str(index), str(data / "test.jsonl"))
+            quality.setdefault(name, {})[enc] = {
+                "n": report["n"],
+                "top1": report["top1"],
+                "recall@3": report["recall@3"],
+                "mrr@10": report["mrr@10"],
+                "index_build_s": round(build_s, 1),
+            }
+            print(f"{name} {enc}: {quality[name][enc]}", file=sys.stderr)
+    results["quality"] = quality
+
+    print("| encoder | docs/s (batch 32) | single text p50 / p99 ms | speed-up |")
+    print("|---|---|---|---|")
+    base = results["speed"]["minilm"]["docs_per_s"]
+    for name, r in results["speed"].items():
+        print(
+            f"| {name} | {r['docs_per_s']:,} | {r['single_p50_ms']:.2f} / {r['single_p99_ms']:.2f} "
+            f"| {r['docs_per_s'] / base:.1f}x |"
+        )
+    print()
+    print("| dataset (test, n) | encoder | top-1 | recall@3 | MRR@10 | Δ top-1 vs MiniLM |")
+    print("|---|---|---|---|---|---|")
+    for name, by_enc in quality.items():
+        for enc, r in by_enc.items():
+            delta = (r["top1"] - by_enc["minilm"]["top1"]) * 100
+            print(
+                f"| {name} ({r['n']}) | {enc} | {r['top1']:.2%} | {r['recall@3']:.2%} "
+                f"| {r['mrr@10']:.4f} | {delta:+.2f} pts |"
+            )
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
