@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from cli_runner import run_cli
 
+from cli_runner import run_cli
 from frontdesk import ContextEncoder
 
 DATASETS = ("banking77", "clinc150")

@@ -89,3 +89,13 @@ def test_flat_is_exact_and_untuned() -> None:
     index, params = build_dense(x, Settings())
     assert params == {"type": "flat", "requested": "auto", "metric": "inner_product"}
     assert np.array_equal(reconstruct_all(index), x)
+
+
+def test_example_rows_are_the_probes_when_there_are_enough() -> None:
+    x = clustered(4000)
+    settings = Settings(dense_index="ivf", dense_recall_target=0.95)
+    _, with_examples = build_dense(x, settings, probe_rows=np.arange(1000, 4000))
+    assert with_examples["tuning"]["probes"] == "examples"
+    assert with_examples["recall_at_10"] >= 0.95
+    _, too_few = build_dense(x, settings, probe_rows=np.arange(50))
+    assert too_few["tuning"]["probes"].startswith("cosine")

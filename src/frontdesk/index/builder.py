@@ -153,7 +153,9 @@ def _build_into(
         vectors, title_vectors = encoded[: len(texts)], encoded[len(texts) :]
         if progress is not None:
             progress("dense index", 0, 1)
-        index, params = build_dense(vectors, settings)
+        index, params = build_dense(
+            vectors, settings, probe_rows=np.flatnonzero(kind != DOC_WORKFLOW)
+        )
         if progress is not None:
             progress("tuning", 0, 1)
         tuning = tune_prototype_weight(

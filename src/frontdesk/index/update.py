@@ -237,7 +237,8 @@ def _write_updated(
     title_vectors[plan.encode_wfs] = new_titles
 
     tick("dense index", 0, 1)
-    dense_index, params = _dense_for(index, plan, vectors, new_vectors, settings)
+    probes = np.flatnonzero(kind != DOC_WORKFLOW)
+    dense_index, params = _dense_for(index, plan, vectors, new_vectors, probes, settings)
     dense_meta = old["dense"]
     tuning = dict(dense_meta["prototypes"]["tuning"])
     tuning["kept_from_build"] = True
@@ -266,6 +267,7 @@ def _dense_for(
     plan: _Plan,
     vectors: np.ndarray,
     new_vectors: np.ndarray,
+    probe_rows: np.ndarray,
     settings: Settings,
 ) -> tuple[Any, dict[str, Any]]:
     """The dense index for the updated documents, reusing what the old one allows."""
@@ -280,10 +282,10 @@ def _dense_for(
         dense = index.dense  # this process's copy; other readers keep their own
         dense.add(np.ascontiguousarray(new_vectors, dtype=np.float32))
     else:
-        return build_dense(vectors, settings, requested)
+        return build_dense(vectors, settings, requested, probe_rows)
     params = {k: v for k, v in old.items() if k not in {"nprobe", "ef_search", "recall_at_10"}}
     params.pop("tuning", None)
-    params.update(tune_search(dense, vectors, kind, settings.dense_recall_target))
+    params.update(tune_search(dense, vectors, kind, settings.dense_recall_target, probe_rows))
     return dense, params
 
 
