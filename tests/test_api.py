@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,18 @@ def test_dense_mode_on_sparse_only_index_is_an_error(tmp_path: Path, tiny_catalo
     build_index(tiny_catalog, tmp_path / "idx", dense=False)
     with pytest.raises(IndexIntegrityError, match="no dense part"):
         Suggester.load(tmp_path / "idx", mode="dense")
+
+
+def test_small_batches_search_on_capped_thread_pools(tiny_index, encoder) -> None:
+    from threadpoolctl import threadpool_info
+
+    from frontdesk import Settings
+
+    s = Suggester.load(tiny_index, encoder=encoder)  # search_threads defaults to 1
+    s.suggest("where is my payout", k=1)  # loads the libraries the cap applies to
+    with s._few_threads(1):
+        capped = {i["internal_api"]: i["num_threads"] for i in threadpool_info()}
+    assert capped and set(capped.values()) == {1}
+    assert isinstance(s._few_threads(16), contextlib.nullcontext)  # batches keep the pools
+    off = Suggester.load(tiny_index, encoder=encoder, settings=Settings(search_threads=0))
+    assert isinstance(off._few_threads(1), contextlib.nullcontext)

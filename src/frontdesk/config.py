@@ -23,6 +23,15 @@ class Settings(BaseModel):
     )
     batch_size: int = Field(default=32, ge=1)
     device: str = "cpu"
+    search_threads: int = Field(
+        default=1,
+        ge=0,
+        description=(
+            "threads FAISS, BLAS and LightGBM may use for a small batch of queries "
+            "(< 16); 0 = the libraries' defaults. One query gains nothing from a pool "
+            "and loses much when pools spin against the encoder's on few cores"
+        ),
+    )
     query_cache_size: int = Field(
         default=10_000, ge=0, description="texts whose vectors a Suggester keeps (LRU); 0 = off"
     )
