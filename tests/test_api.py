@@ -73,9 +73,14 @@ def test_small_batches_search_on_capped_thread_pools(tiny_index, encoder) -> Non
 
     s = Suggester.load(tiny_index, encoder=encoder)  # search_threads defaults to 1
     s.suggest("where is my payout", k=1)  # loads the libraries the cap applies to
-    with s._few_threads(1):
-        capped = {i["internal_api"]: i["num_threads"] for i in threadpool_info()}
-    assert capped and set(capped.values()) == {1}
+    before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
+    with s._few_threads(1), s._few_threads(1):  # nested / overlapping callers
+        capped = [i["num_threads"] for i in threadpool_info()]
+    assert capped and set(capped) == {1}
+    assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == before  # restored
+    with pytest.raises(RuntimeError), s._few_threads(1):
+        raise RuntimeError("a failing search")
+    assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == before
     assert isinstance(s._few_threads(16), contextlib.nullcontext)  # batches keep the pools
     off = Suggester.load(tiny_index, encoder=encoder, settings=Settings(search_threads=0))
     assert isinstance(off._few_threads(1), contextlib.nullcontext)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -63,7 +64,6 @@ class Suggester:
         self.encoder: ContextEncoder | None = None
         self.requested_mode: Mode = mode
         self.query_cache = TextVectorCache(s.query_cache_size)
-        self._thread_pools: Any = None
         self.ranker: Any = None
         self._extractor: Any = None
         if mode != "sparse" and index.dense is not None:
@@ -216,20 +216,15 @@ class Suggester:
             return self._search(encoded, tokens, k)
 
     def _few_threads(self, n_queries: int) -> Any:
-        """Cap FAISS, BLAS and LightGBM threads for a small batch (``search_threads``).
+        """Cap FAISS's, LightGBM's and BLAS's threads for a small batch (``search_threads``).
 
         On two cores, single queries measured 2-4x slower with the default
-        pools: their threads spin between calls against the encoder's. The
-        cap applies to the calling thread only (OpenMP) and is restored after.
+        pools: their threads spin between calls against the encoder's.
         """
         limit = self.settings.search_threads
         if limit <= 0 or n_queries >= SMALL_BATCH:
             return contextlib.nullcontext()
-        if self._thread_pools is None:  # after the encoder loaded: its libraries are known
-            from threadpoolctl import ThreadpoolController
-
-            self._thread_pools = ThreadpoolController()
-        return self._thread_pools.limit(limits=limit)
+        return _capped_threads(limit)
 
     def _search(
         self, encoded: EncodedContexts | None, tokens: list[list[str]] | None, k: int
@@ -300,6 +295,38 @@ class Suggester:
                 Suggestion(workflow_id=wf.id, title=wf.title, score=score, rank=rank, sources=src)
             )
         return out
+
+
+_pools_lock = threading.Lock()
+_pools: dict[str, Any] = {"controller": None, "blas": None, "active": 0}
+
+
+@contextlib.contextmanager
+def _capped_threads(limit: int) -> Iterator[None]:
+    """OpenMP capped for this thread; BLAS (process-wide) capped while any caller is inside.
+
+    An OpenMP thread count belongs to the calling thread, so concurrent
+    requests cannot undo each other's. BLAS's count is global: the first
+    caller in caps it and the last one out restores the original, so two
+    overlapping requests cannot leave it capped for good.
+    """
+    with _pools_lock:
+        if _pools["controller"] is None:  # after the encoder loaded: its libraries are known
+            from threadpoolctl import ThreadpoolController
+
+            _pools["controller"] = ThreadpoolController()
+        if _pools["active"] == 0:
+            _pools["blas"] = _pools["controller"].limit(limits=limit, user_api="blas")
+        _pools["active"] += 1
+    try:
+        with _pools["controller"].limit(limits=limit, user_api="openmp"):
+            yield
+    finally:
+        with _pools_lock:
+            _pools["active"] -= 1
+            if _pools["active"] == 0:
+                _pools["blas"].restore_original_limits()
+                _pools["blas"] = None
 
 
 @dataclass

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from .errors import FrontdeskError
 
 
 @contextlib.contextmanager
@@ -30,6 +33,28 @@ def atomic_folder(out: str | os.PathLike[str], marker: str, what: str) -> Iterat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def folder_lock(out: str | os.PathLike[str]) -> Iterator[None]:
+    """One writer at a time for ``out``: an flock on the sibling file ``.NAME.lock``.
+
+    Taken by index builds and updates; a second writer fails at once with a
+    clear error instead of waiting or overwriting. The lock file stays.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FrontdeskError(
+                f"{out}: another build or update is writing it; try again"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _refuse_foreign(out: Path, marker: str, what: str) -> None:

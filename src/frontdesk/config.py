@@ -42,7 +42,12 @@ class Settings(BaseModel):
         default="auto", description="FAISS index kind; auto = flat up to exact_max, IVF-SQ8 above"
     )
     exact_max: int = Field(
-        default=100_000, ge=0, description="auto: vectors up to this count use exact search"
+        default=100_000,
+        ge=0,
+        description=(
+            "auto: vectors up to this count use exact search; above this many "
+            "workflows, prototypes rescore k-NN candidates instead of a full scan"
+        ),
     )
     dense_recall_target: float = Field(
         default=0.97,
@@ -53,7 +58,6 @@ class Settings(BaseModel):
     ivf_lists: int | None = Field(default=None, ge=1, description="IVF lists; None = ~sqrt(n)")
     hnsw_m: int = Field(default=32, ge=4)
     hnsw_ef_construction: int = Field(default=200, ge=8)
-    hnsw_ef_search: int = Field(default=128, ge=8)
     dense_depth: int = Field(default=100, ge=1, description="example hits fetched per query")
     sparse_depth: int = Field(default=100, ge=1, description="BM25 hits fetched per query")
     dense_aggregate: Literal["max", "top3", "top5"] = "top3"

@@ -57,3 +57,7 @@ def test_suggester_encodes_a_repeated_question_once(tiny_index, encoder) -> None
     off = Suggester.load(tiny_index, encoder=encoder, settings=Settings(query_cache_size=0))
     off.suggest(question, k=3)
     assert encoder.calls == calls + 1
+
+
+def test_nothing_to_encode_is_not_an_error() -> None:
+    assert TextVectorCache(4).encode([], fake_encode([])) is None

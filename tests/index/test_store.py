@@ -120,7 +120,8 @@ def test_failed_build_leaves_previous_index_untouched(
         build_index(tiny_catalog, idx, encoder=encoder)
     after = {p.name: p.read_bytes() for p in idx.rglob("*") if p.is_file()}
     assert after == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.jsonl", "index"]  # no temp left
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [".index.lock", "catalog.jsonl", "index"]  # no temp left; the writers' lock
     WorkflowIndex.load(idx)
 
 

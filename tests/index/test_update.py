@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from frontdesk import Settings, Suggester, build_index
 from frontdesk.cli import app
-from frontdesk.errors import FrontdeskError
+from frontdesk.errors import FrontdeskError, IndexIntegrityError
 from frontdesk.index import WorkflowIndex, update_index
 
 from ..conftest import TINY_CATALOG, write_jsonl
@@ -232,3 +232,51 @@ def test_cli_add_and_remove(tmp_path: Path, index_dir: Path, monkeypatch) -> Non
     assert out["removed"] == 2 and out["workflows"] == len(TINY_CATALOG) - 1
     res = runner.invoke(app, ["index", "remove", str(index_dir), "nope"])
     assert res.exit_code == 2 and "no workflow with id nope" in res.output
+
+
+def test_labelled_examples_of_a_replaced_workflow_stay(tmp_path: Path, encoder) -> None:
+    root = tmp_path / "idx"
+    catalog = write_jsonl(tmp_path / "c.jsonl", TINY_CATALOG)
+    labelled = write_jsonl(
+        tmp_path / "ex.jsonl", [{"text": "the bank bounced my money", "label": "payout-failed"}]
+    )
+    build_index(catalog, root, examples=labelled, encoder=encoder)
+    update_index(
+        root, add=write_jsonl(tmp_path / "n.jsonl", [CHANGED_PAYOUT_FAILED]), encoder=encoder
+    )
+    idx = _in_step(root)
+    pos = idx.workflow_ids.index("payout-failed")
+    docs = [t for t, w in zip(idx.documents(), idx.doc_workflow, strict=True) if w == pos]
+    assert "the bank bounced my money" in docs and "payout bounced back" not in docs
+
+
+def test_a_removal_needs_no_encoder(index_dir: Path, encoder) -> None:
+    class Unusable(CountingEncoder):
+        def encode(self, texts, progress=None):  # type: ignore[no-untyped-def]
+            raise AssertionError("nothing should be encoded")
+
+    assert update_index(index_dir, remove=["api-key-rotate"], encoder=Unusable(encoder))["removed"]
+
+
+def test_another_model_is_refused(tmp_path: Path, index_dir: Path, encoder) -> None:
+    class Other(CountingEncoder):
+        fingerprint = "0" * 64
+
+    with pytest.raises(IndexIntegrityError, match="rebuild the index instead"):
+        update_index(
+            index_dir, add=write_jsonl(tmp_path / "n.jsonl", [NEW]), encoder=Other(encoder)
+        )
+
+
+def test_missing_dense_files_are_refused_not_dropped(tmp_path: Path, index_dir: Path) -> None:
+    (index_dir / "dense.faiss").unlink()
+    with pytest.warns(RuntimeWarning), pytest.raises(IndexIntegrityError, match="dense files"):
+        update_index(index_dir, remove=["api-key-rotate"])
+
+
+def test_a_second_writer_is_turned_away(tmp_path: Path, index_dir: Path, encoder) -> None:
+    from frontdesk.atomic import folder_lock
+
+    with folder_lock(index_dir), pytest.raises(FrontdeskError, match="another build or update"):
+        update_index(index_dir, remove=["api-key-rotate"], encoder=encoder)
+    update_index(index_dir, remove=["api-key-rotate"], encoder=encoder)  # free again

@@ -39,9 +39,10 @@ class TextVectorCache:
     ) -> np.ndarray | None:
         """Vectors for ``texts``: cached rows, and ``encode`` called once on the misses.
 
-        Returns None when the cache is off (``maxsize`` 0), so the caller encodes as usual.
+        Returns None when the cache is off (``maxsize`` 0) or there is nothing to
+        encode, so the caller encodes as usual.
         """
-        if self.maxsize == 0:
+        if self.maxsize == 0 or len(texts) == 0:
             return None
         found: dict[int, np.ndarray] = {}
         with self._lock:
@@ -57,7 +58,7 @@ class TextVectorCache:
         if fresh is not None:
             with self._lock:
                 for i, v in zip(missing, fresh, strict=True):
-                    self._items[texts[i]] = v
+                    self._items[texts[i]] = v.copy()  # not a view: the batch can be freed
                     self._items.move_to_end(texts[i])
                 while len(self._items) > self.maxsize:
                     self._items.popitem(last=False)

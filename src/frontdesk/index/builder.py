@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..atomic import atomic_folder
+from ..atomic import atomic_folder, folder_lock
 from ..config import Settings
 from ..encoding import ContextEncoder
 from ..loaders import load_catalog, load_queries
@@ -108,7 +108,7 @@ def build_index(
                 raise ValueError(f"example {q.id or q.text!r}: unknown workflow id '{q.label}'")
 
     texts, owner, kind = collect_documents(workflows, example_rows)
-    with atomic_folder(out, "manifest.json", "index") as tmp:
+    with folder_lock(out), atomic_folder(out, "manifest.json", "index") as tmp:
         manifest = _build_into(
             tmp, workflows, texts, owner, kind, encoder, settings, dense, progress
         )

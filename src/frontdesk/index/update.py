@@ -16,17 +16,15 @@ old version keep serving it until they reload.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_folder
+from ..atomic import atomic_folder, folder_lock
 from ..config import Settings
 from ..encoding import ContextEncoder
 from ..errors import FrontdeskError, IndexIntegrityError
@@ -47,21 +45,6 @@ from .store import WorkflowIndex
 Progress = Callable[[str, int, int], None]
 
 
-@contextlib.contextmanager
-def _update_lock(root: Path) -> Iterator[None]:
-    """One updater at a time per index folder (an flock on a sibling file)."""
-    lock = root.parent / f".{root.name}.lock"
-    with open(lock, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FrontdeskError(f"{root}: another update is running; try again") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def update_index(
     root: str | os.PathLike[str],
     *,
@@ -76,10 +59,17 @@ def update_index(
     settings = settings or Settings.from_env()
     tick = progress or (lambda stage, done, total: None)
     new_wfs = load_catalog(add) if isinstance(add, (str, os.PathLike)) else list(add)
-    with _update_lock(root):
+    with folder_lock(root):
         tick("loading", 0, 1)
+        loaded_manifest = sha256_file(root / "manifest.json") if root.is_dir() else None
         index = WorkflowIndex.load(root)
-        loaded_manifest = sha256_file(root / "manifest.json")
+        if index.manifest.get("dense") and index.dense is None:
+            raise IndexIntegrityError(
+                f"{root}: its dense files are missing; rebuild it (an update would drop the "
+                "dense part for good)"
+            )
+        sparse = index.manifest["sparse"]  # the index's own BM25, not today's settings
+        settings = settings.model_copy(update={"bm25_k1": sparse["k1"], "bm25_b": sparse["b"]})
         plan = _Plan(index, new_wfs, remove)
         if not plan.changed:
             return plan.summary(index, encoded=0, dense=_dense_line(index.manifest))
@@ -216,7 +206,6 @@ def _write_updated(
     if index.dense is None:
         return manifest, 0
 
-    encoder = encoder or _index_encoder(index, settings)
     titles = [plan.workflows[w].title for w in plan.encode_wfs]
     total = len(new_texts) + len(titles)
     done = 0
@@ -226,7 +215,13 @@ def _write_updated(
         done += n
         tick("encoding", done, total)
 
-    encoded = encoder.encode(new_texts + titles, progress=ticked)
+    dim = int(index.manifest["dense"]["dim"])
+    if total:  # a removal alone needs no encoder at all
+        encoded = _index_encoder(index, settings, encoder).encode(
+            new_texts + titles, progress=ticked
+        )
+    else:
+        encoded = np.zeros((0, dim), dtype=np.float32)
     new_vectors, new_titles = encoded[: len(new_texts)], encoded[len(new_texts) :]
     vectors = np.concatenate([index.document_vectors()[kept], new_vectors]).astype(np.float32)
 
@@ -248,10 +243,12 @@ def _write_updated(
     return manifest, total
 
 
-def _index_encoder(index: WorkflowIndex, settings: Settings) -> ContextEncoder:
-    """The encoder the index was built with (refused if its files changed since)."""
+def _index_encoder(
+    index: WorkflowIndex, settings: Settings, encoder: ContextEncoder | None = None
+) -> ContextEncoder:
+    """The encoder the index was built with (any other, given or configured, is refused)."""
     model = index.manifest["dense"]["model"]
-    encoder = ContextEncoder(
+    encoder = encoder or ContextEncoder(
         settings.model or model.get("path"), batch_size=settings.batch_size, device=settings.device
     )
     if encoder.fingerprint != model["sha256"]:
