@@ -83,7 +83,7 @@ class Suggester:
                     prototype_weight=(
                         index.prototype_weight if s.prototype_weight is None else s.prototype_weight
                     ),
-                    prototype_scan_max=s.exact_max,
+                    prototype_scan_max=s.prototype_scan_max,
                 )
         elif mode == "dense":
             raise IndexIntegrityError(f"{index.root}: has no dense part; dense mode is unavailable")

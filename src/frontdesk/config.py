@@ -44,9 +44,14 @@ class Settings(BaseModel):
     exact_max: int = Field(
         default=100_000,
         ge=0,
+        description="auto: vectors up to this count use exact search",
+    )
+    prototype_scan_max: int = Field(
+        default=20_000,
+        ge=0,
         description=(
-            "auto: vectors up to this count use exact search; above this many "
-            "workflows, prototypes rescore k-NN candidates instead of a full scan"
+            "workflows up to which every prototype is scored per query; above, prototypes "
+            "rescore the k-NN candidates (a full scan of 100k took ~13 ms a query)"
         ),
     )
     dense_recall_target: float = Field(

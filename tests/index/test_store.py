@@ -200,3 +200,22 @@ def test_above_exact_max_auto_picks_ivf_and_records_its_tuning(
     s = Suggester.load(tmp_path / "idx", encoder=encoder)
     assert s.index.dense.nprobe == params["nprobe"]
     assert s.suggest("the bank rejected my payout", k=1)[0].workflow_id == "payout-failed"
+
+
+def test_prototype_rescoring_matches_the_full_scan_on_its_candidates(
+    tiny_index: Path, encoder
+) -> None:
+    from frontdesk import Settings
+
+    full = Suggester.load(tiny_index, encoder=encoder, settings=Settings(prototype_weight=0.3))
+    rescored = Suggester.load(
+        tiny_index, encoder=encoder, settings=Settings(prototype_weight=0.3, prototype_scan_max=0)
+    )
+    assert full.dense.prototype_scan_max > 6 and rescored.dense.prototype_scan_max == 0
+    for q in ["the bank rejected my payout", "refund a buyer", "lost my authenticator"]:
+        a = {h.workflow_id: h.sources["dense"]["score"] for h in full.suggest(q, k=6)}
+        b = {h.workflow_id: h.sources["dense"]["score"] for h in rescored.suggest(q, k=6)}
+        assert next(iter(a)) == next(iter(b))
+        shared = set(a) & set(b)
+        assert len(shared) >= 3
+        assert all(abs(a[w] - b[w]) < 1e-6 for w in shared)

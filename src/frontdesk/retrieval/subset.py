@@ -52,7 +52,7 @@ def subset_searcher(
         aggregate=settings.dense_aggregate,
         prototypes=protos,
         prototype_weight=prototype_weight,
-        prototype_scan_max=settings.exact_max,
+        prototype_scan_max=settings.prototype_scan_max,
     )
     sparse = SparseSearcher(bm25, owner[kept], depth=settings.sparse_depth)
     hybrid = HybridSearcher(
