@@ -9,6 +9,7 @@ the validation questions.
 
     python benchmarks/tune_retrieval.py --dataset banking77 [--context]
     python benchmarks/tune_retrieval.py --dataset clinc150
+    python benchmarks/tune_retrieval.py --dataset banking77 --model ENCODER_DIR   # another encoder
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def main() -> None:
     ap.add_argument("--dataset", choices=("banking77", "clinc150"), default="banking77")
     ap.add_argument("--context", action="store_true", help="also tune context_weight")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "frontdesk-tune")
+    ap.add_argument("--model", default=None, help="encoder folder (default: bundled MiniLM)")
     args = ap.parse_args()
 
     data = args.work / args.dataset
@@ -67,7 +69,7 @@ def main() -> None:
         import_clinc150(args.datasets / "clinc150", data)
         train = load_queries(data / "train.jsonl")
         val = [q for q in load_queries(data / "val.jsonl") if q.label is not None]
-    encoder = ContextEncoder()
+    encoder = ContextEncoder(args.model)
     t0 = time.perf_counter()
     build_index(
         load_catalog(data / "workflows.jsonl"),
