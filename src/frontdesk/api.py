@@ -156,6 +156,7 @@ class Suggester:
             )
         self.ranker = reranker
         self._extractor = full_extractor(self.index, reranker.priors)
+        _rediscover_pools()  # LightGBM's OpenMP may have just been loaded
 
     @property
     def mode(self) -> Mode:
@@ -327,6 +328,13 @@ def _capped_threads(limit: int) -> Iterator[None]:
             if _pools["active"] == 0:
                 _pools["blas"].restore_original_limits()
                 _pools["blas"] = None
+
+
+def _rediscover_pools() -> None:
+    """Forget the known thread pools (libraries loaded since are found at the next cap)."""
+    with _pools_lock:
+        if _pools["active"] == 0:
+            _pools["controller"] = None
 
 
 @dataclass
