@@ -144,7 +144,7 @@ class _Plan:
             "removed": len(self.removed),
             "unchanged": self.unchanged,
             "encoded_texts": encoded,
-            "workflows": len(self.workflows) if self.changed else len(index.workflows),
+            "workflows": len(self.workflows),
             "dense": dense,
         }
 
@@ -280,8 +280,8 @@ def _dense_for(
         dense.add(np.ascontiguousarray(new_vectors, dtype=np.float32))
     else:
         return build_dense(vectors, settings, requested, probe_rows)
-    params = {k: v for k, v in old.items() if k not in {"nprobe", "ef_search", "recall_at_10"}}
-    params.pop("tuning", None)
+    retuned = {"nprobe", "ef_search", "recall_at_10", "tuning"}
+    params = {k: v for k, v in old.items() if k not in retuned}
     params.update(tune_search(dense, vectors, kind, settings.dense_recall_target, probe_rows))
     return dense, params
 
