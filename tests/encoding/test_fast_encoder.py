@@ -249,6 +249,10 @@ def test_onnx_batches_restore_order(built: dict[str, Path]) -> None:
     together = backend.encode(texts, batch_size=5)  # sorted by length inside, rows back in order
     alone = np.vstack([backend.encode([t]) for t in texts])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+    backend.workers = 3  # batches side by side on threads: same rows, same order
+    np.testing.assert_allclose(backend.encode(texts, batch_size=2), alone, atol=1e-5)
+    backend.workers = 1
+    np.testing.assert_allclose(backend.encode(texts, batch_size=2), alone, atol=1e-5)
     assert backend.encode([]).shape == (0, 384)
 
 
@@ -276,6 +280,7 @@ def test_onnx_threads_follow_env(built: dict[str, Path], monkeypatch: pytest.Mon
     monkeypatch.setenv("FRONTDESK_TORCH_THREADS", "1")
     backend = OnnxTextEncoder(built["onnx-int8"])
     assert backend._session.get_session_options().intra_op_num_threads == 1
+    assert backend.workers == 1
     monkeypatch.setenv("FRONTDESK_TORCH_THREADS", "two")
     with pytest.raises(FrontdeskError, match="FRONTDESK_TORCH_THREADS"):
         OnnxTextEncoder(built["onnx-int8"])

@@ -9,6 +9,14 @@ int8 is ``quantize_dynamic`` with per-channel QInt8 weights and the full 8-bit
 range (``reduce_range=False``): on the bundled MiniLM over BANKING77 texts that
 kept mean cosine to the fp32 vectors at 0.993 (min 0.98), where per-tensor
 weights gave 0.967 (min 0.75) and ``reduce_range=True`` less again.
+
+Threads: the session itself runs on one thread, and a call with several
+batches runs them side by side on ``FRONTDESK_TORCH_THREADS`` (default: the
+CPUs this process may use) Python threads, as onnxruntime sessions allow. On the
+2-core machine this encoded BANKING77 texts 1.2-1.4x faster than one batch at a
+time on a two-thread session: a 15-token batch's small operators (layer norm,
+softmax, transposes: half the time) gain nothing from being split across threads
+but pay for the hand-off. A single text takes the same time either way.
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ import inspect
 import json
 import os
 import shutil
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -165,10 +175,12 @@ class OnnxTextEncoder(FastBackend):
         config = manifest.get("config", {})
         self.pad_id = int(config.get("pad_id", 0))
         options = ort.SessionOptions()
-        threads = env_threads()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
+        options.intra_op_num_threads = 1  # parallel over batches instead (module docstring)
+        options.inter_op_num_threads = 1
+        self.workers = env_threads() or _usable_cpus()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
         options.log_severity_level = 3  # errors only
         model_file = self.folder / MODEL_FILE
         try:
@@ -199,8 +211,10 @@ class OnnxTextEncoder(FastBackend):
         encodings = self._tokenizer.encode_batch(list(texts))
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
         order = np.argsort(lengths, kind="stable")  # little padding within a batch
-        for start in range(0, n, max(1, batch_size)):
-            rows = order[start : start + batch_size]
+        size = max(1, batch_size)
+        batches = [order[start : start + size] for start in range(0, n, size)]
+
+        def run(rows: np.ndarray) -> None:  # rows are disjoint across batches
             width = int(lengths[rows].max())
             ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
             types = np.zeros((len(rows), width), dtype=np.int64)
@@ -216,9 +230,30 @@ class OnnxTextEncoder(FastBackend):
             weights = mask.astype(np.float32)
             summed = np.einsum("bld,bl->bd", hidden.astype(np.float32, copy=False), weights)
             out[rows] = summed / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
+
+        if len(batches) == 1 or self.workers == 1:
+            for rows in batches:
+                run(rows)
+        else:
+            list(self._executor().map(run, batches))  # list(): re-raises a batch's error
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return out / norms
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The batch threads, made on first use (and again in a forked child)."""
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="onnx-encode")
+                self._pool_pid = os.getpid()
+            return self._pool
+
+
+def _usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _hidden_states(model: Any, inputs: Sequence[str]) -> Any:
