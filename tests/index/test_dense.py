@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from frontdesk import Settings
+from frontdesk.errors import FrontdeskError
 from frontdesk.index.dense import (
     build_dense,
     choose_kind,
@@ -42,6 +43,13 @@ def test_ivf_lists_follow_sqrt_n_and_never_starve_a_centroid() -> None:
     assert ivf_lists(100_000) == 256
     assert ivf_lists(10) == 1
     assert ivf_lists(2_000) <= 2_000 // 39
+
+
+def test_more_ivf_lists_than_vectors_is_a_clear_error() -> None:
+    with pytest.raises(
+        FrontdeskError, match=r"ivf_lists \(FRONTDESK_IVF_LISTS\) is 64, more than the 50"
+    ):
+        build_dense(clustered(50), Settings(dense_index="ivf", ivf_lists=64))
 
 
 def test_probe_queries_sit_at_the_stated_cosine() -> None:

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..config import Settings
+from ..errors import FrontdeskError
 
 DenseKind = Literal["auto", "flat", "hnsw", "ivf"]
 DENSE_KINDS: tuple[str, ...] = ("auto", "flat", "hnsw", "ivf")
@@ -86,6 +87,11 @@ def build_dense(
         params.update(m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction)
     else:
         nlist = settings.ivf_lists or ivf_lists(n)
+        if nlist > n:
+            raise FrontdeskError(
+                f"ivf_lists (FRONTDESK_IVF_LISTS) is {nlist}, more than the {n} vectors to "
+                "index: each list needs at least one training vector (unset it for about sqrt(n))"
+            )
         quantizer = faiss.IndexFlatIP(d)
         index = faiss.IndexIVFScalarQuantizer(
             quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
