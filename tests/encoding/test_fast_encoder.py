@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -277,6 +278,10 @@ def test_context_encoder_runs_a_fast_folder(
 
 @pytest.mark.slow
 def test_onnx_threads_follow_env(built: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FRONTDESK_TORCH_THREADS", raising=False)
+    backend = OnnxTextEncoder(built["onnx-int8"])  # one-thread session, a batch per CPU
+    assert backend._session.get_session_options().intra_op_num_threads == 1
+    assert backend.workers == len(os.sched_getaffinity(0))
     monkeypatch.setenv("FRONTDESK_TORCH_THREADS", "1")
     backend = OnnxTextEncoder(built["onnx-int8"])
     assert backend._session.get_session_options().intra_op_num_threads == 1
