@@ -17,6 +17,12 @@ from frontdesk import (
     build_index,
 )
 from frontdesk.ranking import FEATURE_NAMES, LambdaRankReranker, WorkflowPriors, choose_threshold
+from frontdesk.ranking.calibration import (
+    CONFIDENCE_INPUTS,
+    LEGACY_INPUTS,
+    PlattCalibrator,
+    confidence_inputs,
+)
 from frontdesk.ranking.features import retrieve_candidates
 from frontdesk.ranking.training import full_extractor, train_ranker
 
@@ -100,8 +106,19 @@ def trained(tmp_path_factory: pytest.TempPathFactory, encoder) -> tuple[Path, Pa
         LabelledQuery(text="best lasagne recipe", label=None),
         LabelledQuery(text="who won the football", label=None),
     ]
+    out_of_scope = [  # the training file's own null rows: extra calibration negatives
+        LabelledQuery(id="oos-0", text="what's the weather in lisbon", label=None),
+        LabelledQuery(id="oos-1", text="tell me a joke about cats", label=None),
+        LabelledQuery(id="oos-2", text="how many moons does jupiter have", label=None),
+    ]
     config = train_ranker(
-        root / "index", train, root / "model", val_rows=val, folds=3, top_n=6, encoder=encoder
+        root / "index",
+        train + out_of_scope,
+        root / "model",
+        val_rows=val,
+        folds=3,
+        top_n=6,
+        encoder=encoder,
     )
     return root / "index", root / "model", config
 
@@ -212,6 +229,52 @@ def test_reranked_suggestions_and_abstention(trained, encoder) -> None:
     assert config["threshold"] > 0
     assert weird.abstained and len(weird) == 3  # candidates still listed
     assert not res.abstained
+
+
+def test_calibration_reads_catalog_distance_and_counts_training_negatives(trained) -> None:
+    _, model, config = trained
+    assert config["training"]["calibration_extra_negatives"] == 3
+    cal = LambdaRankReranker.load(model).calibrator
+    assert cal.inputs == CONFIDENCE_INPUTS and len(cal.coef) == len(CONFIDENCE_INPUTS)
+    x = np.zeros((6, len(FEATURE_NAMES)), dtype=np.float32)
+    col = {n: j for j, n in enumerate(FEATURE_NAMES)}
+    x[:, col["example_max"]] = [0.2, 0.9, 0.1, 0.3, 0.3, 0.3]
+    x[:, col["prototype_sim"]] = [0.5, 0.7, 0.2, 0.1, 0.1, 0.1]
+    x[:, col["query_tokens"]] = 4
+    got = confidence_inputs(np.array([1.0, 3.0, 2.0]), 0.8, x)
+    np.testing.assert_allclose(got, [3.0, 1.0, 0.8, 0.9, 0.7, 0.2, 4.0], rtol=1e-6)
+
+
+def test_calibrator_saved_before_the_distance_inputs_still_loads() -> None:
+    legacy = {
+        "method": "platt",
+        "inputs": list(LEGACY_INPUTS),
+        "coef": [1.0, 0.5, 0.0],
+        "intercept": -1.0,
+    }
+    cal = PlattCalibrator.from_json(legacy)
+    full = np.array([[2.0, 1.0, 0.3, 0.9, 0.9, 0.1, 7.0]])  # all inputs; it reads its three
+    np.testing.assert_allclose(cal(full), 1 / (1 + np.exp(-(2.0 + 0.5 - 1.0))))
+    assert PlattCalibrator.from_json({k: v for k, v in legacy.items() if k != "inputs"}).inputs == (
+        LEGACY_INPUTS
+    )
+    with pytest.raises(ValueError, match="do not match its 2 coefficients"):
+        PlattCalibrator.from_json({**legacy, "coef": [1.0, 0.5]})
+    with pytest.raises(ValueError, match="unknown names"):
+        PlattCalibrator.from_json({**legacy, "inputs": ["top_score", "margin", "moon_phase"]})
+
+
+def test_platt_fit_applies_to_raw_inputs() -> None:
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=400), rng.normal(size=400) * 50 + 10])  # other scales
+    y = (x[:, 0] + 0.02 * x[:, 1] + 0.3 * rng.normal(size=400)) > 0.2
+    cal = PlattCalibrator.fit(x, y, inputs=LEGACY_INPUTS[:2])
+    assert cal.inputs == ("top_score", "margin")
+    from sklearn.linear_model import LogisticRegression
+
+    z = (x - x.mean(axis=0)) / x.std(axis=0)  # the fit's own scaling, folded into the saved coef
+    ref = LogisticRegression(C=1.0, max_iter=1000).fit(z, y)
+    np.testing.assert_allclose(cal(x), ref.predict_proba(z)[:, 1], rtol=1e-6, atol=1e-9)
 
 
 def test_choose_threshold_maximises_decision_accuracy() -> None:

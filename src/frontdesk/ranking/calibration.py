@@ -8,50 +8,100 @@ from typing import Any
 
 import numpy as np
 
-CONFIDENCE_INPUTS = ("top_score", "margin", "top_fused")
+from .features import FEATURE_NAMES
+
+# The ranker's view of its top answer, then how close the query comes to anything in
+# the catalog at all (an out-of-scope question is far from every example and
+# prototype, however the candidates rank among themselves).
+CONFIDENCE_INPUTS = (
+    "top_score", "margin", "top_fused",
+    "example_best", "prototype_best", "prototype_margin", "query_tokens",
+)  # fmt: skip
+LEGACY_INPUTS = CONFIDENCE_INPUTS[:3]  # what rankers saved before the catalog-distance inputs
+_COL = {name: j for j, name in enumerate(FEATURE_NAMES)}
 
 
-def confidence_inputs(ranker_scores: np.ndarray, fused_top: float) -> np.ndarray:
-    """What calibration reads from one query: the ranker's top score, its margin, retrieval's top."""
+def confidence_inputs(
+    ranker_scores: np.ndarray, fused_top: float, features: np.ndarray | None = None
+) -> np.ndarray:
+    """``CONFIDENCE_INPUTS`` for one query: the ranker's top score and margin, retrieval's
+    top score, and from the candidates' features (``FEATURE_NAMES`` columns) the best
+    example and prototype similarity, the prototype margin and the query's length."""
     if len(ranker_scores) == 0:
-        return np.array([-10.0, 0.0, 0.0])
+        return np.array([-10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     s = np.sort(ranker_scores)[::-1]
     margin = float(s[0] - s[1]) if len(s) > 1 else 10.0
-    return np.array([float(s[0]), margin, float(fused_top)])
+    distance = [0.0, 0.0, 0.0, 0.0]
+    if features is not None and len(features):
+        protos = np.sort(features[:, _COL["prototype_sim"]])[::-1]
+        distance = [
+            float(features[:, _COL["example_max"]].max()),
+            float(protos[0]),
+            float(protos[0] - protos[1]) if len(protos) > 1 else 1.0,
+            float(features[0, _COL["query_tokens"]]),
+        ]
+    return np.array([float(s[0]), margin, float(fused_top), *distance])
 
 
 @dataclass
 class PlattCalibrator:
-    """Logistic regression from ``CONFIDENCE_INPUTS`` to P(top suggestion is right)."""
+    """Logistic regression from some of ``CONFIDENCE_INPUTS`` to P(top suggestion is right).
+
+    ``inputs`` names the ones it reads (rankers saved before the catalog-distance
+    inputs read the first three); it is called with all of them.
+    """
 
     coef: list[float]
     intercept: float
+    inputs: tuple[str, ...] = CONFIDENCE_INPUTS
 
     @classmethod
-    def fit(cls, x: np.ndarray, correct: np.ndarray) -> PlattCalibrator:
+    def fit(
+        cls, x: np.ndarray, correct: np.ndarray, inputs: Sequence[str] = CONFIDENCE_INPUTS
+    ) -> PlattCalibrator:
+        """Fit on rows of ``inputs`` (columns in that order) and whether the top was right."""
         from sklearn.linear_model import LogisticRegression
 
+        inputs = tuple(inputs)
+        if x.shape[1] != len(inputs):
+            raise ValueError(f"{x.shape[1]} columns for {len(inputs)} inputs")
         if len(set(correct.tolist())) < 2:  # all right or all wrong: a constant confidence
             p = float(np.clip(correct.mean() if len(correct) else 0.5, 1e-3, 1 - 1e-3))
-            return cls([0.0] * x.shape[1], float(np.log(p / (1 - p))))
-        lr = LogisticRegression(C=1.0, max_iter=1000).fit(x, correct.astype(int))
-        return cls([float(c) for c in lr.coef_[0]], float(lr.intercept_[0]))
+            return cls([0.0] * x.shape[1], float(np.log(p / (1 - p))), inputs)
+        # standardised for the fit (token counts and cosines differ in scale), then
+        # folded back so that the saved coefficients apply to raw inputs
+        mean, scale = x.mean(axis=0), x.std(axis=0)
+        scale[scale == 0] = 1.0
+        lr = LogisticRegression(C=1.0, max_iter=1000).fit((x - mean) / scale, correct.astype(int))
+        coef = lr.coef_[0] / scale
+        intercept = float(lr.intercept_[0] - (coef * mean).sum())
+        return cls([float(c) for c in coef], intercept, inputs)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        z = np.atleast_2d(x) @ np.asarray(self.coef) + self.intercept
+        x = np.atleast_2d(x)
+        if self.inputs != CONFIDENCE_INPUTS:
+            x = x[:, [CONFIDENCE_INPUTS.index(name) for name in self.inputs]]
+        z = x @ np.asarray(self.coef) + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
 
     def to_json(self) -> dict[str, Any]:
         return {
             "method": "platt",
-            "inputs": list(CONFIDENCE_INPUTS),
+            "inputs": list(self.inputs),
             "coef": self.coef,
             "intercept": self.intercept,
         }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> PlattCalibrator:
-        return cls(list(obj["coef"]), float(obj["intercept"]))
+        inputs = tuple(obj.get("inputs", LEGACY_INPUTS))
+        unknown = [name for name in inputs if name not in CONFIDENCE_INPUTS]
+        if unknown or len(inputs) != len(obj["coef"]):
+            raise ValueError(
+                f"calibration inputs {list(inputs)} do not match its {len(obj['coef'])} "
+                f"coefficients or include unknown names {unknown}"
+            )
+        return cls(list(obj["coef"]), float(obj["intercept"]), inputs)
 
 
 def choose_threshold(

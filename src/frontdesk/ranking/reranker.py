@@ -119,12 +119,16 @@ class LambdaRankReranker:
             raise IndexIntegrityError(
                 f"{root}: trained on other features than this frontdesk computes; retrain it"
             )
+        try:
+            calibrator = PlattCalibrator.from_json(config["calibration"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexIntegrityError(f"{root / CONFIG_FILE}: calibration: {exc}") from exc
         booster = lgb.Booster(model_file=str(root / MODEL_FILE))
         priors = WorkflowPriors.from_json(json.loads((root / PRIORS_FILE).read_text()))
         return cls(
             booster,
             priors,
-            PlattCalibrator.from_json(config["calibration"]),
+            calibrator,
             float(config["threshold"]),
             config,
         )

@@ -27,7 +27,12 @@ from ..index import WorkflowIndex
 from ..index.builder import document_key
 from ..retrieval.subset import subset_searcher
 from ..schema import LabelledQuery
-from .calibration import PlattCalibrator, choose_threshold, confidence_inputs
+from .calibration import (
+    CONFIDENCE_INPUTS,
+    PlattCalibrator,
+    choose_threshold,
+    confidence_inputs,
+)
 from .features import FEATURE_NAMES, CandidateSet, FeatureExtractor, retrieve_candidates
 from .priors import WorkflowPriors
 from .reranker import DEFAULT_PARAMS, LambdaRankReranker
@@ -63,6 +68,30 @@ def full_extractor(index: WorkflowIndex, priors: WorkflowPriors) -> FeatureExtra
         index.prototypes,
         priors,
     )
+
+
+def _confidence_rows(
+    suggester: Suggester,
+    index: WorkflowIndex,
+    priors: WorkflowPriors,
+    booster: Any,
+    encoder: ContextEncoder,
+    rows: Sequence[LabelledQuery],
+    top_n: int,
+) -> np.ndarray:
+    """``CONFIDENCE_INPUTS`` of ``rows`` against the whole index, scored by ``booster``."""
+    if not rows:
+        return np.zeros((0, len(CONFIDENCE_INPUTS)))
+    assert suggester.hybrid is not None
+    enc = encoder.encode_contexts(list(rows))
+    tokens = [suggester.query_tokens(q) for q in rows]
+    cands = retrieve_candidates(suggester.hybrid, enc.vectors, tokens, top_n)
+    feats = full_extractor(index, priors).extract(enc, cands, [len(t) for t in tokens])
+    out = []
+    for c, x in zip(cands, feats, strict=True):
+        scores = booster.predict(x, num_threads=1) if len(x) else np.zeros(0)
+        out.append(confidence_inputs(scores, float(c.fused.scores[0]) if len(c.fused) else 0.0, x))
+    return np.asarray(out)
 
 
 def _groups(
@@ -228,13 +257,22 @@ def train_ranker(
         scores = booster.predict(x, num_threads=1) if len(x) else np.zeros(0)
         top = int(np.argmax(scores)) if len(scores) else -1
         gold = pos.get(q.label or "", -1)
-        conf_in.append(confidence_inputs(scores, float(c.fused.scores[0]) if len(c.fused) else 0.0))
+        fused_top = float(c.fused.scores[0]) if len(c.fused) else 0.0
+        conf_in.append(confidence_inputs(scores, fused_top, x))
         in_scope.append(q.label is not None)
         correct_rank.append(top >= 0 and int(c.fused.ids[top]) == gold)
         correct_ret.append(len(c.fused) > 0 and int(c.fused.ids[0]) == gold)
     x_conf = np.asarray(conf_in)
     ok = np.asarray(correct_rank)
-    calibrator = PlattCalibrator.fit(x_conf, ok)
+    # The training file's out-of-scope rows are negatives for the calibrator too (never
+    # ranked, so the booster has not seen them); the threshold is still chosen on val alone.
+    in_val = {id(q) for q in val_q}
+    negatives = [q for q in rows[:n_base] if q.label is None and id(q) not in in_val]
+    x_neg = _confidence_rows(suggester, index, priors, booster, encoder, negatives, top_n)
+    calibrator = PlattCalibrator.fit(
+        np.vstack([x_conf, x_neg]) if len(x_neg) else x_conf,
+        np.concatenate([ok, np.zeros(len(x_neg), dtype=bool)]),
+    )
     confidence = calibrator(x_conf) if len(x_conf) else np.zeros(0)
     threshold, decision_acc = choose_threshold(confidence, in_scope, ok)
     ins = np.asarray(in_scope)
@@ -262,6 +300,7 @@ def train_ranker(
             "val_rows": len(val_q),
             "val_source": val_source,
             "val_out_of_scope": int((~ins).sum()),
+            "calibration_extra_negatives": len(negatives),
             "val_top1_retrieval": float(np.mean(np.asarray(correct_ret)[ins]))
             if ins.any()
             else None,
