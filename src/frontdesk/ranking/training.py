@@ -9,6 +9,7 @@ itself in the index.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ import numpy as np
 from ..api import Suggester
 from ..config import Settings
 from ..datasets.multiturn import KINDS, make_multiturn
-from ..encoding import ContextEncoder, EncodedContexts
+from ..encoding import ContextEncoder
 from ..errors import FrontdeskError
 from ..eval.splits import carve_validation
 from ..index import WorkflowIndex
@@ -70,28 +71,19 @@ def full_extractor(index: WorkflowIndex, priors: WorkflowPriors) -> FeatureExtra
     )
 
 
-def _confidence_rows(
+def _whole_index_candidates(
     suggester: Suggester,
-    index: WorkflowIndex,
-    priors: WorkflowPriors,
-    booster: Any,
+    extractor: FeatureExtractor,
     encoder: ContextEncoder,
     rows: Sequence[LabelledQuery],
     top_n: int,
-) -> np.ndarray:
-    """``CONFIDENCE_INPUTS`` of ``rows`` against the whole index, scored by ``booster``."""
-    if not rows:
-        return np.zeros((0, len(CONFIDENCE_INPUTS)))
+) -> tuple[list[CandidateSet], list[np.ndarray]]:
+    """Candidates and features of rows that are not in the index (validation, negatives)."""
     assert suggester.hybrid is not None
     enc = encoder.encode_contexts(list(rows))
     tokens = [suggester.query_tokens(q) for q in rows]
     cands = retrieve_candidates(suggester.hybrid, enc.vectors, tokens, top_n)
-    feats = full_extractor(index, priors).extract(enc, cands, [len(t) for t in tokens])
-    out = []
-    for c, x in zip(cands, feats, strict=True):
-        scores = booster.predict(x, num_threads=1) if len(x) else np.zeros(0)
-        out.append(confidence_inputs(scores, float(c.fused.scores[0]) if len(c.fused) else 0.0, x))
-    return np.asarray(out)
+    return cands, extractor.extract(enc, cands, [len(t) for t in tokens])
 
 
 def _groups(
@@ -220,14 +212,13 @@ def train_ranker(
 
     all_c = [c for c in cands if c is not None]
     all_x = [x for x in feats if x is not None]
+    whole_index = functools.cache(
+        functools.partial(full_extractor, index, priors)
+    )  # built once, if needed
     if val_rows is not None:
         train_idx = list(range(len(rows)))
         val_q = list(val_rows)
-        val_enc: EncodedContexts = encoder.encode_contexts(val_q)
-        val_tokens = [suggester.query_tokens(q) for q in val_q]
-        assert suggester.hybrid is not None
-        val_c = retrieve_candidates(suggester.hybrid, val_enc.vectors, val_tokens, top_n)
-        val_x = full_extractor(index, priors).extract(val_enc, val_c, [len(t) for t in val_tokens])
+        val_c, val_x = _whole_index_candidates(suggester, whole_index(), encoder, val_q, top_n)
         val_source = "file"
     else:
         ids = {id(q): i for i, q in enumerate(rows[:n_base])}
@@ -268,7 +259,19 @@ def train_ranker(
     # ranked, so the booster has not seen them); the threshold is still chosen on val alone.
     in_val = {id(q) for q in val_q}
     negatives = [q for q in rows[:n_base] if q.label is None and id(q) not in in_val]
-    x_neg = _confidence_rows(suggester, index, priors, booster, encoder, negatives, top_n)
+    x_neg = np.zeros((0, len(CONFIDENCE_INPUTS)))
+    if negatives:
+        neg_c, neg_x = _whole_index_candidates(suggester, whole_index(), encoder, negatives, top_n)
+        x_neg = np.asarray(
+            [
+                confidence_inputs(
+                    booster.predict(x, num_threads=1) if len(x) else np.zeros(0),
+                    float(c.fused.scores[0]) if len(c.fused) else 0.0,
+                    x,
+                )
+                for c, x in zip(neg_c, neg_x, strict=True)
+            ]
+        )
     calibrator = PlattCalibrator.fit(
         np.vstack([x_conf, x_neg]) if len(x_neg) else x_conf,
         np.concatenate([ok, np.zeros(len(x_neg), dtype=bool)]),
