@@ -263,7 +263,14 @@ class Suggester:
         from .ranking.features import retrieve_candidates
 
         assert self.hybrid is not None
-        cands = retrieve_candidates(self.hybrid, encoded.vectors, tokens, self.ranker.top_n)
+        cands = retrieve_candidates(
+            self.hybrid,
+            encoded.vectors,
+            tokens,
+            self.ranker.top_n,
+            encoded.context_vectors,
+            self.ranker.context_candidates,
+        )
         feats = self._extractor.extract(encoded, cands, [len(t) for t in tokens])
         out = []
         for c, x in zip(cands, feats, strict=True):

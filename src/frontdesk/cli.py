@@ -433,6 +433,14 @@ def train_ranker_cmd(
     ] = None,
     folds: Annotated[int, typer.Option("--folds", min=2, help="Out-of-fold splits.")] = 5,
     top_n: Annotated[int, typer.Option("--top-n", min=2, help="Candidates reranked.")] = 30,
+    context_candidates: Annotated[
+        int,
+        typer.Option(
+            "--context-candidates",
+            min=0,
+            help="Also rerank the dense top-N of a conversation's earlier turns alone.",
+        ),
+    ] = 10,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -456,6 +464,7 @@ def train_ranker_cmd(
                 val_rows=val_rows,
                 folds=folds,
                 top_n=top_n,
+                context_candidates=context_candidates,
                 seed=seed,
                 progress=tick,
             )

@@ -46,10 +46,11 @@ def test_unknown_kind() -> None:
         make_multiturn(ROWS, "three_turns")
 
 
-def test_training_phrases_are_disjoint_from_benchmark_phrases() -> None:
+def test_training_validation_and_benchmark_phrases_are_disjoint() -> None:
     from frontdesk.datasets.multiturn import PHRASES
 
-    for train, evaluation in zip(PHRASES["train"], PHRASES["eval"], strict=True):
-        assert not set(train) & set(evaluation)
+    for a, b in (("train", "eval"), ("val", "eval"), ("val", "train")):
+        for first, second in zip(PHRASES[a], PHRASES[b], strict=True):
+            assert not set(first) & set(second), (a, b)
     out = make_multiturn(ROWS, "vague_follow_up", seed=0, phrases="train")
     assert all(q.text not in FOLLOW_UPS for q in out)

@@ -34,6 +34,31 @@ def test_conversation_vector_leans_on_earlier_turns(encoder: ContextEncoder) -> 
     np.testing.assert_allclose(np.linalg.norm(enc.vectors, axis=1), 1.0, rtol=1e-5)
 
 
+def test_context_vector_is_the_earlier_user_request(encoder: ContextEncoder) -> None:
+    """Agent acknowledgements stay out of it; the latest earlier user turn weighs most."""
+    ack = {"role": "agent", "text": "Thanks, let me look into that."}
+    asked = {"role": "user", "text": "my payout has not arrived"}
+    only_agent = Conversation(text="ok", context={"turns": [ack]})
+    convs = [
+        Conversation(text="any update?"),
+        Conversation(text="any update?", context={"turns": [asked, ack]}),
+        Conversation(
+            text="any update?",
+            context={"turns": [{"role": "user", "text": "reset two factor"}, asked, ack]},
+        ),
+        only_agent,
+    ]
+    enc = encoder.encode_contexts(convs)
+    payout = encoder.encode(["my payout has not arrived"])[0]
+    assert enc.context_vectors is not None
+    assert not enc.context_vectors[0].any()  # no earlier turns: a zero row
+    np.testing.assert_allclose(enc.context_vectors[1], payout, atol=1e-5)
+    assert 0.8 < enc.context_vectors[2] @ payout < 0.999  # older user turn at half weight
+    ack_vec = encoder.encode([ack["text"]])[0]
+    np.testing.assert_allclose(enc.context_vectors[3], ack_vec, atol=1e-5)  # no user turn
+    np.testing.assert_allclose(enc.take([2, 1]).context_vectors, enc.context_vectors[[2, 1]])
+
+
 def test_context_weight_zero_ignores_turns(encoder: ContextEncoder) -> None:
     plain = ContextEncoder(encoder.path, context_weight=0.0)
     plain._model = encoder._model

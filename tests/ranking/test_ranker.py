@@ -153,6 +153,41 @@ def test_feature_matrix_on_fixture(trained, encoder) -> None:
     assert np.all(np.isfinite(x))
 
 
+def test_earlier_request_adds_candidates_and_its_own_features(trained, encoder) -> None:
+    """A follow-up that pushes the question's workflow out of the list gets it back."""
+    index_dir, _, _ = trained
+    s = Suggester.load(index_dir, encoder=encoder)
+    priors = WorkflowPriors.fit(s.index.workflows, rows())
+    conv = Conversation(
+        text="rotate api key",
+        context={
+            "turns": [
+                {"role": "user", "text": "my payout was returned by the bank"},
+                {"role": "agent", "text": "Noted, thank you."},
+            ]
+        },
+    )
+    single = Conversation(text="rotate api key")
+    enc = encoder.encode_contexts([conv, single])
+    tokens = [s.query_tokens(conv), s.query_tokens(single)]
+    plain = retrieve_candidates(s.hybrid, enc.vectors, tokens, 1)
+    cands = retrieve_candidates(s.hybrid, enc.vectors, tokens, 1, enc.context_vectors, 1)
+    ids = [s.index.workflows[w].id for w in cands[0].fused.ids.tolist()]
+    assert [s.index.workflows[w].id for w in plain[0].fused.ids.tolist()] == ["api-key-rotate"]
+    assert ids == ["api-key-rotate", "payout-failed"]
+    assert cands[0].fused.scores[1] == cands[0].fused.scores[0]  # appended at the list's floor
+    assert cands[1].context is None and len(cands[1].fused) == 1  # no earlier turns: as before
+    x, x_single = full_extractor(s.index, priors).extract(enc, cands, [3, 3])
+    col = {n: i for i, n in enumerate(FEATURE_NAMES)}
+    assert x[:, col["fused_rank"]].tolist() == [1, 2]
+    assert x[1, col["context_dense_rank"]] == 1 and x[0, col["context_dense_rank"]] > 1
+    assert x[1, col["context_example_max"]] > x[0, col["context_example_max"]]
+    assert x[1, col["context_prototype_gap"]] == 0 and x[0, col["context_prototype_gap"]] > 0
+    assert x[0, col["text_example_max_gap"]] == 0 and x[1, col["text_example_max_gap"]] > 0
+    context_cols = [i for n, i in col.items() if n.startswith("context_")]
+    assert not x_single[:, context_cols].any()
+
+
 def test_out_of_fold_features_never_see_their_own_example(trained, encoder, monkeypatch) -> None:
     """Every training query's candidates come from an index without its own example."""
     index_dir, _, _ = trained

@@ -59,6 +59,16 @@ TRAIN_SMALL_TALK = (
     "I hope someone can help",
     "quick question for you",
     "evening, all",
+    "howdy",
+    "hi, hope you are having a good week",
+    "greetings",
+    "hello, it's been a while",
+    "sorry, me again",
+    "right then",
+    "hey there, thanks for picking up",
+    "good day to you",
+    "one more thing",
+    "morning all",
 )
 TRAIN_FOLLOW_UPS = (
     "any news?",
@@ -71,11 +81,51 @@ TRAIN_FOLLOW_UPS = (
     "right, and then?",
     "can you check again?",
     "that's what I need",
+    "is it done yet?",
+    "did it go through?",
+    "where are we with this?",
+    "what's going on with it?",
+    "nothing has changed",
+    "it's been three days",
+    "yes, that one",
+    "no, the other thing I said",
+    "same problem as before",
+    "can you do it now?",
+    "please, it's urgent",
+    "I already tried that",
+    "when will I hear back?",
+    "thanks, waiting",
+    "great, let me know",
+    "what do you need from me?",
+    "is there anything else I should do?",
+    "hm, still the same",
 )
 TRAIN_ACKS = ("I understand, let me check.", "Okay, looking into it now.", "Noted, thank you.")
+# A third disjoint pool, for choosing settings on validation questions without
+# touching either the training or the benchmark phrasings.
+VAL_SMALL_TALK = (
+    "hiya",
+    "hello, hope your day is going well",
+    "good evening",
+    "thanks for waiting",
+    "so, um",
+    "hi again, me once more",
+)
+VAL_FOLLOW_UPS = (
+    "any progress?",
+    "what's the status?",
+    "please sort it out",
+    "it still isn't fixed",
+    "how much longer?",
+    "sure, do that",
+    "ok and now?",
+    "you there?",
+)
+VAL_ACKS = ("Thank you, checking now.", "Understood, give me a second.")
 PHRASES = {
     "eval": (SMALL_TALK, FOLLOW_UPS, ACKS),
     "train": (TRAIN_SMALL_TALK, TRAIN_FOLLOW_UPS, TRAIN_ACKS),
+    "val": (VAL_SMALL_TALK, VAL_FOLLOW_UPS, VAL_ACKS),
 }
 
 
@@ -89,7 +139,8 @@ def make_multiturn(
     """Two-turn versions of ``rows`` (labelled rows only), in input order.
 
     ``phrases="train"`` draws small talk, follow-ups and acknowledgements from
-    a pool disjoint from the default one used for benchmarks.
+    a pool disjoint from the default one used for benchmarks; ``"val"`` from a
+    third, for choosing settings.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FrontdeskError, ModelUnavailableError
-from ..schema import Conversation, UserProfile
+from ..schema import Conversation, Turn, UserProfile
 from .cache import TextVectorCache
 from .fast import FastBackend, is_fast_encoder, load_backend, read_manifest
 
@@ -105,6 +105,8 @@ class EncodedContexts:
     text_vectors: np.ndarray  # (n, d) the latest user text alone
     turn_vectors: list[np.ndarray]  # per contact, (t_i, d) earlier turns, oldest first
     profiles: list[UserProfile] = field(default_factory=list)
+    # (n, d) the earlier user turns alone (``_earlier_request``); a zero row for no turns
+    context_vectors: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
@@ -117,6 +119,7 @@ class EncodedContexts:
             text_vectors=self.text_vectors[idx],
             turn_vectors=[self.turn_vectors[i] for i in idx],
             profiles=[self.profiles[i] for i in idx] if self.profiles else [],
+            context_vectors=None if self.context_vectors is None else self.context_vectors[idx],
         )
 
 
@@ -271,13 +274,14 @@ class ContextEncoder:
         text_vecs = all_vecs[: len(texts)]
         turn_vecs: list[np.ndarray] = []
         combined = text_vecs.copy()
+        contexts = np.zeros_like(text_vecs)
         offset = len(texts)
         for i, c in enumerate(convs):
             n = len(c.turns)
             tv = all_vecs[offset : offset + n]
             offset += n
             turn_vecs.append(tv)
-            if n and self.context_weight > 0:
+            if n:
                 weights = np.array(
                     [
                         TURN_DECAY ** (n - 1 - j) * (1.0 if t.role == "user" else AGENT_TURN_WEIGHT)
@@ -287,12 +291,29 @@ class ContextEncoder:
                 )
                 ctx = _normalise((weights[:, None] * tv).sum(axis=0, keepdims=True))[0]
                 combined[i] = text_vecs[i] + self.context_weight * ctx
+                contexts[i] = _earlier_request(c.turns, tv, ctx)
         return EncodedContexts(
             vectors=_normalise(combined),
             text_vectors=text_vecs,
             turn_vectors=turn_vecs,
             profiles=[c.user for c in convs],
+            context_vectors=contexts,
         )
+
+
+def _earlier_request(
+    turns: Sequence[Turn], vectors: np.ndarray, fallback: np.ndarray
+) -> np.ndarray:
+    """What the user asked before the latest text: their earlier turns, the latest weighted most.
+
+    Agent turns are left out (acknowledgements carry no request) unless the
+    user has no earlier turn, where the whole context stands in.
+    """
+    user = [j for j, t in enumerate(turns) if t.role == "user"]
+    if not user:
+        return fallback
+    weights = np.array([TURN_DECAY ** (len(user) - 1 - k) for k in range(len(user))], np.float32)
+    return _normalise((weights[:, None] * vectors[user]).sum(axis=0, keepdims=True))[0]
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

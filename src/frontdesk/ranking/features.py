@@ -27,6 +27,12 @@ FEATURE_NAMES: tuple[str, ...] = (
     "text_example_max", "text_prototype_sim",
     *(f"turn{j}_sim" for j in range(1, MAX_TURNS + 1)), "turn_max_sim", "n_turns",
     *(f"turn{j}_example_max" for j in range(1, MAX_TURNS + 1)), "turn_example_max",
+    # the earlier user turns alone (what was asked before "any update?"), and how far
+    # the latest text and that earlier request each stand above the other candidates
+    "context_dense_score", "context_dense_rank", "context_dense_gap",
+    "context_example_max", "context_example_top3", "context_example_max_gap",
+    "context_prototype_sim", "context_prototype_gap",
+    "text_example_top3", "text_example_max_gap", "text_prototype_gap",
     # priors from training data
     "log_popularity", *(f"profile_{f}_fit" for f in PROFILE_FIELDS),
     "query_tokens",
@@ -40,13 +46,45 @@ class CandidateSet:
     fused: Ranked
     dense: Ranked
     sparse: Ranked
+    context: Ranked | None = None  # dense hits of the earlier turns alone, when there are any
 
 
 def retrieve_candidates(
-    hybrid: HybridSearcher, vectors: np.ndarray, token_lists: Sequence[Sequence[str]], top_n: int
+    hybrid: HybridSearcher,
+    vectors: np.ndarray,
+    token_lists: Sequence[Sequence[str]],
+    top_n: int,
+    context_vectors: np.ndarray | None = None,
+    context_n: int = 0,
 ) -> list[CandidateSet]:
-    """Hybrid top-``top_n`` per query, with the dense and sparse lists kept for features."""
-    return [CandidateSet(f, d, s) for f, d, s in hybrid.search(vectors, token_lists, top_n)]
+    """Hybrid top-``top_n`` per query, with the dense and sparse lists kept for features.
+
+    With ``context_n`` > 0, a query with earlier turns also gets the dense
+    top-``context_n`` of its earlier turns alone (``context_vectors``), appended
+    after the hybrid list at its lowest score: after "any update?" the
+    conversation vector can push the question's workflow out of the top
+    ``top_n``, and the ranker's turn features can only lift what is there.
+    """
+    found = [CandidateSet(f, d, s) for f, d, s in hybrid.search(vectors, token_lists, top_n)]
+    if context_n <= 0 or context_vectors is None:
+        return found
+    rows = np.flatnonzero(np.any(context_vectors != 0, axis=1))
+    if len(rows) == 0:
+        return found
+    hits_per_row = hybrid.dense.search(context_vectors[rows], max(context_n, hybrid.depth))
+    for i, hits in zip(rows.tolist(), hits_per_row, strict=True):
+        c = found[i]
+        top = hits.ids[:context_n]
+        extra = top[~np.isin(top, c.fused.ids)]
+        fused = c.fused
+        if len(extra):
+            floor = float(fused.scores[-1]) if len(fused) else 0.0
+            fused = Ranked(
+                np.concatenate([fused.ids, extra]),
+                np.concatenate([fused.scores, np.full(len(extra), floor)]),
+            )
+        found[i] = CandidateSet(fused, c.dense, c.sparse, hits)
+    return found
 
 
 class FeatureExtractor:
@@ -95,13 +133,17 @@ class FeatureExtractor:
         if m == 0:
             return out
         v, t = enc.vectors[i], enc.text_vectors[i]
+        ctx = enc.context_vectors[i] if enc.context_vectors is not None else np.zeros_like(t)
         col = {name: j for j, name in enumerate(FEATURE_NAMES)}
 
         fused = c.fused.scores
         out[:, col["fused_score"]] = fused
         out[:, col["fused_rank"]] = np.arange(1, m + 1)
         out[:, col["fused_gap"]] = fused[0] - fused
-        for name, ranked in (("dense", c.dense), ("sparse", c.sparse)):
+        lists = [("dense", c.dense), ("sparse", c.sparse)]
+        if c.context is not None:
+            lists.append(("context_dense", c.context))
+        for name, ranked in lists:
             table = ranked.as_dict()
             top = float(ranked.scores[0]) if len(ranked) else 0.0
             floor = float(ranked.scores[-1]) if len(ranked) else 0.0
@@ -111,13 +153,14 @@ class FeatureExtractor:
                 out[r, col[f"{name}_score"]] = score / scale
                 out[r, col[f"{name}_rank"]] = rank
                 out[r, col[f"{name}_gap"]] = (top - score) / scale
-                out[r, col[f"{name}_missing"]] = float(w not in table)
+                if name != "context_dense":
+                    out[r, col[f"{name}_missing"]] = float(w not in table)
 
         spans = [np.arange(self.start[w], self.end[w]) for w in ids.tolist()]
         flat = np.concatenate(spans) if spans else np.zeros(0, dtype=np.int64)
         turns = enc.turn_vectors[i]
         recent = turns[::-1][:MAX_TURNS]  # most recent first
-        sims = self.vectors[flat] @ np.stack([v, t, *recent], axis=1)  # (docs, 2 + turns)
+        sims = self.vectors[flat] @ np.stack([v, t, ctx, *recent], axis=1)  # (docs, 3 + turns)
         offset = 0
         for r, w in enumerate(ids.tolist()):
             span = sims[offset : offset + len(spans[r])]
@@ -131,15 +174,17 @@ class FeatureExtractor:
             k = min(3, len(ex))
             out[r, col["example_top3"]] = np.partition(ex[:, 0], len(ex) - k)[-k:].mean()
             out[r, col["text_example_max"]] = ex[:, 1].max()
+            out[r, col["text_example_top3"]] = np.partition(ex[:, 1], len(ex) - k)[-k:].mean()
+            out[r, col["context_example_max"]] = ex[:, 2].max()
+            out[r, col["context_example_top3"]] = np.partition(ex[:, 2], len(ex) - k)[-k:].mean()
             for j in range(len(recent)):
-                out[r, col[f"turn{j + 1}_example_max"]] = ex[:, 2 + j].max()
+                out[r, col[f"turn{j + 1}_example_max"]] = ex[:, 3 + j].max()
             if len(recent):
-                out[r, col["turn_example_max"]] = ex[:, 2:].max()
+                out[r, col["turn_example_max"]] = ex[:, 3:].max()
             out[r, col["workflow_text_sim"]] = span[0, 0] if has_text else 0.0
             out[r, col["log_examples"]] = math.log1p(int(self.n_examples[w]))
-        out[:, col["example_max_gap"]] = (
-            out[:, col["example_max"]].max() - out[:, col["example_max"]]
-        )
+        for name in ("example_max", "context_example_max", "text_example_max"):
+            out[:, col[f"{name}_gap"]] = out[:, col[name]].max() - out[:, col[name]]
 
         protos = self.prototypes[ids]
         out[:, col["title_sim"]] = self.title_vectors[ids] @ v
@@ -148,6 +193,11 @@ class FeatureExtractor:
             out[:, col["prototype_sim"]].max() - out[:, col["prototype_sim"]]
         )
         out[:, col["text_prototype_sim"]] = protos @ t
+        out[:, col["context_prototype_sim"]] = protos @ ctx
+        for name in ("context_prototype", "text_prototype"):
+            out[:, col[f"{name}_gap"]] = (
+                out[:, col[f"{name}_sim"]].max() - out[:, col[f"{name}_sim"]]
+            )
 
         if len(recent):
             turn_sims = protos @ recent.T  # (m, turns)

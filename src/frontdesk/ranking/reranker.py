@@ -60,6 +60,11 @@ class LambdaRankReranker:
     def top_n(self) -> int:
         return int(self.config["top_n"])
 
+    @property
+    def context_candidates(self) -> int:
+        """Dense candidates added from a conversation's earlier turns (0 for older rankers)."""
+        return int(self.config.get("context_candidates", 0))
+
     def score(self, features: np.ndarray) -> np.ndarray:
         if len(features) == 0:
             return np.zeros(0)

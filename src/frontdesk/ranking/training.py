@@ -77,12 +77,15 @@ def _whole_index_candidates(
     encoder: ContextEncoder,
     rows: Sequence[LabelledQuery],
     top_n: int,
+    context_n: int,
 ) -> tuple[list[CandidateSet], list[np.ndarray]]:
     """Candidates and features of rows that are not in the index (validation, negatives)."""
     assert suggester.hybrid is not None
     enc = encoder.encode_contexts(list(rows))
     tokens = [suggester.query_tokens(q) for q in rows]
-    cands = retrieve_candidates(suggester.hybrid, enc.vectors, tokens, top_n)
+    cands = retrieve_candidates(
+        suggester.hybrid, enc.vectors, tokens, top_n, enc.context_vectors, context_n
+    )
     return cands, extractor.extract(enc, cands, [len(t) for t in tokens])
 
 
@@ -119,7 +122,8 @@ def train_ranker(
     encoder: ContextEncoder | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
-    augment_context: float = 0.3,
+    augment_context: float = 0.6,
+    context_candidates: int = 10,
 ) -> dict[str, Any]:
     """Fit, calibrate and save a reranker for ``index_dir``; returns its config (with metrics).
 
@@ -204,7 +208,14 @@ def train_ranker(
             fold_priors,
         )
         enc_f = encoded.take(members)
-        cs = retrieve_candidates(sub.hybrid, enc_f.vectors, [qtokens[i] for i in members], top_n)
+        cs = retrieve_candidates(
+            sub.hybrid,
+            enc_f.vectors,
+            [qtokens[i] for i in members],
+            top_n,
+            enc_f.context_vectors,
+            context_candidates,
+        )
         xs = extractor.extract(enc_f, cs, [len(qtokens[i]) for i in members])
         for i, c, x in zip(members, cs, xs, strict=True):
             cands[i], feats[i] = c, x
@@ -218,7 +229,9 @@ def train_ranker(
     if val_rows is not None:
         train_idx = list(range(len(rows)))
         val_q = list(val_rows)
-        val_c, val_x = _whole_index_candidates(suggester, whole_index(), encoder, val_q, top_n)
+        val_c, val_x = _whole_index_candidates(
+            suggester, whole_index(), encoder, val_q, top_n, context_candidates
+        )
         val_source = "file"
     else:
         ids = {id(q): i for i, q in enumerate(rows[:n_base])}
@@ -261,7 +274,9 @@ def train_ranker(
     negatives = [q for q in rows[:n_base] if q.label is None and id(q) not in in_val]
     x_neg = np.zeros((0, len(CONFIDENCE_INPUTS)))
     if negatives:
-        neg_c, neg_x = _whole_index_candidates(suggester, whole_index(), encoder, negatives, top_n)
+        neg_c, neg_x = _whole_index_candidates(
+            suggester, whole_index(), encoder, negatives, top_n, context_candidates
+        )
         x_neg = np.asarray(
             [
                 confidence_inputs(
@@ -283,6 +298,7 @@ def train_ranker(
     config: dict[str, Any] = {
         "feature_names": list(FEATURE_NAMES),
         "top_n": top_n,
+        "context_candidates": context_candidates,
         "folds": folds,
         "augment_context": augment_context,
         "seed": seed,
