@@ -277,7 +277,7 @@ class Suggester:
             scores = self.ranker.score(x)
             order = np.argsort(-scores, kind="stable")[:k]
             fused_top = float(c.fused.scores[0]) if len(c.fused) else 0.0
-            conf = float(self.ranker.calibrator(confidence_inputs(scores, fused_top, x))[0])
+            conf = float(self.ranker.confidence(confidence_inputs(scores, fused_top, x))[0])
             ranked = Ranked(c.fused.ids[order], scores[order])
             res = self._suggestions(
                 ranked, {"dense": c.dense, "sparse": c.sparse, "fused": c.fused}

@@ -16,6 +16,7 @@ from frontdesk import (
     Suggester,
     build_index,
 )
+from frontdesk.index.manifest import read_manifest, write_manifest
 from frontdesk.ranking import FEATURE_NAMES, LambdaRankReranker, WorkflowPriors, choose_threshold
 from frontdesk.ranking.calibration import (
     CONFIDENCE_INPUTS,
@@ -278,6 +279,34 @@ def test_calibration_reads_catalog_distance_and_counts_training_negatives(traine
     x[:, col["query_tokens"]] = 4
     got = confidence_inputs(np.array([1.0, 3.0, 2.0]), 0.8, x)
     np.testing.assert_allclose(got, [3.0, 1.0, 0.8, 0.9, 0.7, 0.2, 4.0], rtol=1e-6)
+
+
+def test_in_scope_model_from_training_negatives_multiplies_the_confidence(
+    trained, tmp_path: Path
+) -> None:
+    _, model, config = trained
+    assert config["training"]["scope_model"] and "scope_calibration" in config
+    r = LambdaRankReranker.load(model)
+    assert r.scope is not None and r.scope.inputs == CONFIDENCE_INPUTS
+    x = np.array([[2.0, 1.0, 0.8, 0.9, 0.8, 0.2, 5.0], [0.1, 0.0, 0.2, 0.1, 0.1, 0.0, 9.0]])
+    np.testing.assert_allclose(r.confidence(x), r.calibrator(x) * r.scope(x))
+    # near the catalog counts as in scope, far from it as out of scope
+    assert r.scope(x)[0] > r.scope(x)[1]
+    # a ranker without one (no out-of-scope training rows) loads and uses P(right) alone
+    plain = tmp_path / "plain"
+    shutil.copytree(model, plain)
+    cfg = json.loads((plain / "ranker.json").read_text())
+    cfg.pop("scope_calibration")
+    (plain / "ranker.json").write_text(json.dumps(cfg))
+    write_manifest(plain, read_manifest(plain, verify=False))  # re-checksum the edited file
+    r_plain = LambdaRankReranker.load(plain)
+    assert r_plain.scope is None
+    np.testing.assert_allclose(r_plain.confidence(x), r.calibrator(x))
+    cfg["scope_calibration"] = {"method": "platt", "coef": [1.0], "intercept": 0.0}
+    (plain / "ranker.json").write_text(json.dumps(cfg))
+    write_manifest(plain, read_manifest(plain, verify=False))
+    with pytest.raises(IndexIntegrityError, match="ranker.json: calibration"):
+        LambdaRankReranker.load(plain)
 
 
 def test_calibrator_saved_before_the_distance_inputs_still_loads() -> None:

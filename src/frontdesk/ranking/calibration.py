@@ -57,9 +57,16 @@ class PlattCalibrator:
 
     @classmethod
     def fit(
-        cls, x: np.ndarray, correct: np.ndarray, inputs: Sequence[str] = CONFIDENCE_INPUTS
+        cls,
+        x: np.ndarray,
+        correct: np.ndarray,
+        inputs: Sequence[str] = CONFIDENCE_INPUTS,
+        balanced: bool = False,
     ) -> PlattCalibrator:
-        """Fit on rows of ``inputs`` (columns in that order) and whether the top was right."""
+        """Fit on rows of ``inputs`` (columns in that order) and whether the top was right.
+
+        ``balanced`` weighs both outcomes equally (for a target as rare as
+        out-of-scope rows among validation questions)."""
         from sklearn.linear_model import LogisticRegression
 
         inputs = tuple(inputs)
@@ -72,7 +79,9 @@ class PlattCalibrator:
         # folded back so that the saved coefficients apply to raw inputs
         mean, scale = x.mean(axis=0), x.std(axis=0)
         scale[scale == 0] = 1.0
-        lr = LogisticRegression(C=1.0, max_iter=1000).fit((x - mean) / scale, correct.astype(int))
+        lr = LogisticRegression(
+            C=1.0, max_iter=1000, class_weight="balanced" if balanced else None
+        ).fit((x - mean) / scale, correct.astype(int))
         coef = lr.coef_[0] / scale
         intercept = float(lr.intercept_[0] - (coef * mean).sum())
         return cls([float(c) for c in coef], intercept, inputs)

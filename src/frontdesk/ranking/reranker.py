@@ -49,12 +49,19 @@ class LambdaRankReranker:
         calibrator: PlattCalibrator,
         threshold: float,
         config: dict[str, Any],
+        scope: PlattCalibrator | None = None,
     ) -> None:
         self.booster = booster
         self.priors = priors
         self.calibrator = calibrator
         self.threshold = threshold
         self.config = config
+        self.scope = scope  # P(in scope), when training had out-of-scope rows
+
+    def confidence(self, inputs: np.ndarray) -> np.ndarray:
+        """P(top suggestion right) from ``CONFIDENCE_INPUTS`` rows, times P(in scope) if fitted."""
+        conf = self.calibrator(inputs)
+        return conf * self.scope(inputs) if self.scope is not None else conf
 
     @property
     def top_n(self) -> int:
@@ -98,6 +105,8 @@ class LambdaRankReranker:
                 "calibration": self.calibrator.to_json(),
                 "threshold": self.threshold,
             }
+            if self.scope is not None:
+                config["scope_calibration"] = self.scope.to_json()
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
             (tmp / PRIORS_FILE).write_text(json.dumps(self.priors.to_json()) + "\n")
             write_manifest(
@@ -126,6 +135,8 @@ class LambdaRankReranker:
             )
         try:
             calibrator = PlattCalibrator.from_json(config["calibration"])
+            scope = config.get("scope_calibration")
+            scope = PlattCalibrator.from_json(scope) if scope is not None else None
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexIntegrityError(f"{root / CONFIG_FILE}: calibration: {exc}") from exc
         booster = lgb.Booster(model_file=str(root / MODEL_FILE))
@@ -136,6 +147,7 @@ class LambdaRankReranker:
             calibrator,
             float(config["threshold"]),
             config,
+            scope,
         )
 
 

@@ -291,9 +291,21 @@ def train_ranker(
         np.vstack([x_conf, x_neg]) if len(x_neg) else x_conf,
         np.concatenate([ok, np.zeros(len(x_neg), dtype=bool)]),
     )
-    confidence = calibrator(x_conf) if len(x_conf) else np.zeros(0)
+    ins = np.asarray(in_scope, dtype=bool)
+    # A separate P(in scope): validation's in-scope rows against the training file's
+    # out-of-scope rows, weighed equally. "Right" mixes misranked questions with
+    # out-of-scope ones; this asks only whether the catalog covers the query.
+    # Validation's own out-of-scope rows stay unseen by it, for the threshold.
+    scope = None
+    if len(x_neg) and ins.any():
+        scope = PlattCalibrator.fit(
+            np.vstack([x_conf[ins], x_neg]),
+            np.concatenate([np.ones(int(ins.sum()), dtype=bool), np.zeros(len(x_neg), bool)]),
+            balanced=True,
+        )
+    reranker = LambdaRankReranker(booster, priors, calibrator, 0.0, {}, scope)
+    confidence = reranker.confidence(x_conf) if len(x_conf) else np.zeros(0)
     threshold, decision_acc = choose_threshold(confidence, in_scope, ok)
-    ins = np.asarray(in_scope)
 
     config: dict[str, Any] = {
         "feature_names": list(FEATURE_NAMES),
@@ -312,6 +324,7 @@ def train_ranker(
             "workflows": len(index.workflows),
         },
         "abstention_goal": "maximise accuracy over in-scope and out-of-scope validation rows",
+        "confidence": "P(top right) x P(in scope)" if scope is not None else "P(top right)",
         "training": {
             "rows": n_base,
             "context_augmented_rows": len(rows) - n_base,
@@ -320,6 +333,7 @@ def train_ranker(
             "val_source": val_source,
             "val_out_of_scope": int((~ins).sum()),
             "calibration_extra_negatives": len(negatives),
+            "scope_model": scope is not None,
             "val_top1_retrieval": float(np.mean(np.asarray(correct_ret)[ins]))
             if ins.any()
             else None,
@@ -327,7 +341,8 @@ def train_ranker(
             "val_decision_accuracy": decision_acc,
         },
     }
-    reranker = LambdaRankReranker(booster, priors, calibrator, threshold, config)
+    reranker.threshold, reranker.config = threshold, config
     reranker.save(out)
     tick("training", 1, 1)
-    return {**config, "threshold": threshold, "calibration": calibrator.to_json()}
+    extra = {"scope_calibration": scope.to_json()} if scope is not None else {}
+    return {**config, "threshold": threshold, "calibration": calibrator.to_json(), **extra}
