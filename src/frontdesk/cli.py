@@ -482,7 +482,7 @@ def train_ranker_cmd(
         f"{config['best_iteration']} trees; validation ({t['val_rows']} rows, "
         f"{t['val_source']}): top-1 {pct(t['val_top1_retrieval'])} retrieval -> "
         f"{pct(t['val_top1_reranked'])} reranked; abstain below confidence "
-        f"{config['threshold']:.3f}"
+        f"{config['threshold']:.3f} ({config['confidence']})"
     )
 
 
