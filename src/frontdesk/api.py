@@ -113,8 +113,8 @@ class Suggester:
         """Load and verify an index folder (checksums, versions, model fingerprint).
 
         With ``ranker`` (a folder from ``frontdesk train ranker``), the hybrid
-        candidates are reranked by LambdaRank and the top one gets a calibrated
-        confidence; below the ranker's threshold the result is ``abstained``.
+        candidates are reranked by LambdaRank and the top one gets a confidence
+        score in [0, 1]; below the ranker's threshold the result is ``abstained``.
         """
         suggester = cls(
             WorkflowIndex.load(Path(path), verify=verify),
@@ -279,9 +279,10 @@ class Suggester:
             fused_top = float(c.fused.scores[0]) if len(c.fused) else 0.0
             conf = float(self.ranker.confidence(confidence_inputs(scores, fused_top, x))[0])
             ranked = Ranked(c.fused.ids[order], scores[order])
-            res = self._suggestions(
-                ranked, {"dense": c.dense, "sparse": c.sparse, "fused": c.fused}
-            )
+            sources = {"dense": c.dense, "sparse": c.sparse, "fused": c.fused}
+            if c.context is not None:  # the earlier user turns' own dense hits
+                sources["context"] = c.context
+            res = self._suggestions(ranked, sources)
             res.confidence = conf
             res.abstained = conf < self.ranker.threshold
             out.append(res)

@@ -139,8 +139,10 @@ class Suggestions(list[Suggestion]):
     """Suggestions best first; ``abstained`` when a ranker judged that no workflow fits.
 
     A list, so code written for plain results keeps working; ``confidence`` is
-    the calibrated probability that the first suggestion is right (None
-    without a ranker).
+    the ranker's score in [0, 1] that the first suggestion is right and in
+    scope (None without a ranker): P(top right), times P(in scope) when the
+    ranker was trained with out-of-scope rows. Compare it with the ranker's
+    stored threshold rather than reading it as a probability.
     """
 
     abstained: bool = False

@@ -178,6 +178,19 @@ def test_earlier_request_adds_candidates_and_its_own_features(trained, encoder) 
     assert ids == ["api-key-rotate", "payout-failed"]
     assert cands[0].fused.scores[1] == cands[0].fused.scores[0]  # appended at the list's floor
     assert cands[1].context is None and len(cands[1].fused) == 1  # no earlier turns: as before
+    # the trained ranker does the same end to end, and says where the candidate came from
+    _, model, config = trained
+    assert config["context_candidates"] == 10
+    ranked = Suggester.load(index_dir, encoder=encoder, ranker=model)
+    assert ranked.ranker is not None and ranked.ranker.context_candidates == 10
+    follow_up = ranked.suggest(
+        Conversation(
+            text="any news?",
+            context={"turns": [{"role": "user", "text": "the bank bounced my payout"}]},
+        ),
+        k=6,
+    )
+    assert follow_up[0].workflow_id == "payout-failed" and "context" in follow_up[0].sources
     x, x_single = full_extractor(s.index, priors).extract(enc, cands, [3, 3])
     col = {n: i for i, n in enumerate(FEATURE_NAMES)}
     assert x[:, col["fused_rank"]].tolist() == [1, 2]
@@ -213,12 +226,17 @@ def test_out_of_fold_candidates_have_no_self_match(trained, encoder) -> None:
 
     captured = {}
     real = training.FeatureExtractor.extract
+    # every view of the question: the conversation, the latest text alone (a question
+    # after small talk), the earlier request and each earlier turn (before a follow-up)
+    views = [
+        FEATURE_NAMES.index(n)
+        for n in ("example_max", "text_example_max", "context_example_max", "turn_example_max")
+    ]
 
     def grab(self, enc, cands, ntok):  # type: ignore[no-untyped-def]
         out = real(self, enc, cands, ntok)
-        captured.setdefault("max", []).extend(
-            float(x[:, FEATURE_NAMES.index("example_max")].max()) for x in out if len(x)
-        )
+        captured.setdefault("max", []).extend(float(x[:, views].max()) for x in out if len(x))
+        captured.setdefault("turns", []).extend(len(t) for t in enc.turn_vectors)
         return out
 
     training.FeatureExtractor.extract = grab  # type: ignore[method-assign]
@@ -228,6 +246,7 @@ def test_out_of_fold_candidates_have_no_self_match(trained, encoder) -> None:
         training.FeatureExtractor.extract = real  # type: ignore[method-assign]
     # a query that could see its own example would score cosine 1.0 against it
     assert max(captured["max"]) < 0.999
+    assert max(captured["turns"]) >= 1  # the two-turn training copies were among them
 
 
 def test_save_load_round_trip_and_tamper(trained, tmp_path: Path) -> None:
@@ -279,6 +298,11 @@ def test_calibration_reads_catalog_distance_and_counts_training_negatives(traine
     x[:, col["query_tokens"]] = 4
     got = confidence_inputs(np.array([1.0, 3.0, 2.0]), 0.8, x)
     np.testing.assert_allclose(got, [3.0, 1.0, 0.8, 0.9, 0.7, 0.2, 4.0], rtol=1e-6)
+    # an earlier request nearer the catalog than the conversation counts as the distance
+    x[:, col["context_example_max"]] = 0.95
+    x[2, col["context_prototype_sim"]] = 0.8
+    got = confidence_inputs(np.array([1.0, 3.0, 2.0]), 0.8, x)
+    np.testing.assert_allclose(got[3:6], [0.95, 0.8, 0.2], rtol=1e-6)
 
 
 def test_in_scope_model_from_training_negatives_multiplies_the_confidence(

@@ -105,7 +105,7 @@ class EncodedContexts:
     text_vectors: np.ndarray  # (n, d) the latest user text alone
     turn_vectors: list[np.ndarray]  # per contact, (t_i, d) earlier turns, oldest first
     profiles: list[UserProfile] = field(default_factory=list)
-    # (n, d) the earlier user turns alone (``_earlier_request``); a zero row for no turns
+    # (n, d) the earlier user turns alone (``_earlier_request``); zero without any
     context_vectors: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -291,7 +291,7 @@ class ContextEncoder:
                 )
                 ctx = _normalise((weights[:, None] * tv).sum(axis=0, keepdims=True))[0]
                 combined[i] = text_vecs[i] + self.context_weight * ctx
-                contexts[i] = _earlier_request(c.turns, tv, ctx)
+                contexts[i] = _earlier_request(c.turns, tv)
         return EncodedContexts(
             vectors=_normalise(combined),
             text_vectors=text_vecs,
@@ -301,17 +301,15 @@ class ContextEncoder:
         )
 
 
-def _earlier_request(
-    turns: Sequence[Turn], vectors: np.ndarray, fallback: np.ndarray
-) -> np.ndarray:
+def _earlier_request(turns: Sequence[Turn], vectors: np.ndarray) -> np.ndarray:
     """What the user asked before the latest text: their earlier turns, the latest weighted most.
 
-    Agent turns are left out (acknowledgements carry no request) unless the
-    user has no earlier turn, where the whole context stands in.
+    Agent turns are left out (acknowledgements carry no request); with no
+    earlier user turn it is a zero vector, as for no turns at all.
     """
     user = [j for j, t in enumerate(turns) if t.role == "user"]
     if not user:
-        return fallback
+        return np.zeros(vectors.shape[1], dtype=np.float32)
     weights = np.array([TURN_DECAY ** (len(user) - 1 - k) for k in range(len(user))], np.float32)
     return _normalise((weights[:, None] * vectors[user]).sum(axis=0, keepdims=True))[0]
 

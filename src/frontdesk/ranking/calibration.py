@@ -26,7 +26,8 @@ def confidence_inputs(
 ) -> np.ndarray:
     """``CONFIDENCE_INPUTS`` for one query: the ranker's top score and margin, retrieval's
     top score, and from the candidates' features (``FEATURE_NAMES`` columns) the best
-    example and prototype similarity, the prototype margin and the query's length."""
+    example and prototype similarity (of the conversation or of the earlier request,
+    whichever is nearer), the prototype margin and the query's length."""
     if len(ranker_scores) == 0:
         return np.array([-10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     s = np.sort(ranker_scores)[::-1]
@@ -34,9 +35,11 @@ def confidence_inputs(
     distance = [0.0, 0.0, 0.0, 0.0]
     if features is not None and len(features):
         protos = np.sort(features[:, _COL["prototype_sim"]])[::-1]
+        # the nearer of the conversation and the earlier request (zero without one): after
+        # "any update?" the conversation vector is far from the catalog, the question is not
         distance = [
-            float(features[:, _COL["example_max"]].max()),
-            float(protos[0]),
+            float(features[:, [_COL["example_max"], _COL["context_example_max"]]].max()),
+            max(float(protos[0]), float(features[:, _COL["context_prototype_sim"]].max())),
             float(protos[0] - protos[1]) if len(protos) > 1 else 1.0,
             float(features[0, _COL["query_tokens"]]),
         ]

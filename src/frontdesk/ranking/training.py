@@ -295,7 +295,8 @@ def train_ranker(
     # A separate P(in scope): validation's in-scope rows against the training file's
     # out-of-scope rows, weighed equally. "Right" mixes misranked questions with
     # out-of-scope ones; this asks only whether the catalog covers the query.
-    # Validation's own out-of-scope rows stay unseen by it, for the threshold.
+    # Validation's own out-of-scope rows stay unseen by it, for the threshold (its
+    # in-scope rows are seen: seven coefficients, so the optimism is small).
     scope = None
     if len(x_neg) and ins.any():
         scope = PlattCalibrator.fit(
