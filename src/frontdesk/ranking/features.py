@@ -46,7 +46,7 @@ class CandidateSet:
     fused: Ranked
     dense: Ranked
     sparse: Ranked
-    context: Ranked | None = None  # dense hits of the earlier turns alone, when there are any
+    context: Ranked | None = None  # dense hits of the earlier user turns, when there are any
 
 
 def retrieve_candidates(
@@ -59,8 +59,8 @@ def retrieve_candidates(
 ) -> list[CandidateSet]:
     """Hybrid top-``top_n`` per query, with the dense and sparse lists kept for features.
 
-    With ``context_n`` > 0, a query with earlier turns also gets the dense
-    top-``context_n`` of its earlier turns alone (``context_vectors``), appended
+    With ``context_n`` > 0, a query with earlier user turns also gets the dense
+    top-``context_n`` of those turns alone (``context_vectors``), appended
     after the hybrid list at its lowest score: after "any update?" the
     conversation vector can push the question's workflow out of the top
     ``top_n``, and the ranker's turn features can only lift what is there.
