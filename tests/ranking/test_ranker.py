@@ -124,10 +124,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory, encoder) -> tuple[Path, Pa
     return root / "index", root / "model", config
 
 
+def _suggester_and_priors(index_dir: Path, encoder) -> tuple[Suggester, WorkflowPriors]:
+    s = Suggester.load(index_dir, encoder=encoder)
+    return s, WorkflowPriors.fit(s.index.workflows, rows())
+
+
 def test_feature_matrix_on_fixture(trained, encoder) -> None:
     index_dir, model, _ = trained
-    s = Suggester.load(index_dir, encoder=encoder)
-    priors = WorkflowPriors.fit(s.index.workflows, rows())
+    s, priors = _suggester_and_priors(index_dir, encoder)
     conv = Conversation(
         text="any news?",
         context={
@@ -157,8 +161,7 @@ def test_feature_matrix_on_fixture(trained, encoder) -> None:
 def test_earlier_request_adds_candidates_and_its_own_features(trained, encoder) -> None:
     """A follow-up that pushes the question's workflow out of the list gets it back."""
     index_dir, _, _ = trained
-    s = Suggester.load(index_dir, encoder=encoder)
-    priors = WorkflowPriors.fit(s.index.workflows, rows())
+    s, priors = _suggester_and_priors(index_dir, encoder)
     conv = Conversation(
         text="rotate api key",
         context={
