@@ -26,11 +26,12 @@ def test_round_trip_keeps_workflows_counts_and_manifest(tiny_index: Path) -> Non
     idx = WorkflowIndex.load(tiny_index)
     assert idx.workflow_ids == [w["id"] for w in TINY_CATALOG]
     m = idx.manifest
-    # 6 workflow texts + 9 distinct catalog examples
+    # 6 workflow texts, 5 titles apart from their text (api-key-rotate's title is its
+    # whole text) + 9 distinct catalog examples
     assert m["counts"] == {
         "workflows": 6,
-        "documents": 15,
-        "workflow_texts": 6,
+        "documents": 20,
+        "workflow_texts": 11,
         "catalog_examples": 9,
         "labelled_examples": 0,
     }
@@ -43,8 +44,51 @@ def test_round_trip_keeps_workflows_counts_and_manifest(tiny_index: Path) -> Non
     assert m["dense"]["prototypes"]["weight"] == 0.0
     assert "not tuned" in m["dense"]["prototypes"]["tuning"]["reason"]
     assert idx.prototypes.shape == (6, 384)
-    assert idx.dense.ntotal == 15
-    assert np.array_equal(np.bincount(idx.doc_workflow), [3, 3, 3, 2, 3, 1])
+    assert idx.dense.ntotal == 20
+    # text + title + examples; api-key-rotate: its title is its text
+    assert np.array_equal(np.bincount(idx.doc_workflow), [4, 4, 4, 3, 4, 1])
+
+
+def test_title_is_a_document_and_an_example_repeating_it_stays_an_example(
+    tmp_path: Path, tiny_catalog: Path, encoder, monkeypatch
+) -> None:
+    ex = write_jsonl(tmp_path / "ex.jsonl", [{"text": "payout failed", "label": "payout-failed"}])
+    calls: list[list[str]] = []
+    real = type(encoder).encode
+
+    def counting(self, texts, progress=None):  # type: ignore[no-untyped-def]
+        calls.append(list(texts))
+        return real(self, texts, progress)
+
+    monkeypatch.setattr(type(encoder), "encode", counting)
+    build_index(tiny_catalog, tmp_path / "idx", examples=ex, encoder=encoder)
+    idx = WorkflowIndex.load(tmp_path / "idx")
+    pos = idx.workflow_ids.index("payout-failed")
+    docs = [
+        (t, int(k))
+        for t, w, k in zip(idx.documents(), idx.doc_workflow, idx.doc_kind, strict=True)
+        if w == pos
+    ]
+    assert docs[:2] == [
+        (
+            "Payout failed. The bank returned the payout. Read the failure code. Ask for new "
+            "bank details",
+            builder.DOC_WORKFLOW,
+        ),
+        ("Payout failed", builder.DOC_WORKFLOW),
+    ]
+    assert ("payout failed", builder.DOC_LABELLED_EXAMPLE) in docs
+    # a workflow whose title is its whole text has one own document
+    rotate = idx.workflow_ids.index("api-key-rotate")
+    assert [t for t, w in zip(idx.documents(), idx.doc_workflow, strict=True) if w == rotate] == [
+        "Rotate an API key"
+    ]
+    # every title is also a title vector, yet each distinct text is encoded once
+    encoded = [t for call in calls for t in call]
+    assert len(encoded) == len(set(encoded))
+    assert np.allclose(
+        idx.title_vectors[pos], idx.document_vectors()[idx.documents().index("Payout failed")]
+    )
 
 
 def test_labelled_examples_attach_to_their_workflow(

@@ -81,6 +81,17 @@ def test_add_encodes_only_the_new_workflow_and_keeps_old_vectors(
     n_old = len(before.doc_workflow)
     assert np.array_equal(after.document_vectors()[:n_old], before.document_vectors())
     assert np.array_equal(after.title_vectors[:-1], before.title_vectors)
+    # its whole text and its title are its own documents, as in a fresh build
+    new_pos = after.workflow_ids.index("dispute-evidence")
+    own = [
+        t
+        for t, w, k in zip(after.documents(), after.doc_workflow, after.doc_kind, strict=True)
+        if w == new_pos and k == 0
+    ]
+    assert own == [
+        "Submit dispute evidence. Upload receipts and delivery proof to contest a chargeback",
+        NEW["title"],
+    ]
     s = Suggester.load(index_dir, encoder=encoder)
     assert s.suggest("contest a chargeback with proof", k=1)[0].workflow_id == "dispute-evidence"
     assert after.manifest["updates"][-1]["added"] == 1
@@ -204,14 +215,14 @@ def test_auto_switches_kind_when_the_size_crosses_the_threshold(
     tmp_path: Path, tiny_catalog: Path, encoder
 ) -> None:
     root = tmp_path / "idx"
-    build_index(tiny_catalog, root, encoder=encoder, settings=Settings(exact_max=15))
+    build_index(tiny_catalog, root, encoder=encoder, settings=Settings(exact_max=20))
     n = WorkflowIndex.load(root).manifest["counts"]["documents"]
-    assert n <= 15 and WorkflowIndex.load(root).manifest["dense"]["index"]["type"] == "flat"
+    assert n <= 20 and WorkflowIndex.load(root).manifest["dense"]["index"]["type"] == "flat"
     update_index(
         root,
         add=write_jsonl(tmp_path / "n.jsonl", [NEW]),
         encoder=encoder,
-        settings=Settings(exact_max=15),
+        settings=Settings(exact_max=20),
     )
     assert WorkflowIndex.load(root).manifest["dense"]["index"]["type"] == "ivf"
 

@@ -158,6 +158,30 @@ def test_feature_matrix_on_fixture(trained, encoder) -> None:
     assert np.all(np.isfinite(x))
 
 
+def test_title_document_is_an_own_text_not_an_example(tiny_index: Path, encoder) -> None:
+    """A workflow's title is indexed beside its whole text; example features skip both."""
+    s = Suggester.load(tiny_index, encoder=encoder)
+    priors = WorkflowPriors.fit(s.index.workflows, [])
+    conv = Conversation(text="Payout failed")  # payout-failed's title, word for word
+    enc = encoder.encode_contexts([conv])
+    cands = retrieve_candidates(s.hybrid, enc.vectors, [s.query_tokens(conv)], 6)
+    (x,) = full_extractor(s.index, priors).extract(enc, cands, [2])
+    col = {n: i for i, n in enumerate(FEATURE_NAMES)}
+    ids = [s.index.workflows[w].id for w in cands[0].fused.ids.tolist()]
+    assert ids[0] == "payout-failed"
+    whole = s.index.workflows[s.index.workflow_ids.index("payout-failed")].document()
+    expected = float(encoder.encode([whole])[0] @ enc.vectors[0])
+    assert x[0, col["workflow_text_sim"]] == pytest.approx(expected, abs=1e-5)
+    assert x[0, col["title_sim"]] > 0.999
+    # its examples ("payout bounced back", ...) are not the title
+    assert x[0, col["example_max"]] < 0.95
+    assert x[0, col["log_examples"]] == pytest.approx(np.log1p(2))
+    # api-key-rotate has no examples: its own text stands in for them
+    if "api-key-rotate" in ids:
+        r = ids.index("api-key-rotate")
+        assert x[r, col["example_max"]] == pytest.approx(x[r, col["workflow_text_sim"]])
+
+
 def test_earlier_request_adds_candidates_and_its_own_features(trained, encoder) -> None:
     """A follow-up that pushes the question's workflow out of the list gets it back."""
     index_dir, _, _ = trained

@@ -38,19 +38,34 @@ def document_key(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def encode_distinct(
+    encoder: ContextEncoder, texts: Sequence[str], progress: Callable[[int], None] | None = None
+) -> np.ndarray:
+    """One vector per text, each distinct text encoded once (a title is often also a
+    document of its own)."""
+    distinct = list(dict.fromkeys(texts))
+    vectors = encoder.encode(distinct, progress=progress)
+    row = {t: i for i, t in enumerate(distinct)}
+    return vectors[[row[t] for t in texts]] if len(texts) else vectors
+
+
 def collect_documents(
     workflows: Sequence[Workflow], examples: Sequence[LabelledQuery] = ()
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """One document per workflow text and per distinct example question."""
+    """One document per distinct workflow text (whole text, title) and example question.
+
+    Own texts and examples are deduplicated apart: an example that repeats the
+    title stays an example (it is a labelled question, removed out of fold).
+    """
     position = {wf.id: i for i, wf in enumerate(workflows)}
     texts: list[str] = []
     owner: list[int] = []
     kind: list[int] = []
-    seen: set[tuple[int, str]] = set()
+    seen: set[tuple[int, bool, str]] = set()
 
     def add(text: str, wf_idx: int, k: int) -> None:
-        key = (wf_idx, document_key(text))
-        if not key[1] or key in seen:
+        key = (wf_idx, k != DOC_WORKFLOW, document_key(text))
+        if not key[2] or key in seen:
             return
         seen.add(key)
         texts.append(text)
@@ -58,7 +73,8 @@ def collect_documents(
         kind.append(k)
 
     for i, wf in enumerate(workflows):
-        add(wf.document(), i, DOC_WORKFLOW)
+        for text in wf.documents():
+            add(text, i, DOC_WORKFLOW)
         for ex in wf.examples:
             add(ex, i, DOC_CATALOG_EXAMPLE)
     for q in examples:
@@ -147,9 +163,11 @@ def _build_into(
             nonlocal done
             done += n
             if progress is not None:
-                progress("encoding", done, len(texts) + len(workflows))
+                progress("encoding", done, n_distinct)
 
-        encoded = encoder.encode(texts + [wf.title for wf in workflows], progress=tick)
+        to_encode = texts + [wf.title for wf in workflows]
+        n_distinct = len(set(to_encode))
+        encoded = encode_distinct(encoder, to_encode, progress=tick)
         vectors, title_vectors = encoded[: len(texts)], encoded[len(texts) :]
         if progress is not None:
             progress("dense index", 0, 1)

@@ -35,6 +35,7 @@ from .builder import (
     DOC_LABELLED_EXAMPLE,
     DOC_WORKFLOW,
     document_key,
+    encode_distinct,
     write_dense_part,
     write_documents,
 )
@@ -150,20 +151,24 @@ class _Plan:
 
 
 def _new_documents(
-    plan: _Plan, kept_texts: list[str], kept_owner: np.ndarray
+    plan: _Plan, kept_texts: list[str], kept_owner: np.ndarray, kept_kind: np.ndarray
 ) -> tuple[list[str], list[int], list[int]]:
-    """Documents of the new and replaced workflows, deduplicated per workflow."""
-    seen = {(int(w), document_key(t)) for w, t in zip(kept_owner.tolist(), kept_texts, strict=True)}
+    """Documents of the new and replaced workflows, deduplicated per workflow and kind
+    (own texts apart from examples, as in ``collect_documents``)."""
+    seen = {
+        (int(w), int(k) != DOC_WORKFLOW, document_key(t))
+        for w, k, t in zip(kept_owner.tolist(), kept_kind.tolist(), kept_texts, strict=True)
+    }
     texts: list[str] = []
     owner: list[int] = []
     kind: list[int] = []
     for w in plan.encode_wfs:
         wf = plan.workflows[w]
-        for text, k in [(wf.document(), DOC_WORKFLOW)] + [
+        for text, k in [(t, DOC_WORKFLOW) for t in wf.documents()] + [
             (ex, DOC_CATALOG_EXAMPLE) for ex in wf.examples
         ]:
-            key = (w, document_key(text))
-            if key[1] and key not in seen:
+            key = (w, k != DOC_WORKFLOW, document_key(text))
+            if key[2] and key not in seen:
                 seen.add(key)
                 texts.append(text)
                 owner.append(w)
@@ -183,7 +188,9 @@ def _write_updated(
     kept = plan.kept_docs
     kept_texts = [documents[d] for d in kept.tolist()]
     kept_owner = plan.wf_map[index.doc_workflow[kept]]
-    new_texts, new_owner, new_kind = _new_documents(plan, kept_texts, kept_owner)
+    new_texts, new_owner, new_kind = _new_documents(
+        plan, kept_texts, kept_owner, index.doc_kind[kept]
+    )
     texts = kept_texts + new_texts
     owner = np.concatenate([kept_owner, np.asarray(new_owner, dtype=np.int64)]).astype(np.int32)
     kind = np.concatenate([index.doc_kind[kept], np.asarray(new_kind, dtype=np.int8)])
@@ -207,7 +214,7 @@ def _write_updated(
         return manifest, 0
 
     titles = [plan.workflows[w].title for w in plan.encode_wfs]
-    total = len(new_texts) + len(titles)
+    total = len(set(new_texts + titles))
     done = 0
 
     def ticked(n: int) -> None:
@@ -217,8 +224,8 @@ def _write_updated(
 
     dim = int(index.manifest["dense"]["dim"])
     if total:  # a removal alone needs no encoder at all
-        encoded = _index_encoder(index, settings, encoder).encode(
-            new_texts + titles, progress=ticked
+        encoded = encode_distinct(
+            _index_encoder(index, settings, encoder), new_texts + titles, progress=ticked
         )
     else:
         encoded = np.zeros((0, dim), dtype=np.float32)

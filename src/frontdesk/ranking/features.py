@@ -113,9 +113,8 @@ class FeatureExtractor:
         self.end = np.searchsorted(owner, np.arange(n), side="right")
         examples_sorted = doc_is_example[order]
         self.n_examples = np.bincount(owner[examples_sorted], minlength=n)
-        self.text_first = (self.end > self.start) & ~examples_sorted[
-            np.minimum(self.start, len(owner) - 1)
-        ]
+        # own texts (whole text, then title) lead each group; examples follow
+        self.n_texts = np.bincount(owner[~examples_sorted], minlength=n)
 
     def extract(
         self,
@@ -165,8 +164,8 @@ class FeatureExtractor:
         for r, w in enumerate(ids.tolist()):
             span = sims[offset : offset + len(spans[r])]
             offset += len(spans[r])
-            has_text = bool(self.text_first[w])
-            ex = span[1:] if has_text else span
+            n_texts = int(self.n_texts[w])
+            ex = span[n_texts:]
             if len(ex) == 0:
                 ex = span  # no examples: the workflow text stands in
             out[r, col["example_max"]] = ex[:, 0].max()
@@ -181,7 +180,7 @@ class FeatureExtractor:
                 out[r, col[f"turn{j + 1}_example_max"]] = ex[:, 3 + j].max()
             if len(recent):
                 out[r, col["turn_example_max"]] = ex[:, 3:].max()
-            out[r, col["workflow_text_sim"]] = span[0, 0] if has_text else 0.0
+            out[r, col["workflow_text_sim"]] = span[0, 0] if n_texts else 0.0
             out[r, col["log_examples"]] = math.log1p(int(self.n_examples[w]))
         for name in ("example_max", "context_example_max", "text_example_max"):
             out[:, col[f"{name}_gap"]] = out[:, col[name]].max() - out[:, col[name]]
