@@ -66,10 +66,14 @@ class Workflow(_Record):
         title's few words better than the longer text that dilutes them; with the
         k-NN vote over a workflow's hits, a workflow without examples then scores
         a blend of the two (BANKING77 zero-shot, train split as validation: dense
-        top-1 +1.4 to 2.2 points, hybrid +0.3). A workflow with examples barely
+        top-1 +1.4 to 2.2 points, hybrid +0.3; new workflows beside old ones with
+        examples gain most, see BENCHMARKS.md). A workflow with examples barely
         notices it. Where the title is the whole text, one document.
         """
-        return [self.document(), self.title]
+        whole = self.document()
+        title = self.title.strip()
+        same = " ".join(title.rstrip(".").lower().split()) == " ".join(whole.lower().split())
+        return [whole] if same else [whole, title]
 
 
 Role = Literal["user", "agent", "system"]

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from frontdesk import Settings, Suggester, build_index
+from frontdesk import Conversation, Settings, Suggester, build_index
 from frontdesk.cli import app
 from frontdesk.errors import FrontdeskError, IndexIntegrityError
 from frontdesk.index import WorkflowIndex, update_index
+from frontdesk.ranking import FEATURE_NAMES
+from frontdesk.ranking.features import retrieve_candidates
 
 from ..conftest import TINY_CATALOG, write_jsonl
 
@@ -27,6 +29,10 @@ CHANGED_PAYOUT_FAILED = dict(
     TINY_CATALOG[1],
     description="The payout was reversed by the receiving bank.",
     examples=["my payout got reversed"],
+)
+CHANGED_PAYOUT_FAILED_TEXT = (
+    "Payout failed. The payout was reversed by the receiving bank. Read the failure code. "
+    "Ask for new bank details"
 )
 
 
@@ -215,14 +221,14 @@ def test_auto_switches_kind_when_the_size_crosses_the_threshold(
     tmp_path: Path, tiny_catalog: Path, encoder
 ) -> None:
     root = tmp_path / "idx"
-    build_index(tiny_catalog, root, encoder=encoder, settings=Settings(exact_max=20))
+    build_index(tiny_catalog, root, encoder=encoder, settings=Settings(exact_max=22))
     n = WorkflowIndex.load(root).manifest["counts"]["documents"]
-    assert n <= 20 and WorkflowIndex.load(root).manifest["dense"]["index"]["type"] == "flat"
+    assert n <= 22 and WorkflowIndex.load(root).manifest["dense"]["index"]["type"] == "flat"
     update_index(
         root,
         add=write_jsonl(tmp_path / "n.jsonl", [NEW]),
         encoder=encoder,
-        settings=Settings(exact_max=20),
+        settings=Settings(exact_max=22),
     )
     assert WorkflowIndex.load(root).manifest["dense"]["index"]["type"] == "ivf"
 
@@ -259,6 +265,36 @@ def test_labelled_examples_of_a_replaced_workflow_stay(tmp_path: Path, encoder) 
     pos = idx.workflow_ids.index("payout-failed")
     docs = [t for t, w in zip(idx.documents(), idx.doc_workflow, strict=True) if w == pos]
     assert "the bank bounced my money" in docs and "payout bounced back" not in docs
+    # the kept example now comes before the new own texts in document order; the
+    # ranker's features still read the new whole text as the workflow's text
+    from frontdesk.ranking import WorkflowPriors
+    from frontdesk.ranking.training import full_extractor
+
+    assert docs.index("the bank bounced my money") < docs.index("Payout failed")
+    extractor = full_extractor(idx, WorkflowPriors.fit(idx.workflows, []))
+    assert extractor.n_texts[pos] == 2 and extractor.n_examples[pos] == 2
+    s = Suggester.load(root, encoder=encoder)
+    conv = Conversation(text="payout reversed by the bank")
+    enc = encoder.encode_contexts([conv])
+    cands = retrieve_candidates(s.hybrid, enc.vectors, [s.query_tokens(conv)], 6)
+    (x,) = extractor.extract(enc, cands, [4])
+    r = cands[0].fused.ids.tolist().index(pos)
+    whole = CHANGED_PAYOUT_FAILED_TEXT
+    expected = float(encoder.encode([whole])[0] @ enc.vectors[0])
+    assert x[r, FEATURE_NAMES.index("workflow_text_sim")] == pytest.approx(expected, abs=1e-5)
+
+
+def test_an_index_from_before_title_documents_is_not_updated(
+    tmp_path: Path, index_dir: Path, encoder
+) -> None:
+    from frontdesk.index.manifest import write_manifest
+
+    m = json.loads((index_dir / "manifest.json").read_text())
+    del m["layout"]
+    write_manifest(index_dir, m)
+    assert WorkflowIndex.load(index_dir).layout is None  # it still loads and searches
+    with pytest.raises(IndexIntegrityError, match="titles were indexed.*rebuild it"):
+        update_index(index_dir, add=write_jsonl(tmp_path / "n.jsonl", [NEW]), encoder=encoder)
 
 
 def test_a_removal_needs_no_encoder(index_dir: Path, encoder) -> None:

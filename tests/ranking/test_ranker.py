@@ -176,10 +176,31 @@ def test_title_document_is_an_own_text_not_an_example(tiny_index: Path, encoder)
     # its examples ("payout bounced back", ...) are not the title
     assert x[0, col["example_max"]] < 0.95
     assert x[0, col["log_examples"]] == pytest.approx(np.log1p(2))
-    # api-key-rotate has no examples: its own text stands in for them
-    if "api-key-rotate" in ids:
-        r = ids.index("api-key-rotate")
-        assert x[r, col["example_max"]] == pytest.approx(x[r, col["workflow_text_sim"]])
+
+
+def test_without_examples_the_text_and_title_stand_in(tmp_path: Path, encoder) -> None:
+    """A workflow with a description and no examples: its two own texts are its 'examples'."""
+    catalog = [dict(wf) for wf in TINY_CATALOG]
+    for wf in catalog:
+        if wf["id"] == "payout-failed":
+            wf.pop("examples")
+    build_index(write_jsonl(tmp_path / "c.jsonl", catalog), tmp_path / "idx", encoder=encoder)
+    s = Suggester.load(tmp_path / "idx", encoder=encoder)
+    conv = Conversation(text="my payout failed")
+    enc = encoder.encode_contexts([conv])
+    cands = retrieve_candidates(s.hybrid, enc.vectors, [s.query_tokens(conv)], 6)
+    (x,) = full_extractor(s.index, WorkflowPriors.fit(s.index.workflows, [])).extract(
+        enc, cands, [3]
+    )
+    col = {n: i for i, n in enumerate(FEATURE_NAMES)}
+    ids = [s.index.workflows[w].id for w in cands[0].fused.ids.tolist()]
+    r = ids.index("payout-failed")
+    wf = s.index.workflows[s.index.workflow_ids.index("payout-failed")]
+    whole, title = (float(v @ enc.vectors[0]) for v in encoder.encode(wf.documents()))
+    assert x[r, col["workflow_text_sim"]] == pytest.approx(whole, abs=1e-5)
+    assert x[r, col["example_max"]] == pytest.approx(max(whole, title), abs=1e-5)
+    assert x[r, col["example_mean"]] == pytest.approx((whole + title) / 2, abs=1e-5)
+    assert x[r, col["log_examples"]] == 0.0
 
 
 def test_earlier_request_adds_candidates_and_its_own_features(trained, encoder) -> None:
@@ -416,6 +437,22 @@ def test_ranker_for_another_encoder_is_refused(trained, tmp_path: Path, encoder)
     write_manifest(bad, m)  # re-sign, so only the encoder check can refuse it
     with pytest.raises(IndexIntegrityError, match="another encoder"):
         Suggester.load(index_dir, encoder=encoder, ranker=bad)
+
+
+def test_ranker_for_another_document_layout_is_refused(trained, tmp_path: Path, encoder) -> None:
+    """A ranker trained before titles were documents (no layout) does not attach."""
+    index_dir, model, _ = trained
+    assert json.loads((model / "ranker.json").read_text())["index"]["layout"] == "text+title"
+    old = tmp_path / "model"
+    shutil.copytree(model, old)
+    cfg = json.loads((old / "ranker.json").read_text())
+    del cfg["index"]["layout"]
+    (old / "ranker.json").write_text(json.dumps(cfg))
+    from frontdesk.index.manifest import write_manifest
+
+    write_manifest(old, json.loads((old / "manifest.json").read_text()))
+    with pytest.raises(IndexIntegrityError, match="laid out differently.*retrain"):
+        Suggester.load(index_dir, encoder=encoder, ranker=old)
 
 
 def test_ranker_refuses_other_retrieval_settings(trained, encoder) -> None:

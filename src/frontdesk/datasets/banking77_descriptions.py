@@ -12,7 +12,7 @@ No customer questions from the dataset (``train.csv`` / ``test.csv``) were read.
 In the fifth session 14 entries were revised (the intents most often missed and the
 workflows they were mistaken for) after a zero-shot run on the *train* split, used as
 validation: only per-intent accuracy and confusion counts were read, still no question
-text, and the test split was read once afterwards for the reported number.
+text; the test split was read afterwards only for the numbers in BENCHMARKS.md.
 Intent names keep the dataset's exact spelling, including ``Refund_not_showing_up``
 and ``reverted_card_payment?``.
 """

@@ -26,6 +26,11 @@ from .tokenize import Tokenizer
 # What each indexed document is: the workflow's own text, or an example question.
 DOC_WORKFLOW, DOC_CATALOG_EXAMPLE, DOC_LABELLED_EXAMPLE = 0, 1, 2
 
+# Which own texts each workflow has as documents. Indexes without this key predate
+# the title document: they search as they always did, but cannot be updated in
+# place, and rankers trained on one layout refuse the other.
+DOCUMENT_LAYOUT = "text+title"
+
 DENSE_FILE = "dense.faiss"
 PROTOTYPES_FILE = "prototypes.npy"
 TITLES_FILE = "title_vectors.npy"
@@ -222,6 +227,7 @@ def write_documents(
 
     return {
         "format_version": FORMAT_VERSION,
+        "layout": DOCUMENT_LAYOUT,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
         "counts": {

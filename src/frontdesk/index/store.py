@@ -40,7 +40,7 @@ class WorkflowIndex:
     _documents: list[str] | None = None
 
     def documents(self) -> list[str]:
-        """The indexed texts (workflow texts and examples), in document order.
+        """The indexed texts (workflow texts, titles and examples), in document order.
 
         Read at load with the arrays they pair with, so that a later rebuild
         of the folder cannot mix new texts with old arrays.
@@ -69,6 +69,12 @@ class WorkflowIndex:
     def model_sha256(self) -> str | None:
         d = self.manifest.get("dense")
         return d["model"]["sha256"] if d else None
+
+    @property
+    def layout(self) -> str | None:
+        """Which own texts each workflow has as documents (None: the whole text only,
+        an index built before titles were documents of their own)."""
+        return self.manifest.get("layout")
 
     @classmethod
     def load(cls, root: str | os.PathLike[str], verify: bool = True) -> WorkflowIndex:

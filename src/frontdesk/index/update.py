@@ -34,6 +34,7 @@ from .builder import (
     DOC_CATALOG_EXAMPLE,
     DOC_LABELLED_EXAMPLE,
     DOC_WORKFLOW,
+    DOCUMENT_LAYOUT,
     document_key,
     encode_distinct,
     write_dense_part,
@@ -68,6 +69,12 @@ def update_index(
             raise IndexIntegrityError(
                 f"{root}: its dense files are missing; rebuild it (an update would drop the "
                 "dense part for good)"
+            )
+        if index.layout != DOCUMENT_LAYOUT:
+            raise IndexIntegrityError(
+                f"{root}: built before workflow titles were indexed as documents of their "
+                "own; an update would mix the two layouts: rebuild it with `frontdesk index "
+                "build`"
             )
         sparse = index.manifest["sparse"]  # the index's own BM25, not today's settings
         settings = settings.model_copy(update={"bm25_k1": sparse["k1"], "bm25_b": sparse["b"]})

@@ -323,6 +323,7 @@ def train_ranker(
             "created_at": index.manifest["created_at"],
             "model_sha256": index.model_sha256,
             "workflows": len(index.workflows),
+            "layout": index.layout,
         },
         "abstention_goal": "maximise accuracy over in-scope and out-of-scope validation rows",
         "confidence": "P(top right) x P(in scope)" if scope is not None else "P(top right)",
