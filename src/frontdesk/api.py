@@ -139,11 +139,11 @@ class Suggester:
             raise IndexIntegrityError(
                 f"{path}: trained for an index built with another encoder; retrain the ranker"
             )
-        if reranker.config["index"].get("layout") != self.index.layout:
+        trained_layout = reranker.config["index"].get("layout", "text")
+        if trained_layout != self.index.layout:
             raise IndexIntegrityError(
                 f"{path}: trained on an index whose documents are laid out differently "
-                f"({reranker.config['index'].get('layout') or 'one text per workflow'}, this "
-                f"index: {self.index.layout or 'one text per workflow'}); retrain the ranker"
+                f"({trained_layout}; this index: {self.index.layout}); retrain the ranker"
             )
         trained_with = reranker.config.get("retrieval")
         now = retrieval_signature(self)

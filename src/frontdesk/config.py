@@ -41,6 +41,13 @@ class Settings(BaseModel):
     dense_index: Literal["auto", "flat", "hnsw", "ivf"] = Field(
         default="auto", description="FAISS index kind; auto = flat up to exact_max, IVF-SQ8 above"
     )
+    title_documents: bool = Field(
+        default=True,
+        description=(
+            "index each workflow's title as a document of its own beside its whole text "
+            "(finds workflows without examples far better; one more vector per workflow)"
+        ),
+    )
     exact_max: int = Field(
         default=100_000,
         ge=0,

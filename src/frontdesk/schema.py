@@ -59,7 +59,7 @@ class Workflow(_Record):
         parts = [self.title, self.description, *self.steps]
         return ". ".join(p.strip().rstrip(".") for p in parts if p and p.strip())
 
-    def documents(self) -> list[str]:
+    def documents(self, titles: bool = True) -> list[str]:
         """The workflow's own texts as indexed: its whole text, and its title alone.
 
         The title is a second document because a short question often matches the
@@ -68,9 +68,12 @@ class Workflow(_Record):
         a blend of the two (BANKING77 zero-shot, train split as validation: dense
         top-1 +1.4 to 2.2 points, hybrid +0.3; new workflows beside old ones with
         examples gain most, see BENCHMARKS.md). A workflow with examples barely
-        notices it. Where the title is the whole text, one document.
+        notices it. Where the title is the whole text, or ``titles`` is off
+        (``Settings.title_documents``, a layout kept per index), one document.
         """
         whole = self.document()
+        if not titles:
+            return [whole]
         title = self.title.strip()
         same = " ".join(title.rstrip(".").lower().split()) == " ".join(whole.lower().split())
         return [whole] if same else [whole, title]

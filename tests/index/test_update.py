@@ -284,17 +284,26 @@ def test_labelled_examples_of_a_replaced_workflow_stay(tmp_path: Path, encoder) 
     assert x[r, FEATURE_NAMES.index("workflow_text_sim")] == pytest.approx(expected, abs=1e-5)
 
 
-def test_an_index_from_before_title_documents_is_not_updated(
-    tmp_path: Path, index_dir: Path, encoder
-) -> None:
+def test_an_index_keeps_its_layout_through_updates(tmp_path: Path, encoder) -> None:
+    """Built without title documents (or before they existed): an update adds none."""
+    root = tmp_path / "idx"
+    catalog = write_jsonl(tmp_path / "c.jsonl", TINY_CATALOG)
+    build_index(catalog, root, encoder=encoder, settings=Settings(title_documents=False))
+    before = WorkflowIndex.load(root)
+    assert before.layout == "text"
+    assert before.manifest["counts"]["workflow_texts"] == len(TINY_CATALOG)
+    update_index(root, add=write_jsonl(tmp_path / "n.jsonl", [NEW]), encoder=encoder)
+    after = _in_step(root)
+    assert after.layout == "text"
+    assert after.manifest["counts"]["workflow_texts"] == len(TINY_CATALOG) + 1
+    assert NEW["title"] not in after.documents()
+    # a manifest from before the key existed reads as "text"
     from frontdesk.index.manifest import write_manifest
 
-    m = json.loads((index_dir / "manifest.json").read_text())
+    m = json.loads((root / "manifest.json").read_text())
     del m["layout"]
-    write_manifest(index_dir, m)
-    assert WorkflowIndex.load(index_dir).layout is None  # it still loads and searches
-    with pytest.raises(IndexIntegrityError, match="titles were indexed.*rebuild it"):
-        update_index(index_dir, add=write_jsonl(tmp_path / "n.jsonl", [NEW]), encoder=encoder)
+    write_manifest(root, m)
+    assert WorkflowIndex.load(root).layout == "text"
 
 
 def test_a_removal_needs_no_encoder(index_dir: Path, encoder) -> None:

@@ -26,10 +26,10 @@ from .tokenize import Tokenizer
 # What each indexed document is: the workflow's own text, or an example question.
 DOC_WORKFLOW, DOC_CATALOG_EXAMPLE, DOC_LABELLED_EXAMPLE = 0, 1, 2
 
-# Which own texts each workflow has as documents. Indexes without this key predate
-# the title document: they search as they always did, but cannot be updated in
-# place, and rankers trained on one layout refuse the other.
-DOCUMENT_LAYOUT = "text+title"
+# Which own texts each workflow has as documents (``Settings.title_documents``).
+# An index keeps its layout through updates; a ranker trained on one layout
+# refuses the other. Indexes built before the key existed are "text".
+LAYOUT_TEXT, LAYOUT_TEXT_TITLE = "text", "text+title"
 
 DENSE_FILE = "dense.faiss"
 PROTOTYPES_FILE = "prototypes.npy"
@@ -55,7 +55,7 @@ def encode_distinct(
 
 
 def collect_documents(
-    workflows: Sequence[Workflow], examples: Sequence[LabelledQuery] = ()
+    workflows: Sequence[Workflow], examples: Sequence[LabelledQuery] = (), titles: bool = True
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """One document per distinct workflow text (whole text, title) and example question.
 
@@ -78,7 +78,7 @@ def collect_documents(
         kind.append(k)
 
     for i, wf in enumerate(workflows):
-        for text in wf.documents():
+        for text in wf.documents(titles):
             add(text, i, DOC_WORKFLOW)
         for ex in wf.examples:
             add(ex, i, DOC_CATALOG_EXAMPLE)
@@ -128,7 +128,7 @@ def build_index(
             if q.label is not None and q.label not in ids:
                 raise ValueError(f"example {q.id or q.text!r}: unknown workflow id '{q.label}'")
 
-    texts, owner, kind = collect_documents(workflows, example_rows)
+    texts, owner, kind = collect_documents(workflows, example_rows, settings.title_documents)
     with folder_lock(out), atomic_folder(out, "manifest.json", "index") as tmp:
         manifest = _build_into(
             tmp, workflows, texts, owner, kind, encoder, settings, dense, progress
@@ -157,7 +157,10 @@ def _build_into(
 ) -> dict[str, Any]:
     tokenizer = Tokenizer()
     tokens = [tokenizer(t) for t in texts]
-    manifest = write_documents(root, workflows, texts, owner, kind, tokens, tokenizer, settings)
+    layout = LAYOUT_TEXT_TITLE if settings.title_documents else LAYOUT_TEXT
+    manifest = write_documents(
+        root, workflows, texts, owner, kind, tokens, tokenizer, settings, layout
+    )
     if dense:
         encoder = encoder or ContextEncoder(
             settings.model, batch_size=settings.batch_size, device=settings.device
@@ -208,6 +211,7 @@ def write_documents(
     tokens: Sequence[Sequence[str]],
     tokenizer: Tokenizer,
     settings: Settings,
+    layout: str,
 ) -> dict[str, Any]:
     """Write workflows, documents, their maps and the BM25 part; the manifest so far."""
     import bm25s
@@ -227,7 +231,7 @@ def write_documents(
 
     return {
         "format_version": FORMAT_VERSION,
-        "layout": DOCUMENT_LAYOUT,
+        "layout": layout,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
         "counts": {

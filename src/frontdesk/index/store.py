@@ -71,10 +71,10 @@ class WorkflowIndex:
         return d["model"]["sha256"] if d else None
 
     @property
-    def layout(self) -> str | None:
-        """Which own texts each workflow has as documents (None: the whole text only,
-        an index built before titles were documents of their own)."""
-        return self.manifest.get("layout")
+    def layout(self) -> str:
+        """Which own texts each workflow has as documents: "text+title", or "text" (also
+        an index built before titles could be documents of their own)."""
+        return str(self.manifest.get("layout", "text"))
 
     @classmethod
     def load(cls, root: str | os.PathLike[str], verify: bool = True) -> WorkflowIndex:

@@ -34,7 +34,7 @@ from .builder import (
     DOC_CATALOG_EXAMPLE,
     DOC_LABELLED_EXAMPLE,
     DOC_WORKFLOW,
-    DOCUMENT_LAYOUT,
+    LAYOUT_TEXT_TITLE,
     document_key,
     encode_distinct,
     write_dense_part,
@@ -69,12 +69,6 @@ def update_index(
             raise IndexIntegrityError(
                 f"{root}: its dense files are missing; rebuild it (an update would drop the "
                 "dense part for good)"
-            )
-        if index.layout != DOCUMENT_LAYOUT:
-            raise IndexIntegrityError(
-                f"{root}: built before workflow titles were indexed as documents of their "
-                "own; an update would mix the two layouts: rebuild it with `frontdesk index "
-                "build`"
             )
         sparse = index.manifest["sparse"]  # the index's own BM25, not today's settings
         settings = settings.model_copy(update={"bm25_k1": sparse["k1"], "bm25_b": sparse["b"]})
@@ -158,10 +152,14 @@ class _Plan:
 
 
 def _new_documents(
-    plan: _Plan, kept_texts: list[str], kept_owner: np.ndarray, kept_kind: np.ndarray
+    plan: _Plan,
+    kept_texts: list[str],
+    kept_owner: np.ndarray,
+    kept_kind: np.ndarray,
+    layout: str,
 ) -> tuple[list[str], list[int], list[int]]:
-    """Documents of the new and replaced workflows, deduplicated per workflow and kind
-    (own texts apart from examples, as in ``collect_documents``)."""
+    """Documents of the new and replaced workflows in the index's own layout,
+    deduplicated per workflow and kind (as in ``collect_documents``)."""
     seen = {
         (int(w), int(k) != DOC_WORKFLOW, document_key(t))
         for w, k, t in zip(kept_owner.tolist(), kept_kind.tolist(), kept_texts, strict=True)
@@ -169,9 +167,10 @@ def _new_documents(
     texts: list[str] = []
     owner: list[int] = []
     kind: list[int] = []
+    titles = layout == LAYOUT_TEXT_TITLE
     for w in plan.encode_wfs:
         wf = plan.workflows[w]
-        for text, k in [(t, DOC_WORKFLOW) for t in wf.documents()] + [
+        for text, k in [(t, DOC_WORKFLOW) for t in wf.documents(titles)] + [
             (ex, DOC_CATALOG_EXAMPLE) for ex in wf.examples
         ]:
             key = (w, k != DOC_WORKFLOW, document_key(text))
@@ -196,7 +195,7 @@ def _write_updated(
     kept_texts = [documents[d] for d in kept.tolist()]
     kept_owner = plan.wf_map[index.doc_workflow[kept]]
     new_texts, new_owner, new_kind = _new_documents(
-        plan, kept_texts, kept_owner, index.doc_kind[kept]
+        plan, kept_texts, kept_owner, index.doc_kind[kept], index.layout
     )
     texts = kept_texts + new_texts
     owner = np.concatenate([kept_owner, np.asarray(new_owner, dtype=np.int64)]).astype(np.int32)
@@ -204,7 +203,7 @@ def _write_updated(
     tokens = [index.tokenizer(t) for t in texts]
     tick("bm25", 0, 1)
     manifest = write_documents(
-        tmp, plan.workflows, texts, owner, kind, tokens, index.tokenizer, settings
+        tmp, plan.workflows, texts, owner, kind, tokens, index.tokenizer, settings, index.layout
     )
     old = index.manifest
     manifest["source"] = old.get("source")
