@@ -91,6 +91,21 @@ def test_title_is_a_document_and_an_example_repeating_it_stays_an_example(
     )
 
 
+def test_large_catalogs_are_built_without_title_documents(
+    tmp_path: Path, tiny_catalog: Path, encoder
+) -> None:
+    from frontdesk import Settings
+
+    m = build_index(
+        tiny_catalog, tmp_path / "idx", encoder=encoder, settings=Settings(title_documents_max=5)
+    )
+    assert m["layout"] == "text" and m["counts"]["workflow_texts"] == len(TINY_CATALOG)
+    m = build_index(
+        tiny_catalog, tmp_path / "idx", encoder=encoder, settings=Settings(title_documents_max=6)
+    )
+    assert m["layout"] == "text+title" and m["counts"]["workflow_texts"] == 11
+
+
 def test_labelled_examples_attach_to_their_workflow(
     tmp_path: Path, tiny_catalog: Path, encoder
 ) -> None:

@@ -43,6 +43,11 @@ def document_key(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def with_titles(settings: Settings, n_workflows: int) -> bool:
+    """Whether a new index of ``n_workflows`` gets title documents (its layout)."""
+    return settings.title_documents and n_workflows <= settings.title_documents_max
+
+
 def encode_distinct(
     encoder: ContextEncoder, texts: Sequence[str], progress: Callable[[int], None] | None = None
 ) -> np.ndarray:
@@ -128,7 +133,8 @@ def build_index(
             if q.label is not None and q.label not in ids:
                 raise ValueError(f"example {q.id or q.text!r}: unknown workflow id '{q.label}'")
 
-    texts, owner, kind = collect_documents(workflows, example_rows, settings.title_documents)
+    titles = with_titles(settings, len(workflows))
+    texts, owner, kind = collect_documents(workflows, example_rows, titles)
     with folder_lock(out), atomic_folder(out, "manifest.json", "index") as tmp:
         manifest = _build_into(
             tmp, workflows, texts, owner, kind, encoder, settings, dense, progress
@@ -157,7 +163,7 @@ def _build_into(
 ) -> dict[str, Any]:
     tokenizer = Tokenizer()
     tokens = [tokenizer(t) for t in texts]
-    layout = LAYOUT_TEXT_TITLE if settings.title_documents else LAYOUT_TEXT
+    layout = LAYOUT_TEXT_TITLE if with_titles(settings, len(workflows)) else LAYOUT_TEXT
     manifest = write_documents(
         root, workflows, texts, owner, kind, tokens, tokenizer, settings, layout
     )
