@@ -222,7 +222,8 @@ def catalog_main(argv: list[str]) -> None:
         found = dense.search(query_vectors, 10)[1]
         # the documents' float vectors in index order (the build encoded each distinct
         # text once, so its last call is not in document order)
-        doc_texts = collect_documents(b77 + wfs, train)[0]
+        titles = manifest["layout"] == "text+title"
+        doc_texts = collect_documents(b77 + wfs, train, titles)[0]
         assert len(doc_texts) == docs
         truth = exact_neighbours(enc.encode(doc_texts), query_vectors, 10)
         distinct_texts = len(set(doc_texts) | {wf.title for wf in b77 + wfs})
