@@ -141,9 +141,14 @@ class Suggester:
             )
         trained_layout = reranker.config["index"].get("layout", "text")
         if trained_layout != self.index.layout:
-            raise IndexIntegrityError(
+            # the features of workflows without examples read their own texts, which
+            # differ between layouts; those with examples barely notice
+            warnings.warn(
                 f"{path}: trained on an index whose documents are laid out differently "
-                f"({trained_layout}; this index: {self.index.layout}); retrain the ranker"
+                f"({trained_layout}; this index: {self.index.layout}); the features of "
+                "workflows without examples will not mean quite the same: retrain it",
+                RuntimeWarning,
+                stacklevel=2,
             )
         trained_with = reranker.config.get("retrieval")
         now = retrieval_signature(self)

@@ -28,7 +28,7 @@ DOC_WORKFLOW, DOC_CATALOG_EXAMPLE, DOC_LABELLED_EXAMPLE = 0, 1, 2
 
 # Which own texts each workflow has as documents (``Settings.title_documents``).
 # An index keeps its layout through updates; a ranker trained on one layout
-# refuses the other. Indexes built before the key existed are "text".
+# warns on the other. Indexes built before the key existed are "text".
 LAYOUT_TEXT, LAYOUT_TEXT_TITLE = "text", "text+title"
 
 DENSE_FILE = "dense.faiss"
