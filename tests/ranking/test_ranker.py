@@ -129,6 +129,14 @@ def _suggester_and_priors(index_dir: Path, encoder) -> tuple[Suggester, Workflow
     return s, WorkflowPriors.fit(s.index.workflows, rows())
 
 
+def _features(s: Suggester, priors: WorkflowPriors, conv: Conversation, n_tokens: int, encoder):
+    """One conversation's hybrid top-6 and its feature matrix: (x, workflow ids, candidates)."""
+    enc = encoder.encode_contexts([conv])
+    cands = retrieve_candidates(s.hybrid, enc.vectors, [s.query_tokens(conv)], 6)
+    (x,) = full_extractor(s.index, priors).extract(enc, cands, [n_tokens])
+    return x, [s.index.workflows[w].id for w in cands[0].fused.ids.tolist()], cands
+
+
 def test_feature_matrix_on_fixture(trained, encoder) -> None:
     index_dir, model, _ = trained
     s, priors = _suggester_and_priors(index_dir, encoder)
@@ -139,15 +147,12 @@ def test_feature_matrix_on_fixture(trained, encoder) -> None:
             "user": {"segment": "enterprise"},
         },
     )
-    enc = encoder.encode_contexts([conv])
-    cands = retrieve_candidates(s.hybrid, enc.vectors, [s.query_tokens(conv)], 6)
-    (x,) = full_extractor(s.index, priors).extract(enc, cands, [2])
+    x, ids, cands = _features(s, priors, conv, 2, encoder)
     assert x.shape == (len(cands[0].fused), len(FEATURE_NAMES)) and x.dtype == np.float32
     col = {n: i for i, n in enumerate(FEATURE_NAMES)}
     assert x[:, col["fused_rank"]].tolist() == list(range(1, len(x) + 1))
     assert x[0, col["fused_gap"]] == 0.0 and np.all(x[:, col["fused_gap"]] >= 0)
     assert np.all(x[:, col["n_turns"]] == 1) and np.all(x[:, col["turn2_sim"]] == 0)
-    ids = [s.index.workflows[w].id for w in cands[0].fused.ids.tolist()]
     payout_failed = ids.index("payout-failed")
     assert x[payout_failed, col["turn1_sim"]] == x[:, col["turn1_sim"]].max()
     assert x[payout_failed, col["turn1_example_max"]] == x[:, col["turn_example_max"]].max()
@@ -163,14 +168,11 @@ def test_title_document_is_an_own_text_not_an_example(tiny_index: Path, encoder)
     s = Suggester.load(tiny_index, encoder=encoder)
     priors = WorkflowPriors.fit(s.index.workflows, [])
     conv = Conversation(text="Payout failed")  # payout-failed's title, word for word
-    enc = encoder.encode_contexts([conv])
-    cands = retrieve_candidates(s.hybrid, enc.vectors, [s.query_tokens(conv)], 6)
-    (x,) = full_extractor(s.index, priors).extract(enc, cands, [2])
+    x, ids, _ = _features(s, priors, conv, 2, encoder)
     col = {n: i for i, n in enumerate(FEATURE_NAMES)}
-    ids = [s.index.workflows[w].id for w in cands[0].fused.ids.tolist()]
     assert ids[0] == "payout-failed"
     whole = s.index.workflows[s.index.workflow_ids.index("payout-failed")].document()
-    expected = float(encoder.encode([whole])[0] @ enc.vectors[0])
+    expected = float(encoder.encode([whole])[0] @ encoder.encode_contexts([conv]).vectors[0])
     assert x[0, col["workflow_text_sim"]] == pytest.approx(expected, abs=1e-5)
     assert x[0, col["title_sim"]] > 0.999
     # its examples ("payout bounced back", ...) are not the title
@@ -187,16 +189,13 @@ def test_without_examples_the_text_and_title_stand_in(tmp_path: Path, encoder) -
     build_index(write_jsonl(tmp_path / "c.jsonl", catalog), tmp_path / "idx", encoder=encoder)
     s = Suggester.load(tmp_path / "idx", encoder=encoder)
     conv = Conversation(text="my payout failed")
-    enc = encoder.encode_contexts([conv])
-    cands = retrieve_candidates(s.hybrid, enc.vectors, [s.query_tokens(conv)], 6)
-    (x,) = full_extractor(s.index, WorkflowPriors.fit(s.index.workflows, [])).extract(
-        enc, cands, [3]
-    )
+    priors = WorkflowPriors.fit(s.index.workflows, [])
+    x, ids, _ = _features(s, priors, conv, 3, encoder)
     col = {n: i for i, n in enumerate(FEATURE_NAMES)}
-    ids = [s.index.workflows[w].id for w in cands[0].fused.ids.tolist()]
     r = ids.index("payout-failed")
     wf = s.index.workflows[s.index.workflow_ids.index("payout-failed")]
-    whole, title = (float(v @ enc.vectors[0]) for v in encoder.encode(wf.documents()))
+    q = encoder.encode_contexts([conv]).vectors[0]
+    whole, title = (float(v @ q) for v in encoder.encode(wf.documents()))
     assert x[r, col["workflow_text_sim"]] == pytest.approx(whole, abs=1e-5)
     assert x[r, col["example_max"]] == pytest.approx(max(whole, title), abs=1e-5)
     assert x[r, col["example_mean"]] == pytest.approx((whole + title) / 2, abs=1e-5)

@@ -136,8 +136,9 @@ def build_index(
     titles = with_titles(settings, len(workflows))
     texts, owner, kind = collect_documents(workflows, example_rows, titles)
     with folder_lock(out), atomic_folder(out, "manifest.json", "index") as tmp:
+        layout = LAYOUT_TEXT_TITLE if titles else LAYOUT_TEXT
         manifest = _build_into(
-            tmp, workflows, texts, owner, kind, encoder, settings, dense, progress
+            tmp, workflows, texts, owner, kind, layout, encoder, settings, dense, progress
         )
         manifest["source"] = {"catalog": catalog_source, "examples": _source_name(examples)}
         write_manifest(tmp, manifest)
@@ -156,6 +157,7 @@ def _build_into(
     texts: list[str],
     owner: np.ndarray,
     kind: np.ndarray,
+    layout: str,
     encoder: ContextEncoder | None,
     settings: Settings,
     dense: bool,
@@ -163,7 +165,6 @@ def _build_into(
 ) -> dict[str, Any]:
     tokenizer = Tokenizer()
     tokens = [tokenizer(t) for t in texts]
-    layout = LAYOUT_TEXT_TITLE if with_titles(settings, len(workflows)) else LAYOUT_TEXT
     manifest = write_documents(
         root, workflows, texts, owner, kind, tokens, tokenizer, settings, layout
     )
