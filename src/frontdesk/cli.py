@@ -500,6 +500,15 @@ def train_encoder_cmd(
     batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 32,
     learning_rate: Annotated[float, typer.Option("--lr")] = 2e-5,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    oos_negatives: Annotated[
+        int,
+        typer.Option(
+            "--oos-negatives",
+            min=0,
+            help="Out-of-scope rows (label null) added to each batch as extra negatives "
+            "(default 0: such rows are skipped).",
+        ),
+    ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune the encoder contrastively on labelled questions (CPU); use it with --model."""
@@ -526,6 +535,7 @@ def train_encoder_cmd(
                 batch_size=batch_size,
                 learning_rate=learning_rate,
                 seed=seed,
+                oos_negatives=oos_negatives,
                 progress=tick,
             )
     if as_json:

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from frontdesk import ContextEncoder, LabelledQuery, Workflow, build_index
-from frontdesk.encoding.finetune import distinct_label_batches, finetune_encoder, training_pairs
+from frontdesk.encoding.finetune import (
+    distinct_label_batches,
+    finetune_encoder,
+    out_of_scope_negatives,
+    training_pairs,
+)
 
 WFS = [
     Workflow(id="a", title="Payout late"),
@@ -47,10 +52,25 @@ def test_batches_never_repeat_a_workflow() -> None:
     assert sum(len(b) for b in batches) >= 6
 
 
+def test_out_of_scope_rows_are_negatives_only() -> None:
+    rows = [*ROWS, LabelledQuery(text="tell me a joke", label=None)]
+    negs = out_of_scope_negatives(rows, n_batches=4, per_batch=8, seed=3)
+    assert negs == out_of_scope_negatives(rows, n_batches=4, per_batch=8, seed=3)
+    assert len(negs) == 4
+    # capped at the two distinct out-of-scope questions, never a labelled one
+    assert all(sorted(n) == ["tell me a joke", "what's the weather"] for n in negs)
+    assert all(len(n) == 1 for n in out_of_scope_negatives(rows, 3, per_batch=1))
+    # and never anchors: the pairs come from labelled rows alone
+    assert {a for a, _, _ in training_pairs(rows, WFS)} == {q.text for q in ROWS if q.label}
+    assert out_of_scope_negatives(ROWS[:-1], 2, per_batch=8) == [[], []]
+    assert out_of_scope_negatives(rows, 2, per_batch=0) == [[], []]
+
+
 @pytest.mark.slow
 def test_finetune_saves_a_folder_index_build_can_use(tmp_path: Path, tiny_catalog: Path) -> None:
-    info = finetune_encoder(ROWS, WFS, tmp_path / "model", batch_size=3, epochs=2)
+    info = finetune_encoder(ROWS, WFS, tmp_path / "model", batch_size=3, epochs=2, oos_negatives=4)
     assert info["batches"] >= 4 and (tmp_path / "model" / "frontdesk-finetune.json").is_file()
+    assert info["out_of_scope_rows"] == 1 and info["out_of_scope_negatives_per_batch"] == 1
     tuned = ContextEncoder(tmp_path / "model")
     v = tuned.encode(["where is my payout"])
     assert v.shape == (1, 384) and abs(float(np.linalg.norm(v)) - 1) < 1e-5

@@ -5,8 +5,12 @@ each question is pulled towards a positive of its own workflow and pushed from
 every other pair in the batch. Half the positives are another question of the
 same workflow (what k-NN over examples needs), half the workflow's own text
 (what a workflow with no examples yet needs). Every batch holds distinct
-workflows, so no in-batch "negative" is secretly a positive. A plain torch
-loop: no ``datasets``/``accelerate`` extras needed.
+workflows, so no in-batch "negative" is secretly a positive. Rows labelled
+null (out of scope) are never anchors; with ``oos_negatives`` some of them join
+every batch as extra negatives, to keep questions no workflow covers away from
+all of them (off by default: see BENCHMARKS.md, what was tried for the
+out-of-scope target). A plain torch loop: no ``datasets``/``accelerate`` extras
+needed.
 """
 
 from __future__ import annotations
@@ -70,6 +74,21 @@ def distinct_label_batches(
     return batches
 
 
+def out_of_scope_negatives(
+    rows: Sequence[LabelledQuery], n_batches: int, per_batch: int, seed: int = 0
+) -> list[list[str]]:
+    """Per batch, ``per_batch`` distinct out-of-scope questions (rows labelled null), seeded.
+
+    Empty lists when there are no such rows (or ``per_batch`` is 0).
+    """
+    texts = list(dict.fromkeys(q.text for q in rows if q.label is None))
+    if not texts or per_batch <= 0:
+        return [[] for _ in range(n_batches)]
+    rng = random.Random(seed)
+    k = min(per_batch, len(texts))
+    return [rng.sample(texts, k) for _ in range(n_batches)]
+
+
 def finetune_encoder(
     rows: Sequence[LabelledQuery],
     workflows: Sequence[Workflow],
@@ -80,9 +99,14 @@ def finetune_encoder(
     batch_size: int = 32,
     learning_rate: float = 2e-5,
     seed: int = 0,
+    oos_negatives: int = 0,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Train and save a sentence-transformers folder at ``out`` (atomically); returns provenance."""
+    """Train and save a sentence-transformers folder at ``out`` (atomically); returns provenance.
+
+    ``oos_negatives``: out-of-scope rows added to each batch as extra negatives
+    (when ``rows`` has any; 0 drops them, as before the option existed).
+    """
     import torch
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
@@ -104,6 +128,10 @@ def finetune_encoder(
         for e in range(epochs)
     ]
     total = sum(len(b) for b in batches_per_epoch)
+    negatives_per_epoch = [
+        out_of_scope_negatives(rows, len(batches), oos_negatives, seed + e)
+        for e, batches in enumerate(batches_per_epoch)
+    ]
     if total == 0:
         raise FrontdeskError("need labelled rows of at least two workflows to fine-tune")
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
@@ -115,11 +143,15 @@ def finetune_encoder(
     losses: list[float] = []
     done = 0
     t0 = time.perf_counter()
-    for batches in batches_per_epoch:
-        for batch in batches:
-            anchors = model.tokenize([a for a, _, _ in batch])
-            positives = model.tokenize([p for _, p, _ in batch])
-            loss = loss_fn([anchors, positives], None)
+    for batches, negatives in zip(batches_per_epoch, negatives_per_epoch, strict=True):
+        for batch, negs in zip(batches, negatives, strict=True):
+            columns = [
+                model.tokenize([a for a, _, _ in batch]),
+                model.tokenize([p for _, p, _ in batch]),
+            ]
+            if negs:  # candidates for every anchor, the positive of none
+                columns.append(model.tokenize(negs))
+            loss = loss_fn(columns, None)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -142,6 +174,10 @@ def finetune_encoder(
             },
             "loss": "MultipleNegativesRankingLoss (in-batch negatives, distinct workflows per batch)",
             "rows": sum(q.label is not None for q in rows),
+            "out_of_scope_rows": len({q.text for q in rows if q.label is None}),
+            "out_of_scope_negatives_per_batch": max(len(n) for n in negatives_per_epoch[0])
+            if negatives_per_epoch and negatives_per_epoch[0]
+            else 0,
             "workflows": len({q.label for q in rows if q.label is not None}),
             "epochs": epochs,
             "batch_size": batch_size,
