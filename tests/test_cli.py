@@ -161,3 +161,27 @@ def test_multiturn_cli_is_deterministic(tmp_path: Path) -> None:
         assert json.loads(res.stdout)["rows"] == 20
         outs.append((tmp_path / name).read_bytes())
     assert outs[0] == outs[1]
+
+
+@pytest.mark.slow
+def test_train_encoder_cli_takes_out_of_scope_negatives(tmp_path: Path, tiny_catalog: Path) -> None:
+    rows = write_jsonl(
+        tmp_path / "rows.jsonl",
+        [
+            {"text": "my payout is late", "label": "payout-delayed"},
+            {"text": "payout still not here", "label": "payout-delayed"},
+            {"text": "payout bounced back", "label": "payout-failed"},
+            {"text": "the bank rejected my payout", "label": "payout-failed"},
+            {"text": "what's the weather like", "label": None},
+        ],
+    )
+    out = tmp_path / "enc"
+    res = run(
+        "train", "encoder", str(rows), "--catalog", str(tiny_catalog), "--out", str(out),
+        "--batch-size", "2", "--oos-negatives", "3", "--json",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["oos_negatives"] == 3 and info["out_of_scope_rows"] == 1
+    assert info["out_of_scope_negatives_per_batch"] == 1 and info["rows"] == 4
+    assert (out / "frontdesk-finetune.json").is_file()

@@ -63,6 +63,12 @@ def test_out_of_scope_rows_are_negatives_only() -> None:
     # and never anchors: the pairs come from labelled rows alone
     assert {a for a, _, _ in training_pairs(rows, WFS)} == {q.text for q in ROWS if q.label}
     assert out_of_scope_negatives(ROWS[:-1], 2, per_batch=8) == [[], []]
+    # a null row repeating a labelled text is no negative; repeats count once
+    noisy = [*rows, LabelledQuery(text="refund bounced", label=None), rows[-1]]
+    assert all(
+        sorted(n) == ["tell me a joke", "what's the weather"]
+        for n in out_of_scope_negatives(noisy, 3, per_batch=8)
+    )
     assert out_of_scope_negatives(rows, 2, per_batch=0) == [[], []]
 
 
@@ -71,6 +77,7 @@ def test_finetune_saves_a_folder_index_build_can_use(tmp_path: Path, tiny_catalo
     info = finetune_encoder(ROWS, WFS, tmp_path / "model", batch_size=3, epochs=2, oos_negatives=4)
     assert info["batches"] >= 4 and (tmp_path / "model" / "frontdesk-finetune.json").is_file()
     assert info["out_of_scope_rows"] == 1 and info["out_of_scope_negatives_per_batch"] == 1
+    assert info["oos_negatives"] == 4 and "extra negatives" in info["loss"]
     tuned = ContextEncoder(tmp_path / "model")
     v = tuned.encode(["where is my payout"])
     assert v.shape == (1, 384) and abs(float(np.linalg.norm(v)) - 1) < 1e-5

@@ -74,14 +74,21 @@ def distinct_label_batches(
     return batches
 
 
+def out_of_scope_texts(rows: Sequence[LabelledQuery]) -> list[str]:
+    """The distinct texts of rows labelled null, less any text also labelled with a
+    workflow (as a negative it would be some question's false negative)."""
+    labelled = {q.text for q in rows if q.label is not None}
+    return [t for t in dict.fromkeys(q.text for q in rows if q.label is None) if t not in labelled]
+
+
 def out_of_scope_negatives(
     rows: Sequence[LabelledQuery], n_batches: int, per_batch: int, seed: int = 0
 ) -> list[list[str]]:
-    """Per batch, ``per_batch`` distinct out-of-scope questions (rows labelled null), seeded.
+    """Per batch, ``per_batch`` distinct ``out_of_scope_texts``, seeded.
 
-    Empty lists when there are no such rows (or ``per_batch`` is 0).
+    Empty lists when there are none (or ``per_batch`` is 0).
     """
-    texts = list(dict.fromkeys(q.text for q in rows if q.label is None))
+    texts = out_of_scope_texts(rows)
     if not texts or per_batch <= 0:
         return [[] for _ in range(n_batches)]
     rng = random.Random(seed)
@@ -122,6 +129,8 @@ def finetune_encoder(
             "the sentence-transformers folder it was built from, then `train distill` the result"
         )
     model = base_encoder._load()
+    # default directions (query to document): a third column of another length is only
+    # extra candidates; other directions or hardness modes need equal-length columns
     loss_fn = MultipleNegativesRankingLoss(model)
     batches_per_epoch = [
         distinct_label_batches(training_pairs(rows, workflows, seed + e), batch_size)
@@ -167,17 +176,18 @@ def finetune_encoder(
     with atomic_folder(out, PROVENANCE, "fine-tuned model") as tmp:
         model.save(str(tmp))
         window = max(1, len(losses) // 10)
+        per_batch = max((len(n) for negs in negatives_per_epoch for n in negs), default=0)
         provenance = {
             "base": {
                 "path": str(base_encoder.path),
                 "sha256": model_fingerprint(base_encoder.path),
             },
-            "loss": "MultipleNegativesRankingLoss (in-batch negatives, distinct workflows per batch)",
+            "loss": "MultipleNegativesRankingLoss (in-batch negatives, distinct workflows per batch"
+            + (", out-of-scope rows as extra negatives)" if per_batch else ")"),
             "rows": sum(q.label is not None for q in rows),
-            "out_of_scope_rows": len({q.text for q in rows if q.label is None}),
-            "out_of_scope_negatives_per_batch": max(len(n) for n in negatives_per_epoch[0])
-            if negatives_per_epoch and negatives_per_epoch[0]
-            else 0,
+            "oos_negatives": oos_negatives,
+            "out_of_scope_rows": len(out_of_scope_texts(rows)),
+            "out_of_scope_negatives_per_batch": per_batch,
             "workflows": len({q.label for q in rows if q.label is not None}),
             "epochs": epochs,
             "batch_size": batch_size,
