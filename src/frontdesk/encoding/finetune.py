@@ -137,12 +137,12 @@ def finetune_encoder(
         for e in range(epochs)
     ]
     total = sum(len(b) for b in batches_per_epoch)
+    if total == 0:
+        raise FrontdeskError("need labelled rows of at least two workflows to fine-tune")
     negatives_per_epoch = [
         out_of_scope_negatives(rows, len(batches), oos_negatives, seed + e)
         for e, batches in enumerate(batches_per_epoch)
     ]
-    if total == 0:
-        raise FrontdeskError("need labelled rows of at least two workflows to fine-tune")
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     warmup = max(1, total // 10)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
