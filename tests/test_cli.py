@@ -185,3 +185,42 @@ def test_train_encoder_cli_takes_out_of_scope_negatives(tmp_path: Path, tiny_cat
     assert info["oos_negatives"] == 3 and info["out_of_scope_rows"] == 1
     assert info["out_of_scope_negatives_per_batch"] == 1 and info["rows"] == 4
     assert (out / "frontdesk-finetune.json").is_file()
+
+
+@pytest.mark.slow
+def test_train_ranker_then_eval_with_it(tmp_path: Path, tiny_catalog: Path) -> None:
+    from .ranking.test_ranker import PHRASES, rows
+
+    labelled = write_jsonl(
+        tmp_path / "rows.jsonl",
+        [{"text": t, "label": label} for label, texts in PHRASES.items() for t in texts],
+    )
+    idx, model = tmp_path / "idx", tmp_path / "rk"
+    assert run("index", "build", str(tiny_catalog), "--out", str(idx), "--json").exit_code == 0
+    res = run(
+        "train", "ranker", str(idx), str(labelled), "--out", str(model), "--folds", "3",
+        "--top-n", "6", "--cold-start", "0.2", "--min-in-scope-accuracy", "0.9", "--json",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["cold_start"] == 0.2 and info["folds"] == 3 and info["top_n"] == 6
+    assert (
+        info["min_in_scope_accuracy"] == 0.9
+        and "in-scope accuracy >= 0.9" in (info["abstention_goal"])
+    )
+    assert info["training"]["rows"] == len(rows()) and (model / "classifier.npy").is_file()
+    queries = write_jsonl(
+        tmp_path / "q.jsonl",
+        [
+            {"text": "the bank bounced my payout", "label": "payout-failed"},
+            {"text": "rotate my api key", "label": "api-key-rotate"},
+            {"text": "best lasagne recipe", "label": None},
+        ],
+    )
+    res = run("eval", str(idx), str(queries), "--ranker", str(model), "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["n"] == 2 and 0.0 <= report["in_scope_accuracy"] <= 1.0
+    assert report["threshold"] == info["threshold"] and "oos_recall" in report
+    res = run("train", "ranker", str(idx), str(labelled), "--out", str(model), "--cold-start", "2")
+    assert res.exit_code != 0 and "cold-start" in res.output

@@ -441,6 +441,27 @@ def train_ranker_cmd(
             help="Also rerank the dense top-N of a conversation's earlier turns alone.",
         ),
     ] = 10,
+    cold_start: Annotated[
+        float,
+        typer.Option(
+            "--cold-start",
+            min=0.0,
+            max=0.9,
+            help="Share of workflows each fold's classifier leaves out, so the ranker "
+            "learns to rank workflows added after training.",
+        ),
+    ] = 0.1,
+    min_in_scope_accuracy: Annotated[
+        float | None,
+        typer.Option(
+            "--min-in-scope-accuracy",
+            min=0.0,
+            max=1.0,
+            help="Abstention goal: abstain on the most out-of-scope validation rows while "
+            "in-scope accuracy there stays at least this (default: maximise decision "
+            "accuracy).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -465,6 +486,8 @@ def train_ranker_cmd(
                 folds=folds,
                 top_n=top_n,
                 context_candidates=context_candidates,
+                cold_start=cold_start,
+                min_in_scope_accuracy=min_in_scope_accuracy,
                 seed=seed,
                 progress=tick,
             )

@@ -117,25 +117,38 @@ class PlattCalibrator:
 
 
 def choose_threshold(
-    confidence: Sequence[float], in_scope: Sequence[bool], top1_correct: Sequence[bool]
+    confidence: Sequence[float],
+    in_scope: Sequence[bool],
+    top1_correct: Sequence[bool],
+    min_in_scope_accuracy: float | None = None,
 ) -> tuple[float, float]:
-    """The threshold that maximises decision accuracy over in-scope and out-of-scope rows.
+    """The abstention threshold for a stated goal, and the goal's value on these rows.
 
-    A decision is right when an in-scope row's top suggestion is right and not
-    abstained on, or when an out-of-scope row is abstained on. Returns
-    (threshold, accuracy); with no out-of-scope rows this never abstains.
-    Thresholds are midpoints between observed confidences, so that a value
-    seen in validation is not balanced on the edge.
+    Default goal: maximise decision accuracy over in-scope and out-of-scope
+    rows. A decision is right when an in-scope row's top suggestion is right
+    and not abstained on, or when an out-of-scope row is abstained on; with no
+    out-of-scope rows this never abstains. With ``min_in_scope_accuracy``:
+    abstain on as many out-of-scope rows as possible while the in-scope rows
+    answered right stay at or above that share (returns the OOS recall; if no
+    threshold keeps it, the one that keeps the most, which is 0). Thresholds
+    are midpoints between observed confidences, so that a value seen in
+    validation is not balanced on the edge.
     """
     conf = np.asarray(confidence, dtype=float)
     ins = np.asarray(in_scope, dtype=bool)
     ok = np.asarray(top1_correct, dtype=bool)
-    best_t, best_acc = 0.0, -1.0
+    best_t, best_value = 0.0, -1.0
     levels = np.unique(conf)
     candidates = np.concatenate([[0.0], (levels[1:] + levels[:-1]) / 2, levels[-1:] + 1e-6])
     for t in candidates:
         answer = conf >= t
-        acc = float(np.mean(np.where(ins, answer & ok, ~answer))) if len(conf) else 0.0
-        if acc > best_acc + 1e-12:
-            best_t, best_acc = float(t), acc
-    return best_t, best_acc
+        if min_in_scope_accuracy is None:
+            value = float(np.mean(np.where(ins, answer & ok, ~answer))) if len(conf) else 0.0
+        else:
+            kept = float(np.mean(answer[ins] & ok[ins])) if ins.any() else 1.0
+            if kept < min_in_scope_accuracy and t > 0:
+                continue
+            value = float(np.mean(~answer[~ins])) if (~ins).any() else 0.0
+        if value > best_value + 1e-12:
+            best_t, best_value = float(t), value
+    return best_t, best_value

@@ -34,9 +34,15 @@ from .calibration import (
     choose_threshold,
     confidence_inputs,
 )
+from .classifier import WorkflowClassifier
 from .features import FEATURE_NAMES, CandidateSet, FeatureExtractor, retrieve_candidates
 from .priors import WorkflowPriors
-from .reranker import DEFAULT_PARAMS, LambdaRankReranker
+from .reranker import (
+    DEFAULT_PARAMS,
+    LambdaRankReranker,
+    candidate_scores,
+    choose_base_weight,
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -57,7 +63,9 @@ def retrieval_signature(suggester: Suggester) -> dict[str, Any]:
     }
 
 
-def full_extractor(index: WorkflowIndex, priors: WorkflowPriors) -> FeatureExtractor:
+def full_extractor(
+    index: WorkflowIndex, priors: WorkflowPriors, classifier: WorkflowClassifier | None = None
+) -> FeatureExtractor:
     """Features against the whole index (inference, and an explicit validation file)."""
     assert index.title_vectors is not None and index.prototypes is not None
     return FeatureExtractor(
@@ -68,7 +76,16 @@ def full_extractor(index: WorkflowIndex, priors: WorkflowPriors) -> FeatureExtra
         index.title_vectors,
         index.prototypes,
         priors,
+        classifier,
     )
+
+
+def _fit_classifier(
+    rows: Sequence[LabelledQuery], vectors: np.ndarray, members: Sequence[int], leave_out: set[str]
+) -> WorkflowClassifier | None:
+    """The classifier on the labelled single-turn rows ``members``, minus workflows ``leave_out``."""
+    keep = [i for i in members if rows[i].label is not None and rows[i].label not in leave_out]
+    return WorkflowClassifier.fit(vectors[keep], [str(rows[i].label) for i in keep])
 
 
 def _whole_index_candidates(
@@ -124,12 +141,20 @@ def train_ranker(
     progress: Progress | None = None,
     augment_context: float = 0.6,
     context_candidates: int = 10,
+    cold_start: float = 0.1,
+    min_in_scope_accuracy: float | None = None,
 ) -> dict[str, Any]:
     """Fit, calibrate and save a reranker for ``index_dir``; returns its config (with metrics).
 
     ``augment_context``: the share of labelled rows that also train in two-turn
     form (a distractor turn first; the question then a vague follow-up), so
     the turn features carry signal. Validation stays single-turn.
+    ``cold_start``: the share of workflows each fold's classifier leaves out, so
+    the ranker learns to rank a workflow the classifier never saw (one added
+    to the catalog after training) on its other features.
+    ``min_in_scope_accuracy``: the abstention goal; by default the threshold
+    maximises decision accuracy on validation, with this it abstains on as
+    much of validation's out-of-scope share as keeps in-scope accuracy there.
     """
     settings = settings or Settings.from_env()
     index = WorkflowIndex.load(index_dir)
@@ -180,6 +205,8 @@ def train_ranker(
 
     tick("encoding", 0, 1)
     encoded = encoder.encode_contexts(rows)
+    labelled_ids = sorted({str(q.label) for q in rows[:n_base] if q.label is not None})
+    cold_rng = random.Random(seed + 2)
     qtokens = [suggester.query_tokens(q) for q in rows]
     cands: list[CandidateSet | None] = [None] * len(rows)
     feats: list[np.ndarray | None] = [None] * len(rows)
@@ -196,6 +223,11 @@ def train_ranker(
         fold_priors = WorkflowPriors.fit(
             index.workflows, [rows[i] for i in range(n_base) if fold_of[i] != f]
         )
+        # the classifier from the other folds' single-turn rows, some workflows left out
+        left_out = set(cold_rng.sample(labelled_ids, int(len(labelled_ids) * cold_start)))
+        fold_classifier = _fit_classifier(
+            rows, encoded.vectors, [i for i in range(n_base) if fold_of[i] != f], left_out
+        )
         kept = sub.keep
         assert index.title_vectors is not None
         extractor = FeatureExtractor(
@@ -206,6 +238,7 @@ def train_ranker(
             index.title_vectors,
             sub.prototypes,
             fold_priors,
+            fold_classifier,
         )
         enc_f = encoded.take(members)
         cs = retrieve_candidates(
@@ -223,8 +256,9 @@ def train_ranker(
 
     all_c = [c for c in cands if c is not None]
     all_x = [x for x in feats if x is not None]
+    classifier = _fit_classifier(rows, encoded.vectors, range(n_base), set())  # saved with it
     whole_index = functools.cache(
-        functools.partial(full_extractor, index, priors)
+        functools.partial(full_extractor, index, priors, classifier)
     )  # built once, if needed
     if val_rows is not None:
         train_idx = list(range(len(rows)))
@@ -254,11 +288,19 @@ def train_ranker(
     if not train[2]:
         raise FrontdeskError("no training row had its workflow among the candidates")
     val = _groups(val_q, val_c, val_x, pos)
-    booster = LambdaRankReranker.fit(train, val)
+    # the classifier's weight in the trees' starting score, from the out-of-fold groups of
+    # the rows as given (the two-turn copies' conversation vectors are mostly the distractor
+    # or the follow-up, where the classifier says little; the trees learn those corrections)
+    given = [i for i in train_idx if i < n_base]
+    base_weight, base_top1 = choose_base_weight(
+        _groups([rows[i] for i in given], [all_c[i] for i in given], [all_x[i] for i in given], pos)
+    )
+    booster = LambdaRankReranker.fit(train, val, base_weight=base_weight)
+    score = functools.partial(candidate_scores, booster, base_weight=base_weight)
 
     conf_in, in_scope, correct_rank, correct_ret = [], [], [], []
     for q, c, x in zip(val_q, val_c, val_x, strict=True):
-        scores = booster.predict(x, num_threads=1) if len(x) else np.zeros(0)
+        scores = score(x)
         top = int(np.argmax(scores)) if len(scores) else -1
         gold = pos.get(q.label or "", -1)
         fused_top = float(c.fused.scores[0]) if len(c.fused) else 0.0
@@ -280,7 +322,7 @@ def train_ranker(
         x_neg = np.asarray(
             [
                 confidence_inputs(
-                    booster.predict(x, num_threads=1) if len(x) else np.zeros(0),
+                    score(x),
                     float(c.fused.scores[0]) if len(c.fused) else 0.0,
                     x,
                 )
@@ -304,9 +346,19 @@ def train_ranker(
             np.concatenate([np.ones(int(ins.sum()), dtype=bool), np.zeros(len(x_neg), bool)]),
             balanced=True,
         )
-    reranker = LambdaRankReranker(booster, priors, calibrator, 0.0, {}, scope)
+    reranker = LambdaRankReranker(
+        booster, priors, calibrator, 0.0, {}, scope, classifier, base_weight
+    )
     confidence = reranker.confidence(x_conf) if len(x_conf) else np.zeros(0)
     threshold, decision_acc = choose_threshold(confidence, in_scope, ok)
+    goal = "maximise accuracy over in-scope and out-of-scope validation rows"
+    goal_value = decision_acc
+    if min_in_scope_accuracy is not None:
+        threshold, goal_value = choose_threshold(confidence, in_scope, ok, min_in_scope_accuracy)
+        goal = (
+            "abstain on the most out-of-scope validation rows with in-scope accuracy >= "
+            f"{min_in_scope_accuracy:g}"
+        )
 
     config: dict[str, Any] = {
         "feature_names": list(FEATURE_NAMES),
@@ -314,9 +366,11 @@ def train_ranker(
         "context_candidates": context_candidates,
         "folds": folds,
         "augment_context": augment_context,
+        "cold_start": cold_start,
         "seed": seed,
         "params": DEFAULT_PARAMS,
         "best_iteration": int(booster.best_iteration or booster.current_iteration()),
+        "base_weight": base_weight,
         "retrieval": retrieval_signature(suggester),
         "index": {
             "path": str(index_dir),
@@ -325,12 +379,14 @@ def train_ranker(
             "workflows": len(index.workflows),
             "layout": index.layout,
         },
-        "abstention_goal": "maximise accuracy over in-scope and out-of-scope validation rows",
+        "abstention_goal": goal,
+        "min_in_scope_accuracy": min_in_scope_accuracy,
         "confidence": "P(top right) x P(in scope)" if scope is not None else "P(top right)",
         "training": {
             "rows": n_base,
             "context_augmented_rows": len(rows) - n_base,
             "train_groups": len(train[2]),
+            "train_top1_base_margin": base_top1,
             "val_rows": len(val_q),
             "val_source": val_source,
             "val_out_of_scope": int((~ins).sum()),
@@ -341,6 +397,7 @@ def train_ranker(
             else None,
             "val_top1_reranked": float(np.mean(ok[ins])) if ins.any() else None,
             "val_decision_accuracy": decision_acc,
+            "val_goal_value": goal_value,
         },
     }
     reranker.threshold, reranker.config = threshold, config
