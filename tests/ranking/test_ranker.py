@@ -221,14 +221,19 @@ def test_workflow_classifier_is_a_softmax_and_maps_unknown_workflows() -> None:
     assert WorkflowClassifier.fit(x[:10], labels[:10]) is None  # one workflow: nothing to learn
 
 
-def test_classifier_is_out_of_fold_and_leaves_workflows_out(trained, encoder, monkeypatch) -> None:
-    """Each fold's classifier sees the other folds' rows, minus its cold-start workflows."""
+def test_cold_start_folds_make_some_workflows_new(trained, encoder, monkeypatch) -> None:
+    """Each fold treats some workflows as new: no class in its classifier, no examples in
+    its index, no popularity; the classifier sees only the other folds' rows."""
     index_dir, _, _ = trained
+    from frontdesk.index import WorkflowIndex
     from frontdesk.ranking import training
 
     fitted: list[tuple[np.ndarray, list[str]]] = []
     queried: list[np.ndarray] = []
+    kept: list[np.ndarray] = []
+    priors_rows: list[list[str | None]] = []
     real_fit, real_extract = training.WorkflowClassifier.fit, training.FeatureExtractor.extract
+    real_subset, real_priors = training.subset_searcher, training.WorkflowPriors.fit
 
     def fit(vectors, labels, c=100.0):  # type: ignore[no-untyped-def]
         fitted.append((np.array(vectors), list(labels)))
@@ -238,8 +243,18 @@ def test_classifier_is_out_of_fold_and_leaves_workflows_out(trained, encoder, mo
         queried.append(np.array(enc.text_vectors))
         return real_extract(self, enc, cands, ntok)
 
+    def subset(vectors, owner, tokens, keep, n, settings, weight):  # type: ignore[no-untyped-def]
+        kept.append(keep.copy())
+        return real_subset(vectors, owner, tokens, keep, n, settings, weight)
+
+    def priors(workflows, rows_):  # type: ignore[no-untyped-def]
+        priors_rows.append([q.label for q in rows_])
+        return real_priors(workflows, rows_)
+
     monkeypatch.setattr(training.WorkflowClassifier, "fit", staticmethod(fit))
     monkeypatch.setattr(training.FeatureExtractor, "extract", extract)
+    monkeypatch.setattr(training, "subset_searcher", subset)
+    monkeypatch.setattr(training.WorkflowPriors, "fit", staticmethod(priors))
     config = train_ranker(
         index_dir, rows(), index_dir.parent / "m5", folds=3, top_n=6, encoder=encoder,
         cold_start=0.34,
@@ -247,9 +262,17 @@ def test_classifier_is_out_of_fold_and_leaves_workflows_out(trained, encoder, mo
     assert config["cold_start"] == 0.34
     *folds, (_, final) = fitted
     assert len(folds) == 3 and sorted(final) == sorted(q.label for q in rows())
-    for (vectors, labels), asked in zip(folds, queried, strict=False):
-        assert len(set(labels)) == 4  # 2 of the 6 workflows left out
-        # none of the fold's own questions (nor their two-turn copies) trained it
+    index = WorkflowIndex.load(index_dir)
+    is_example = index.doc_kind != 0
+    for f, ((vectors, labels), asked, keep) in enumerate(zip(folds, queried, kept, strict=False)):
+        new = set(PHRASES) - set(labels)
+        assert len(new) == 2  # 2 of the 6 workflows are new in this fold
+        new_pos = [index.workflow_ids.index(w) for w in new]
+        new_examples = is_example & np.isin(index.doc_workflow, new_pos)
+        assert new_examples.any() and not keep[new_examples].any()  # none of their examples
+        assert keep[~is_example].all()  # every workflow's own texts stay
+        assert not new & set(priors_rows[f + 1])  # no popularity either (0 is the full fit)
+        # none of the fold's own questions (nor their two-turn copies) trained the classifier
         assert (asked @ vectors.T).max() < 0.999
     assert sum(len(labels) for _, labels in folds) < 2 * len(rows())
     assert len({frozenset(labels) for _, labels in folds}) > 1  # a new draw per fold

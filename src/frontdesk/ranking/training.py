@@ -149,9 +149,9 @@ def train_ranker(
     ``augment_context``: the share of labelled rows that also train in two-turn
     form (a distractor turn first; the question then a vague follow-up), so
     the turn features carry signal. Validation stays single-turn.
-    ``cold_start``: the share of workflows each fold's classifier leaves out, so
-    the ranker learns to rank a workflow the classifier never saw (one added
-    to the catalog after training) on its other features.
+    ``cold_start``: the share of workflows each fold treats as new (no examples
+    in the index, no popularity, no class), so the ranker learns to rank a
+    workflow added to the catalog after training.
     ``min_in_scope_accuracy``: the abstention goal; by default the threshold
     maximises decision accuracy on validation, with this it abstains on as
     much of validation's out-of-scope share as keeps in-scope accuracy there.
@@ -218,16 +218,19 @@ def train_ranker(
             label = rows[i].label
             if label is not None:
                 keep[example_docs.get((pos[label], document_key(source_text[i])), [])] = False
-        sub = subset_searcher(vectors, owner, tokens, keep, len(pos), settings, prototype_weight)
-        # priors from the other folds only: a row's own label must not shape its features
-        fold_priors = WorkflowPriors.fit(
-            index.workflows, [rows[i] for i in range(n_base) if fold_of[i] != f]
-        )
-        # the classifier from the other folds' single-turn rows, some workflows left out
+        # cold start: some workflows look as if added after training, with no examples in
+        # the index, no popularity and no class in the classifier, so the ranker learns to
+        # rank a new workflow from its own texts (their questions still train it)
         left_out = set(cold_rng.sample(labelled_ids, int(len(labelled_ids) * cold_start)))
-        fold_classifier = _fit_classifier(
-            rows, encoded.vectors, [i for i in range(n_base) if fold_of[i] != f], left_out
+        keep &= ~(is_example & np.isin(owner, [pos[w] for w in left_out]))
+        sub = subset_searcher(vectors, owner, tokens, keep, len(pos), settings, prototype_weight)
+        # priors and the classifier from the other folds only: a row's own label must not
+        # shape its features
+        others = [i for i in range(n_base) if fold_of[i] != f]
+        fold_priors = WorkflowPriors.fit(
+            index.workflows, [rows[i] for i in others if rows[i].label not in left_out]
         )
+        fold_classifier = _fit_classifier(rows, encoded.vectors, others, left_out)
         kept = sub.keep
         assert index.title_vectors is not None
         extractor = FeatureExtractor(
