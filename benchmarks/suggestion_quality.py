@@ -6,7 +6,9 @@ BANKING77 (test split; examples and training = train split):
   new workflows after fine-tuning: the encoder is fine-tuned on the train
   questions of 57 intents (seeded choice), the index holds all 77 intents
   with examples for those 57 only, and the test questions of the other 20
-  are scored 77-way, for the bundled and the fine-tuned encoder.
+  are scored 77-way, for the bundled and the fine-tuned encoder; on the
+  fine-tuned index also with a ranker trained on the 57 intents, beside the
+  57 known intents' own test questions (77-way) with and without it.
 CLINC150 (full test, in-scope + out-of-scope): hybrid + ranker trained with
   --val val.jsonl (oos_val rows labelled null), one stored threshold; plus
   the two multi-turn sets built from the test split (seed 0); then the same
@@ -124,6 +126,19 @@ def banking77(src: Path, work: Path, results: dict) -> None:
             )
         finally:
             os.environ.pop("FRONTDESK_MODEL", None)
+
+    # the ranker on the fine-tuned index: the 20 new workflows' questions, and whether
+    # the 57 known ones' questions (77-way too) pay for it
+    idx, rk = work / "b77-57-idx-finetuned57", work / "b77-57-rk-finetuned57"
+    write_jsonl(work / "b77-57-test.jsonl", [q for q in load_queries(test) if q.label in seen])
+    frontdesk("train", "ranker", str(idx), str(work / "b77-57-train.jsonl"), "--out", str(rk))
+    results["b77_new_workflows_finetuned57_ranker"] = frontdesk(
+        "eval", str(idx), str(work / "b77-20-test.jsonl"), "--ranker", str(rk)
+    )
+    for suffix, extra in (("", []), ("_ranker", ["--ranker", str(rk)])):
+        results[f"b77_known_workflows_finetuned57{suffix}"] = frontdesk(
+            "eval", str(idx), str(work / "b77-57-test.jsonl"), *extra
+        )
 
 
 def multiturn_set(test: Path, val: Path, work: Path, kind: str) -> Path:
