@@ -207,6 +207,7 @@ def train_ranker(
     encoded = encoder.encode_contexts(rows)
     labelled_ids = sorted({str(q.label) for q in rows[:n_base] if q.label is not None})
     cold_rng = random.Random(seed + 2)
+    cold_rows: set[int] = set()  # rows whose workflow was new in their fold
     qtokens = [suggester.query_tokens(q) for q in rows]
     cands: list[CandidateSet | None] = [None] * len(rows)
     feats: list[np.ndarray | None] = [None] * len(rows)
@@ -222,6 +223,7 @@ def train_ranker(
         # the index, no popularity and no class in the classifier, so the ranker learns to
         # rank a new workflow from its own texts (their questions still train it)
         left_out = set(cold_rng.sample(labelled_ids, int(len(labelled_ids) * cold_start)))
+        cold_rows.update(i for i in members if rows[i].label in left_out)
         keep &= ~(is_example & np.isin(owner, [pos[w] for w in left_out]))
         sub = subset_searcher(vectors, owner, tokens, keep, len(pos), settings, prototype_weight)
         # priors and the classifier from the other folds only: a row's own label must not
@@ -294,7 +296,9 @@ def train_ranker(
     # the classifier's weight in the trees' starting score, from the out-of-fold groups of
     # the rows as given (the two-turn copies' conversation vectors are mostly the distractor
     # or the follow-up, where the classifier says little; the trees learn those corrections)
-    given = [i for i in train_idx if i < n_base]
+    # whose workflow the fold's classifier knew (a new workflow's filled-in log-probability
+    # would reward any weight that pushes the known ones down)
+    given = [i for i in train_idx if i < n_base and i not in cold_rows]
     base_weight, base_top1 = choose_base_weight(
         _groups([rows[i] for i in given], [all_c[i] for i in given], [all_x[i] for i in given], pos)
     )
