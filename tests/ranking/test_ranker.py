@@ -621,9 +621,7 @@ def test_base_margin_blends_the_classifier_and_spares_unknown_workflows() -> Non
     np.testing.assert_allclose(base_margin(new, 0.1), [0.79, 0.77], rtol=1e-5)
     none = _two_candidates([0.5, 0.6], [np.nan, np.nan])
     np.testing.assert_allclose(base_margin(none, 0.3), [0.5, 0.6], rtol=1e-6)
-    follow_up = x.copy()
-    follow_up[:, FEATURE_NAMES.index("n_turns")] = 2  # earlier turns: retrieval alone
-    np.testing.assert_allclose(base_margin(follow_up, 0.1), [0.80, 0.78], rtol=1e-6)
+
     # groups where retrieval puts the wrong one first and the classifier knows better
     groups = np.vstack([x, x, _two_candidates([0.9, 0.1], [-0.1, -5.0])])
     y = np.array([0, 1, 0, 1, 1, 0], dtype=np.float32)

@@ -51,13 +51,13 @@ def base_margin(features: np.ndarray, weight: float) -> np.ndarray:
     Trees combine two scores poorly in the few rounds early stopping allows;
     starting from the blend, they learn only corrections. A workflow the
     classifier never saw counts as likely as the best one it knows: there is
-    no evidence against it, and its retrieval score decides. Only a
-    conversation without earlier turns gets the blend, as the weight is
-    chosen on such questions: after "any update?" the conversation vector
-    is mostly the follow-up, and the trees read the earlier request instead.
+    no evidence against it, and its retrieval score decides. Conversations
+    with earlier turns get the same blend: starting them from the fused score
+    alone left the trees too few rounds (early stopping reads single-turn
+    validation) to rank a vague follow-up (BENCHMARKS.md, seventh session).
     """
     fused = features[:, _COL["fused_score"]].astype(np.float64)
-    if weight == 0 or len(features) == 0 or features[0, _COL["n_turns"]] > 0:
+    if weight == 0 or len(features) == 0:
         return fused
     logp = features[:, _COL["classifier_logp"]].astype(np.float64)
     known = ~np.isnan(logp)
