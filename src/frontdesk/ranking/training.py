@@ -34,15 +34,9 @@ from .calibration import (
     choose_threshold,
     confidence_inputs,
 )
-from .classifier import WorkflowClassifier
 from .features import FEATURE_NAMES, CandidateSet, FeatureExtractor, retrieve_candidates
 from .priors import WorkflowPriors
-from .reranker import (
-    DEFAULT_PARAMS,
-    LambdaRankReranker,
-    candidate_scores,
-    choose_base_weight,
-)
+from .reranker import DEFAULT_PARAMS, LambdaRankReranker
 
 Progress = Callable[[str, int, int], None]
 
@@ -63,9 +57,7 @@ def retrieval_signature(suggester: Suggester) -> dict[str, Any]:
     }
 
 
-def full_extractor(
-    index: WorkflowIndex, priors: WorkflowPriors, classifier: WorkflowClassifier | None = None
-) -> FeatureExtractor:
+def full_extractor(index: WorkflowIndex, priors: WorkflowPriors) -> FeatureExtractor:
     """Features against the whole index (inference, and an explicit validation file)."""
     assert index.title_vectors is not None and index.prototypes is not None
     return FeatureExtractor(
@@ -76,16 +68,7 @@ def full_extractor(
         index.title_vectors,
         index.prototypes,
         priors,
-        classifier,
     )
-
-
-def _fit_classifier(
-    rows: Sequence[LabelledQuery], vectors: np.ndarray, members: Sequence[int], leave_out: set[str]
-) -> WorkflowClassifier | None:
-    """The classifier on the labelled single-turn rows ``members``, minus workflows ``leave_out``."""
-    keep = [i for i in members if rows[i].label is not None and rows[i].label not in leave_out]
-    return WorkflowClassifier.fit(vectors[keep], [str(rows[i].label) for i in keep])
 
 
 def _whole_index_candidates(
@@ -141,7 +124,6 @@ def train_ranker(
     progress: Progress | None = None,
     augment_context: float = 0.6,
     context_candidates: int = 10,
-    cold_start: float = 0.1,
     min_in_scope_accuracy: float | None = None,
 ) -> dict[str, Any]:
     """Fit, calibrate and save a reranker for ``index_dir``; returns its config (with metrics).
@@ -149,9 +131,6 @@ def train_ranker(
     ``augment_context``: the share of labelled rows that also train in two-turn
     form (a distractor turn first; the question then a vague follow-up), so
     the turn features carry signal. Validation stays single-turn.
-    ``cold_start``: the share of workflows each fold treats as new (no examples
-    in the index, no popularity, no class), so the ranker learns to rank a
-    workflow added to the catalog after training.
     ``min_in_scope_accuracy``: the abstention goal; by default the threshold
     maximises decision accuracy on validation, with this it abstains on as
     much of validation's out-of-scope share as keeps in-scope accuracy there.
@@ -205,9 +184,6 @@ def train_ranker(
 
     tick("encoding", 0, 1)
     encoded = encoder.encode_contexts(rows)
-    labelled_ids = sorted({str(q.label) for q in rows[:n_base] if q.label is not None})
-    cold_rng = random.Random(seed + 2)
-    cold_rows: set[int] = set()  # rows whose workflow was new in their fold
     qtokens = [suggester.query_tokens(q) for q in rows]
     cands: list[CandidateSet | None] = [None] * len(rows)
     feats: list[np.ndarray | None] = [None] * len(rows)
@@ -219,20 +195,11 @@ def train_ranker(
             label = rows[i].label
             if label is not None:
                 keep[example_docs.get((pos[label], document_key(source_text[i])), [])] = False
-        # cold start: some workflows look as if added after training, with no examples in
-        # the index, no popularity and no class in the classifier, so the ranker learns to
-        # rank a new workflow from its own texts (their questions still train it)
-        left_out = set(cold_rng.sample(labelled_ids, int(len(labelled_ids) * cold_start)))
-        cold_rows.update(i for i in members if rows[i].label in left_out)
-        keep &= ~(is_example & np.isin(owner, [pos[w] for w in left_out]))
         sub = subset_searcher(vectors, owner, tokens, keep, len(pos), settings, prototype_weight)
-        # priors and the classifier from the other folds only: a row's own label must not
-        # shape its features
-        others = [i for i in range(n_base) if fold_of[i] != f]
+        # priors from the other folds only: a row's own label must not shape its features
         fold_priors = WorkflowPriors.fit(
-            index.workflows, [rows[i] for i in others if rows[i].label not in left_out]
+            index.workflows, [rows[i] for i in range(n_base) if fold_of[i] != f]
         )
-        fold_classifier = _fit_classifier(rows, encoded.vectors, others, left_out)
         kept = sub.keep
         assert index.title_vectors is not None
         extractor = FeatureExtractor(
@@ -243,7 +210,6 @@ def train_ranker(
             index.title_vectors,
             sub.prototypes,
             fold_priors,
-            fold_classifier,
         )
         enc_f = encoded.take(members)
         cs = retrieve_candidates(
@@ -261,9 +227,8 @@ def train_ranker(
 
     all_c = [c for c in cands if c is not None]
     all_x = [x for x in feats if x is not None]
-    classifier = _fit_classifier(rows, encoded.vectors, range(n_base), set())  # saved with it
     whole_index = functools.cache(
-        functools.partial(full_extractor, index, priors, classifier)
+        functools.partial(full_extractor, index, priors)
     )  # built once, if needed
     if val_rows is not None:
         train_idx = list(range(len(rows)))
@@ -293,21 +258,11 @@ def train_ranker(
     if not train[2]:
         raise FrontdeskError("no training row had its workflow among the candidates")
     val = _groups(val_q, val_c, val_x, pos)
-    # the classifier's weight in the trees' starting score, from the out-of-fold groups of
-    # the rows as given (the two-turn copies' conversation vectors are mostly the distractor
-    # or the follow-up, where the classifier says little; the trees learn those corrections)
-    # whose workflow the fold's classifier knew (a new workflow's filled-in log-probability
-    # would reward any weight that pushes the known ones down)
-    given = [i for i in train_idx if i < n_base and i not in cold_rows]
-    base_weight, base_top1 = choose_base_weight(
-        _groups([rows[i] for i in given], [all_c[i] for i in given], [all_x[i] for i in given], pos)
-    )
-    booster = LambdaRankReranker.fit(train, val, base_weight=base_weight)
-    score = functools.partial(candidate_scores, booster, base_weight=base_weight)
+    booster = LambdaRankReranker.fit(train, val)
 
     conf_in, in_scope, correct_rank, correct_ret = [], [], [], []
     for q, c, x in zip(val_q, val_c, val_x, strict=True):
-        scores = score(x)
+        scores = booster.predict(x, num_threads=1) if len(x) else np.zeros(0)
         top = int(np.argmax(scores)) if len(scores) else -1
         gold = pos.get(q.label or "", -1)
         fused_top = float(c.fused.scores[0]) if len(c.fused) else 0.0
@@ -329,7 +284,7 @@ def train_ranker(
         x_neg = np.asarray(
             [
                 confidence_inputs(
-                    score(x),
+                    booster.predict(x, num_threads=1) if len(x) else np.zeros(0),
                     float(c.fused.scores[0]) if len(c.fused) else 0.0,
                     x,
                 )
@@ -353,9 +308,7 @@ def train_ranker(
             np.concatenate([np.ones(int(ins.sum()), dtype=bool), np.zeros(len(x_neg), bool)]),
             balanced=True,
         )
-    reranker = LambdaRankReranker(
-        booster, priors, calibrator, 0.0, {}, scope, classifier, base_weight
-    )
+    reranker = LambdaRankReranker(booster, priors, calibrator, 0.0, {}, scope)
     confidence = reranker.confidence(x_conf) if len(x_conf) else np.zeros(0)
     threshold, decision_acc = choose_threshold(confidence, in_scope, ok)
     goal = "maximise accuracy over in-scope and out-of-scope validation rows"
@@ -373,11 +326,9 @@ def train_ranker(
         "context_candidates": context_candidates,
         "folds": folds,
         "augment_context": augment_context,
-        "cold_start": cold_start,
         "seed": seed,
         "params": DEFAULT_PARAMS,
         "best_iteration": int(booster.best_iteration or booster.current_iteration()),
-        "base_weight": base_weight,
         "retrieval": retrieval_signature(suggester),
         "index": {
             "path": str(index_dir),
@@ -393,7 +344,6 @@ def train_ranker(
             "rows": n_base,
             "context_augmented_rows": len(rows) - n_base,
             "train_groups": len(train[2]),
-            "train_top1_base_margin": base_top1,
             "val_rows": len(val_q),
             "val_source": val_source,
             "val_out_of_scope": int((~ins).sum()),
