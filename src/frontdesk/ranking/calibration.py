@@ -116,6 +116,17 @@ class PlattCalibrator:
         return cls(list(obj["coef"]), float(obj["intercept"]), inputs)
 
 
+def decision_accuracy(
+    confidence: np.ndarray, in_scope: np.ndarray, top1_correct: np.ndarray, threshold: float
+) -> float:
+    """Share of rows decided right at ``threshold``: in-scope rows answered right, and
+    out-of-scope rows abstained on."""
+    if len(confidence) == 0:
+        return 0.0
+    answer = confidence >= threshold
+    return float(np.mean(np.where(in_scope, answer & top1_correct, ~answer)))
+
+
 def choose_threshold(
     confidence: Sequence[float],
     in_scope: Sequence[bool],
@@ -141,10 +152,10 @@ def choose_threshold(
     levels = np.unique(conf)
     candidates = np.concatenate([[0.0], (levels[1:] + levels[:-1]) / 2, levels[-1:] + 1e-6])
     for t in candidates:
-        answer = conf >= t
         if min_in_scope_accuracy is None:
-            value = float(np.mean(np.where(ins, answer & ok, ~answer))) if len(conf) else 0.0
+            value = decision_accuracy(conf, ins, ok, t)
         else:
+            answer = conf >= t
             kept = float(np.mean(answer[ins] & ok[ins])) if ins.any() else 1.0
             if kept < min_in_scope_accuracy and t > 0:
                 continue

@@ -33,6 +33,7 @@ from .calibration import (
     PlattCalibrator,
     choose_threshold,
     confidence_inputs,
+    decision_accuracy,
 )
 from .classifier import WorkflowClassifier
 from .features import FEATURE_NAMES, CandidateSet, FeatureExtractor, retrieve_candidates
@@ -357,15 +358,15 @@ def train_ranker(
         booster, priors, calibrator, 0.0, {}, scope, classifier, base_weight
     )
     confidence = reranker.confidence(x_conf) if len(x_conf) else np.zeros(0)
-    threshold, decision_acc = choose_threshold(confidence, in_scope, ok)
+    threshold, goal_value = choose_threshold(confidence, in_scope, ok, min_in_scope_accuracy)
     goal = "maximise accuracy over in-scope and out-of-scope validation rows"
-    goal_value = decision_acc
     if min_in_scope_accuracy is not None:
-        threshold, goal_value = choose_threshold(confidence, in_scope, ok, min_in_scope_accuracy)
         goal = (
             "abstain on the most out-of-scope validation rows with in-scope accuracy >= "
             f"{min_in_scope_accuracy:g}"
         )
+    # at the stored threshold, whichever goal chose it
+    decision_acc = decision_accuracy(confidence, ins, ok, threshold)
 
     config: dict[str, Any] = {
         "feature_names": list(FEATURE_NAMES),
