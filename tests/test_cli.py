@@ -224,3 +224,8 @@ def test_train_ranker_then_eval_with_it(tmp_path: Path, tiny_catalog: Path) -> N
     assert report["threshold"] == info["threshold"] and "oos_recall" in report
     res = run("train", "ranker", str(idx), str(labelled), "--out", str(model), "--cold-start", "2")
     assert res.exit_code != 0 and "cold-start" in res.output
+    res = run(
+        "train", "ranker", str(idx), str(labelled), "--out", str(model),
+        "--min-in-scope-accuracy", "2",
+    )  # fmt: skip
+    assert res.exit_code != 0 and "min-in-scope-accuracy" in res.output

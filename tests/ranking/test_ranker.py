@@ -652,3 +652,41 @@ def test_choose_threshold_for_an_in_scope_accuracy_goal() -> None:
     t, recall = choose_threshold(conf, ins, ok, min_in_scope_accuracy=0.5)
     assert t == pytest.approx(0.75) and recall == pytest.approx(1.0)
     assert choose_threshold(conf, ins, ok, min_in_scope_accuracy=0.99) == (0.0, 0.0)
+
+
+def test_early_stopping_reads_two_turn_forms_of_validation(trained, encoder, monkeypatch) -> None:
+    """Early stopping sees validation's questions and their two-turn forms (from a val
+    file, or the carved rows' own out-of-fold copies); the threshold sees single turns."""
+    from frontdesk.ranking import training
+
+    index_dir, _, config = trained
+    # the val file's 2 labelled rows: 1 of them (60 %) in both two-turn kinds
+    assert config["training"]["early_stopping_two_turn_rows"] == 2
+    assert config["training"]["val_rows"] == 4
+    stopping: list[tuple] = []
+    real_fit = training.LambdaRankReranker.fit
+
+    def fit(train, val, **kw):  # type: ignore[no-untyped-def]
+        stopping.append(val)
+        return real_fit(train, val, **kw)
+
+    monkeypatch.setattr(training.LambdaRankReranker, "fit", staticmethod(fit))
+    carved = train_ranker(
+        index_dir, rows(), index_dir.parent / "m6", folds=3, top_n=6, encoder=encoder
+    )
+    turns = carved["training"]["early_stopping_two_turn_rows"]
+    assert turns > 0 and turns % 2 == 0  # both kinds of each picked validation row
+    # every validation conversation ranks all 6 workflows, so each is a group
+    assert len(stopping[0][2]) == carved["training"]["val_rows"] + turns
+
+
+def test_two_turn_forms_are_seeded_and_point_at_their_rows() -> None:
+    from frontdesk.ranking.training import _two_turn_forms
+
+    qs = rows() + [LabelledQuery(text="tell me a joke", label=None)]
+    a = _two_turn_forms(qs, 0.5, 3, ["what's the time"])
+    b = _two_turn_forms(qs, 0.5, 3, ["what's the time"])
+    assert [(i, v.model_dump()) for i, v in a] == [(i, v.model_dump()) for i, v in b]
+    assert len(a) == 2 * (len(rows()) // 2)
+    assert all(v.label == qs[i].label and len(v.context.turns) >= 1 for i, v in a)
+    assert _two_turn_forms(qs, 0.0, 3, []) == []

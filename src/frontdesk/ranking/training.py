@@ -128,6 +128,23 @@ def _groups(
     return np.concatenate(xs), np.concatenate(ys), sizes
 
 
+def _two_turn_forms(
+    rows: Sequence[LabelledQuery], share: float, seed: int, distractors: Sequence[str]
+) -> list[tuple[int, LabelledQuery]]:
+    """Two-turn versions (every kind in ``KINDS``) of a seeded ``share`` of the labelled
+    ``rows``, each with the position of the row it came from; phrases from the training pool."""
+    if share <= 0:
+        return []
+    labelled = [i for i, q in enumerate(rows) if q.label is not None]
+    picked = sorted(random.Random(seed + 1).sample(labelled, int(len(labelled) * share)))
+    chosen = [rows[i] for i in picked]
+    out: list[tuple[int, LabelledQuery]] = []
+    for kind in KINDS:
+        variants = make_multiturn(chosen, kind, seed=seed, distractors=distractors, phrases="train")
+        out.extend(zip(picked, variants, strict=True))
+    return out
+
+
 def train_ranker(
     index_dir: str | Path,
     rows: Sequence[LabelledQuery],
@@ -149,7 +166,9 @@ def train_ranker(
 
     ``augment_context``: the share of labelled rows that also train in two-turn
     form (a distractor turn first; the question then a vague follow-up), so
-    the turn features carry signal. Validation stays single-turn.
+    the turn features carry signal. Early stopping reads validation's questions
+    and the same share of their two-turn forms; calibration and the threshold
+    read validation as given.
     ``cold_start``: the share of workflows each fold treats as new (no examples
     in the index, no popularity, no class), so the ranker learns to rank a
     workflow added to the catalog after training.
@@ -186,21 +205,11 @@ def train_ranker(
     random.Random(seed).shuffle(order)
     fold_of = {i: n % folds for n, i in enumerate(order)}
     parent = list(range(len(base)))
-    if augment_context > 0:
-        labelled = [i for i, q in enumerate(base) if q.label is not None]
-        picked = sorted(
-            random.Random(seed + 1).sample(labelled, int(len(labelled) * augment_context))
-        )
-        distractors = [q.text for q in base if q.label is None]
-        chosen = [base[i] for i in picked]
-        for kind in KINDS:
-            variants = make_multiturn(
-                chosen, kind, seed=seed, distractors=distractors, phrases="train"
-            )
-            for i, v in zip(picked, variants, strict=True):
-                fold_of[len(parent)] = fold_of[i]
-                parent.append(i)
-                base.append(v)
+    distractors = [q.text for q in base if q.label is None]
+    for i, v in _two_turn_forms(base, augment_context, seed, distractors):
+        fold_of[len(parent)] = fold_of[i]
+        parent.append(i)
+        base.append(v)
     rows = base
     source_text = [rows[parent[i]].text for i in range(len(rows))]
 
@@ -273,6 +282,12 @@ def train_ranker(
             suggester, whole_index(), encoder, val_q, top_n, context_candidates
         )
         val_source = "file"
+        # early stopping also reads two-turn forms of validation's questions, so the trees
+        # are not cut back to what single turns need (BENCHMARKS.md, seventh session)
+        turn_q = [v for _, v in _two_turn_forms(val_q, augment_context, seed, distractors)]
+        turn_c, turn_x = _whole_index_candidates(
+            suggester, whole_index(), encoder, turn_q, top_n, context_candidates
+        )
     else:
         ids = {id(q): i for i, q in enumerate(rows[:n_base])}
         _, val_part = carve_validation(rows[:n_base], fraction=0.1, seed=seed)
@@ -283,6 +298,10 @@ def train_ranker(
         val_c = [all_c[i] for i in val_idx]
         val_x = [all_x[i] for i in val_idx]
         val_source = "carved from training rows (10 %, out-of-fold features)"
+        turns = [i for i in range(n_base, len(rows)) if parent[i] in in_val]
+        turn_q = [rows[i] for i in turns]
+        turn_c = [all_c[i] for i in turns]
+        turn_x = [all_x[i] for i in turns]
 
     tick("training", 0, 1)
     train = _groups(
@@ -293,7 +312,6 @@ def train_ranker(
     )
     if not train[2]:
         raise FrontdeskError("no training row had its workflow among the candidates")
-    val = _groups(val_q, val_c, val_x, pos)
     # the classifier's weight in the trees' starting score, from the out-of-fold groups of
     # the rows as given (the two-turn copies' conversation vectors are mostly the distractor
     # or the follow-up, where the classifier says little; the trees learn those corrections)
@@ -303,7 +321,8 @@ def train_ranker(
     base_weight, base_top1 = choose_base_weight(
         _groups([rows[i] for i in given], [all_c[i] for i in given], [all_x[i] for i in given], pos)
     )
-    booster = LambdaRankReranker.fit(train, val, base_weight=base_weight)
+    stopping = _groups(val_q + turn_q, val_c + turn_c, val_x + turn_x, pos)
+    booster = LambdaRankReranker.fit(train, stopping, base_weight=base_weight)
     score = functools.partial(candidate_scores, booster, base_weight=base_weight)
 
     conf_in, in_scope, correct_rank, correct_ret = [], [], [], []
@@ -396,6 +415,7 @@ def train_ranker(
             "train_groups": len(train[2]),
             "train_top1_base_margin": base_top1,
             "val_rows": len(val_q),
+            "early_stopping_two_turn_rows": len(turn_q),
             "val_source": val_source,
             "val_out_of_scope": int((~ins).sum()),
             "calibration_extra_negatives": len(negatives),
