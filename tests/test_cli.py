@@ -199,16 +199,16 @@ def test_train_ranker_then_eval_with_it(tmp_path: Path, tiny_catalog: Path) -> N
     assert run("index", "build", str(tiny_catalog), "--out", str(idx), "--json").exit_code == 0
     res = run(
         "train", "ranker", str(idx), str(labelled), "--out", str(model), "--folds", "3",
-        "--top-n", "6", "--min-in-scope-accuracy", "0.9", "--json",
+        "--top-n", "6", "--cold-start", "0.2", "--min-in-scope-accuracy", "0.9", "--json",
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     info = json.loads(res.stdout)
-    assert info["folds"] == 3 and info["top_n"] == 6
+    assert info["cold_start"] == 0.2 and info["folds"] == 3 and info["top_n"] == 6
     assert (
         info["min_in_scope_accuracy"] == 0.9
         and "in-scope accuracy >= 0.9" in (info["abstention_goal"])
     )
-    assert info["training"]["rows"] == len(rows()) and (model / "ranker.txt").is_file()
+    assert info["training"]["rows"] == len(rows()) and (model / "classifier.npy").is_file()
     queries = write_jsonl(
         tmp_path / "q.jsonl",
         [
@@ -222,6 +222,8 @@ def test_train_ranker_then_eval_with_it(tmp_path: Path, tiny_catalog: Path) -> N
     report = json.loads(res.stdout)
     assert report["n"] == 2 and 0.0 <= report["in_scope_accuracy"] <= 1.0
     assert report["threshold"] == info["threshold"] and "oos_recall" in report
+    res = run("train", "ranker", str(idx), str(labelled), "--out", str(model), "--cold-start", "2")
+    assert res.exit_code != 0 and "cold-start" in res.output
     res = run(
         "train", "ranker", str(idx), str(labelled), "--out", str(model),
         "--min-in-scope-accuracy", "2",

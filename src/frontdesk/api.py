@@ -166,7 +166,7 @@ class Suggester:
                 stacklevel=2,
             )
         self.ranker = reranker
-        self._extractor = full_extractor(self.index, reranker.priors)
+        self._extractor = full_extractor(self.index, reranker.priors, reranker.classifier)
         _rediscover_pools()  # LightGBM's OpenMP may have just been loaded
 
     @property

@@ -441,6 +441,16 @@ def train_ranker_cmd(
             help="Also rerank the dense top-N of a conversation's earlier turns alone.",
         ),
     ] = 10,
+    cold_start: Annotated[
+        float,
+        typer.Option(
+            "--cold-start",
+            min=0.0,
+            max=0.9,
+            help="Share of workflows each fold's classifier leaves out, so the ranker "
+            "learns to rank workflows added after training.",
+        ),
+    ] = 0.1,
     min_in_scope_accuracy: Annotated[
         float | None,
         typer.Option(
@@ -476,6 +486,7 @@ def train_ranker_cmd(
                 folds=folds,
                 top_n=top_n,
                 context_candidates=context_candidates,
+                cold_start=cold_start,
                 min_in_scope_accuracy=min_in_scope_accuracy,
                 seed=seed,
                 progress=tick,

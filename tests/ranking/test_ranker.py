@@ -24,7 +24,9 @@ from frontdesk.ranking.calibration import (
     PlattCalibrator,
     confidence_inputs,
 )
+from frontdesk.ranking.classifier import WorkflowClassifier
 from frontdesk.ranking.features import retrieve_candidates
+from frontdesk.ranking.reranker import BASE_WEIGHTS
 from frontdesk.ranking.training import full_extractor, train_ranker
 
 from ..conftest import TINY_CATALOG, write_jsonl
@@ -129,11 +131,18 @@ def _suggester_and_priors(index_dir: Path, encoder) -> tuple[Suggester, Workflow
     return s, WorkflowPriors.fit(s.index.workflows, rows())
 
 
-def _features(s: Suggester, priors: WorkflowPriors, conv: Conversation, n_tokens: int, encoder):
+def _features(
+    s: Suggester,
+    priors: WorkflowPriors,
+    conv: Conversation,
+    n_tokens: int,
+    encoder,
+    classifier: WorkflowClassifier | None = None,
+):
     """One conversation's hybrid top-6 and its feature matrix: (x, workflow ids, candidates)."""
     enc = encoder.encode_contexts([conv])
     cands = retrieve_candidates(s.hybrid, enc.vectors, [s.query_tokens(conv)], 6)
-    (x,) = full_extractor(s.index, priors).extract(enc, cands, [n_tokens])
+    (x,) = full_extractor(s.index, priors, classifier).extract(enc, cands, [n_tokens])
     return x, [s.index.workflows[w].id for w in cands[0].fused.ids.tolist()], cands
 
 
@@ -147,7 +156,8 @@ def test_feature_matrix_on_fixture(trained, encoder) -> None:
             "user": {"segment": "enterprise"},
         },
     )
-    x, ids, cands = _features(s, priors, conv, 2, encoder)
+    classifier = LambdaRankReranker.load(model).classifier
+    x, ids, cands = _features(s, priors, conv, 2, encoder, classifier)
     assert x.shape == (len(cands[0].fused), len(FEATURE_NAMES)) and x.dtype == np.float32
     col = {n: i for i, n in enumerate(FEATURE_NAMES)}
     assert x[:, col["fused_rank"]].tolist() == list(range(1, len(x) + 1))
@@ -161,6 +171,111 @@ def test_feature_matrix_on_fixture(trained, encoder) -> None:
     assert x[ids.index("login-2fa"), col["profile_segment_fit"]] <= 0
     assert np.all(x[:, col["log_examples"]] > 0)
     assert np.all(np.isfinite(x))
+    # the classifier reads the earlier request ("returned by the bank") as payout-failed
+    assert np.all(x[:, col["classifier_logp"]] <= 0) and np.all(x[:, col["classifier_gap"]] >= 0)
+    assert x[payout_failed, col["context_classifier_logp"]] > np.log(0.5)
+    assert x[:, col["classifier_gap"]].min() == 0.0
+
+
+def test_classifier_features_are_missing_without_a_classifier_or_a_class(trained, encoder) -> None:
+    """NaN, not a made-up number, where the classifier has nothing to say."""
+    index_dir, model, _ = trained
+    s, priors = _suggester_and_priors(index_dir, encoder)
+    names = ["classifier_logp", "classifier_gap", "text_classifier_logp"]
+    cols = [FEATURE_NAMES.index(n) for n in names]
+    ctx_col = FEATURE_NAMES.index("context_classifier_logp")
+    conv = Conversation(text="my payout was returned by the bank")
+    x, _, _ = _features(s, priors, conv, 7, encoder)
+    assert np.all(np.isnan(x[:, [*cols, ctx_col]]))
+    full = LambdaRankReranker.load(model).classifier
+    assert full is not None and sorted(full.workflow_ids) == sorted(PHRASES)
+    x, ids, _ = _features(s, priors, conv, 7, encoder, full)
+    assert np.all(np.isfinite(x[:, cols])) and np.all(np.isnan(x[:, ctx_col]))  # no context
+    # a workflow the classifier never saw (added after training): missing, the rest known
+    keep = [j for j, w in enumerate(full.workflow_ids) if w != "payout-failed"]
+    partial = WorkflowClassifier([full.workflow_ids[j] for j in keep], full.weights[keep])
+    x, ids, _ = _features(s, priors, conv, 7, encoder, partial)
+    r = ids.index("payout-failed")
+    assert np.all(np.isnan(x[r, cols]))
+    others = np.delete(x[:, cols], r, axis=0)
+    assert np.all(np.isfinite(others)) and np.all(others[:, 0] <= 0)
+    assert np.isfinite(LambdaRankReranker.load(model).score(x)).all()  # the booster copes
+
+
+def test_workflow_classifier_is_a_softmax_and_maps_unknown_workflows() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 8))
+    x = np.vstack([c + 0.1 * rng.normal(size=(10, 8)) for c in centres])
+    labels = [w for w in ("a", "b", "c") for _ in range(10)]
+    clf = WorkflowClassifier.fit(x, labels)
+    assert clf is not None and clf.workflow_ids == ["a", "b", "c"] and clf.dim == 8
+    logp = clf.log_proba(x)
+    np.testing.assert_allclose(np.exp(logp).sum(axis=1), 1.0, rtol=1e-5)
+    assert (logp.argmax(axis=1) == np.repeat([0, 1, 2], 10)).all()
+    assert clf.columns(["c", "new", "a"]).tolist() == [2, -1, 0]
+    two = WorkflowClassifier.fit(x[:20], labels[:20])  # sklearn's one-row binary case
+    from sklearn.linear_model import LogisticRegression
+
+    ref = LogisticRegression(C=100.0, max_iter=1000).fit(x[:20], labels[:20])
+    np.testing.assert_allclose(np.exp(two.log_proba(x[:20])), ref.predict_proba(x[:20]), atol=1e-4)
+    assert WorkflowClassifier.fit(x[:10], labels[:10]) is None  # one workflow: nothing to learn
+
+
+def test_cold_start_folds_make_some_workflows_new(trained, encoder, monkeypatch) -> None:
+    """Each fold treats some workflows as new: no class in its classifier, no examples in
+    its index, no popularity; the classifier sees only the other folds' rows."""
+    index_dir, _, _ = trained
+    from frontdesk.index import WorkflowIndex
+    from frontdesk.ranking import training
+
+    fitted: list[tuple[np.ndarray, list[str]]] = []
+    queried: list[np.ndarray] = []
+    kept: list[np.ndarray] = []
+    priors_rows: list[list[str | None]] = []
+    real_fit, real_extract = training.WorkflowClassifier.fit, training.FeatureExtractor.extract
+    real_subset, real_priors = training.subset_searcher, training.WorkflowPriors.fit
+
+    def fit(vectors, labels, c=100.0):  # type: ignore[no-untyped-def]
+        fitted.append((np.array(vectors), list(labels)))
+        return real_fit(vectors, labels, c)
+
+    def extract(self, enc, cands, ntok):  # type: ignore[no-untyped-def]
+        queried.append(np.array(enc.text_vectors))
+        return real_extract(self, enc, cands, ntok)
+
+    def subset(vectors, owner, tokens, keep, n, settings, weight):  # type: ignore[no-untyped-def]
+        kept.append(keep.copy())
+        return real_subset(vectors, owner, tokens, keep, n, settings, weight)
+
+    def priors(workflows, rows_):  # type: ignore[no-untyped-def]
+        priors_rows.append([q.label for q in rows_])
+        return real_priors(workflows, rows_)
+
+    monkeypatch.setattr(training.WorkflowClassifier, "fit", staticmethod(fit))
+    monkeypatch.setattr(training.FeatureExtractor, "extract", extract)
+    monkeypatch.setattr(training, "subset_searcher", subset)
+    monkeypatch.setattr(training.WorkflowPriors, "fit", staticmethod(priors))
+    config = train_ranker(
+        index_dir, rows(), index_dir.parent / "m5", folds=3, top_n=6, encoder=encoder,
+        cold_start=0.34,
+    )  # fmt: skip
+    assert config["cold_start"] == 0.34
+    *folds, (_, final) = fitted
+    assert len(folds) == 3 and sorted(final) == sorted(q.label for q in rows())
+    index = WorkflowIndex.load(index_dir)
+    is_example = index.doc_kind != 0
+    for f, ((vectors, labels), asked, keep) in enumerate(zip(folds, queried, kept, strict=False)):
+        new = set(PHRASES) - set(labels)
+        assert len(new) == 2  # 2 of the 6 workflows are new in this fold
+        new_pos = [index.workflow_ids.index(w) for w in new]
+        new_examples = is_example & np.isin(index.doc_workflow, new_pos)
+        assert new_examples.any() and not keep[new_examples].any()  # none of their examples
+        assert keep[~is_example].all()  # every workflow's own texts stay
+        assert not new & set(priors_rows[f + 1])  # no popularity either (0 is the full fit)
+        # none of the fold's own questions (nor their two-turn copies) trained the classifier
+        assert (asked @ vectors.T).max() < 0.999
+    assert sum(len(labels) for _, labels in folds) < 2 * len(rows())
+    assert len({frozenset(labels) for _, labels in folds}) > 1  # a new draw per fold
 
 
 def test_title_document_is_an_own_text_not_an_example(tiny_index: Path, encoder) -> None:
@@ -246,7 +361,7 @@ def test_earlier_request_adds_candidates_and_its_own_features(trained, encoder) 
     assert x[1, col["context_prototype_gap"]] == 0 and x[0, col["context_prototype_gap"]] > 0
     assert x[0, col["text_example_max_gap"]] == 0 and x[1, col["text_example_max_gap"]] > 0
     context_cols = [i for n, i in col.items() if n.startswith("context_")]
-    assert not x_single[:, context_cols].any()
+    assert not np.nan_to_num(x_single[:, context_cols]).any()  # zero, or missing (NaN)
 
 
 def test_out_of_fold_features_never_see_their_own_example(trained, encoder, monkeypatch) -> None:
@@ -302,11 +417,13 @@ def test_save_load_round_trip_and_tamper(trained, tmp_path: Path) -> None:
     assert r.top_n == 6 and r.config["feature_names"] == list(FEATURE_NAMES)
     assert r.threshold == pytest.approx(config["threshold"])
     assert sorted(p.name for p in model.iterdir()) == [
+        "classifier.npy",
         "manifest.json",
         "priors.json",
         "ranker.json",
         "ranker.txt",
     ]
+    assert r.classifier is not None and r.config["classifier"]["workflow_ids"] == sorted(PHRASES)
     x = np.random.default_rng(0).normal(size=(5, len(FEATURE_NAMES))).astype(np.float32)
     np.testing.assert_allclose(LambdaRankReranker.load(model).score(x), r.score(x))
     bad = tmp_path / "model"
@@ -314,6 +431,12 @@ def test_save_load_round_trip_and_tamper(trained, tmp_path: Path) -> None:
     text = (bad / "ranker.txt").read_text()
     (bad / "ranker.txt").write_text(text.replace("learning_rate", "learning_ratf", 1))
     with pytest.raises(IndexIntegrityError, match="ranker.txt: checksum mismatch"):
+        LambdaRankReranker.load(bad)
+    shutil.rmtree(bad)
+    shutil.copytree(model, bad)
+    weights = np.load(bad / "classifier.npy")
+    np.save(bad / "classifier.npy", weights * 2)
+    with pytest.raises(IndexIntegrityError, match="classifier.npy: checksum mismatch"):
         LambdaRankReranker.load(bad)
 
 
@@ -480,6 +603,44 @@ def test_priors_are_out_of_fold(trained, encoder, monkeypatch) -> None:
     assert fitted == [36, 24, 24, 24]  # all rows (saved for inference), then 2 of 3 folds each
 
 
+def _two_candidates(fused: list[float], logp: list[float]) -> np.ndarray:
+    x = np.zeros((len(fused), len(FEATURE_NAMES)), dtype=np.float32)
+    x[:, FEATURE_NAMES.index("fused_score")] = fused
+    x[:, FEATURE_NAMES.index("classifier_logp")] = logp
+    return x
+
+
+def test_base_margin_blends_the_classifier_and_spares_unknown_workflows() -> None:
+    from frontdesk.ranking.reranker import base_margin, choose_base_weight
+
+    x = _two_candidates([0.80, 0.78], [-3.0, -0.1])
+    np.testing.assert_allclose(base_margin(x, 0.0), [0.80, 0.78], rtol=1e-6)
+    np.testing.assert_allclose(base_margin(x, 0.1), [0.50, 0.77], rtol=1e-5)
+    # a workflow the classifier never saw counts as likely as its best known one
+    new = _two_candidates([0.80, 0.78], [np.nan, -0.1])
+    np.testing.assert_allclose(base_margin(new, 0.1), [0.79, 0.77], rtol=1e-5)
+    none = _two_candidates([0.5, 0.6], [np.nan, np.nan])
+    np.testing.assert_allclose(base_margin(none, 0.3), [0.5, 0.6], rtol=1e-6)
+
+    # groups where retrieval puts the wrong one first and the classifier knows better
+    groups = np.vstack([x, x, _two_candidates([0.9, 0.1], [-0.1, -5.0])])
+    y = np.array([0, 1, 0, 1, 1, 0], dtype=np.float32)
+    weight, share = choose_base_weight((groups, y, [2, 2, 2]))
+    assert share == 1.0 and 0 < weight <= 0.1  # the smallest weight that gets all three
+    assert choose_base_weight((groups, y, [2, 2, 2]), grid=(0.0,)) == (0.0, 1 / 3)
+
+
+def test_ranker_scores_start_from_the_base_margin(trained) -> None:
+    _, model, config = trained
+    r = LambdaRankReranker.load(model)
+    assert r.base_weight == config["base_weight"] and r.base_weight in BASE_WEIGHTS
+    x = _two_candidates([0.8, 0.7], [-0.2, -2.0])
+    from frontdesk.ranking.reranker import base_margin
+
+    trees = r.booster.predict(x, num_threads=1)
+    np.testing.assert_allclose(r.score(x), base_margin(x, r.base_weight) + trees)
+
+
 def test_choose_threshold_for_an_in_scope_accuracy_goal() -> None:
     conf = [0.9, 0.8, 0.6, 0.4, 0.3, 0.5, 0.7]
     ins = [True, True, True, True, False, False, False]
@@ -491,3 +652,41 @@ def test_choose_threshold_for_an_in_scope_accuracy_goal() -> None:
     t, recall = choose_threshold(conf, ins, ok, min_in_scope_accuracy=0.5)
     assert t == pytest.approx(0.75) and recall == pytest.approx(1.0)
     assert choose_threshold(conf, ins, ok, min_in_scope_accuracy=0.99) == (0.0, 0.0)
+
+
+def test_early_stopping_reads_two_turn_forms_of_validation(trained, encoder, monkeypatch) -> None:
+    """Early stopping sees validation's questions and their two-turn forms (from a val
+    file, or the carved rows' own out-of-fold copies); the threshold sees single turns."""
+    from frontdesk.ranking import training
+
+    index_dir, _, config = trained
+    # the val file's 2 labelled rows: 1 of them (60 %) in both two-turn kinds
+    assert config["training"]["early_stopping_two_turn_rows"] == 2
+    assert config["training"]["val_rows"] == 4
+    stopping: list[tuple] = []
+    real_fit = training.LambdaRankReranker.fit
+
+    def fit(train, val, **kw):  # type: ignore[no-untyped-def]
+        stopping.append(val)
+        return real_fit(train, val, **kw)
+
+    monkeypatch.setattr(training.LambdaRankReranker, "fit", staticmethod(fit))
+    carved = train_ranker(
+        index_dir, rows(), index_dir.parent / "m6", folds=3, top_n=6, encoder=encoder
+    )
+    turns = carved["training"]["early_stopping_two_turn_rows"]
+    assert turns > 0 and turns % 2 == 0  # both kinds of each picked validation row
+    # every validation conversation ranks all 6 workflows, so each is a group
+    assert len(stopping[0][2]) == carved["training"]["val_rows"] + turns
+
+
+def test_two_turn_forms_are_seeded_and_point_at_their_rows() -> None:
+    from frontdesk.ranking.training import _two_turn_forms
+
+    qs = rows() + [LabelledQuery(text="tell me a joke", label=None)]
+    a = _two_turn_forms(qs, 0.5, 3, ["what's the time"])
+    b = _two_turn_forms(qs, 0.5, 3, ["what's the time"])
+    assert [(i, v.model_dump()) for i, v in a] == [(i, v.model_dump()) for i, v in b]
+    assert len(a) == 2 * (len(rows()) // 2)
+    assert all(v.label == qs[i].label and len(v.context.turns) >= 1 for i, v in a)
+    assert _two_turn_forms(qs, 0.0, 3, []) == []

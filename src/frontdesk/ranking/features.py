@@ -11,6 +11,7 @@ import numpy as np
 from ..encoding import EncodedContexts
 from ..retrieval import HybridSearcher, Ranked
 from ..schema import Workflow
+from .classifier import WorkflowClassifier
 from .priors import PROFILE_FIELDS, WorkflowPriors
 
 MAX_TURNS = 3
@@ -33,6 +34,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "context_example_max", "context_example_top3", "context_example_max_gap",
     "context_prototype_sim", "context_prototype_gap",
     "text_example_top3", "text_example_max_gap", "text_prototype_gap",
+    # a linear classifier fitted on the labelled rows (NaN: a workflow it never saw),
+    # on the conversation vector, the latest text and the earlier user turns
+    "classifier_logp", "classifier_gap", "text_classifier_logp", "context_classifier_logp",
     # priors from training data
     "log_popularity", *(f"profile_{f}_fit" for f in PROFILE_FIELDS),
     "query_tokens",
@@ -99,11 +103,18 @@ class FeatureExtractor:
         title_vectors: np.ndarray,
         prototypes: np.ndarray,
         priors: WorkflowPriors,
+        classifier: WorkflowClassifier | None = None,
     ) -> None:
         self.workflows = list(workflows)
         self.title_vectors = title_vectors
         self.prototypes = prototypes
         self.priors = priors
+        self.classifier = classifier
+        self.class_of = (
+            classifier.columns([wf.id for wf in self.workflows])
+            if classifier is not None
+            else np.full(len(self.workflows), -1, dtype=np.int64)
+        )
         # documents grouped by workflow, the workflow's own text first in its group
         order = np.lexsort((doc_is_example.astype(np.int8), doc_workflow))
         self.vectors = np.ascontiguousarray(doc_vectors[order])
@@ -123,7 +134,37 @@ class FeatureExtractor:
         query_tokens: Sequence[int],
     ) -> list[np.ndarray]:
         """Per query, a (candidates, features) float32 matrix in ``candidates[i].fused`` order."""
-        return [self._one(encoded, i, cands, query_tokens[i]) for i, cands in enumerate(candidates)]
+        out = [self._one(encoded, i, cands, query_tokens[i]) for i, cands in enumerate(candidates)]
+        self._add_classifier(encoded, candidates, out)
+        return out
+
+    def _add_classifier(
+        self, enc: EncodedContexts, candidates: Sequence[CandidateSet], out: list[np.ndarray]
+    ) -> None:
+        col = {name: j for j, name in enumerate(FEATURE_NAMES)}
+        n = len(candidates)
+        ctx = enc.context_vectors if enc.context_vectors is not None else None
+        has_ctx = np.any(ctx != 0, axis=1) if ctx is not None else np.zeros(n, dtype=bool)
+        logp: dict[str, np.ndarray | None] = {"": None, "text_": None, "context_": None}
+        if self.classifier is not None and n:
+            logp[""] = self.classifier.log_proba(enc.vectors)
+            logp["text_"] = self.classifier.log_proba(enc.text_vectors)
+            if ctx is not None and has_ctx.any():
+                logp["context_"] = self.classifier.log_proba(ctx)
+        for i, c in enumerate(candidates):
+            x = out[i]
+            if len(x) == 0:
+                continue
+            cls = self.class_of[c.fused.ids]
+            known = cls >= 0
+            for prefix, table in logp.items():
+                values = np.full(len(x), np.nan, dtype=np.float32)
+                if table is not None and (prefix != "context_" or has_ctx[i]):
+                    values[known] = table[i, cls[known]]
+                x[:, col[f"{prefix}classifier_logp"]] = values
+            values = x[:, col["classifier_logp"]]
+            best = np.max(values[known]) if known.any() else np.nan
+            x[:, col["classifier_gap"]] = best - values
 
     def _one(self, enc: EncodedContexts, i: int, c: CandidateSet, n_tokens: int) -> np.ndarray:
         ids = c.fused.ids

@@ -14,6 +14,7 @@ from ..atomic import atomic_folder
 from ..errors import IndexIntegrityError
 from ..index.manifest import FORMAT_VERSION, read_manifest, write_manifest
 from .calibration import PlattCalibrator
+from .classifier import WorkflowClassifier
 from .features import FEATURE_NAMES
 from .priors import WorkflowPriors
 
@@ -39,6 +40,67 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
+_COL = {name: j for j, name in enumerate(FEATURE_NAMES)}
+BASE_WEIGHTS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5)
+
+
+def base_margin(features: np.ndarray, weight: float) -> np.ndarray:
+    """Where the trees start for one query's candidates: the fused retrieval score plus
+    ``weight`` x the classifier's log-probability.
+
+    Trees combine two scores poorly in the few rounds early stopping allows;
+    starting from the blend, they learn only corrections. A workflow the
+    classifier never saw counts as likely as the best one it knows: there is
+    no evidence against it, and its retrieval score decides. Conversations
+    with earlier turns get the same blend: starting them from the fused score
+    alone left the trees too few rounds (early stopping reads single-turn
+    validation) to rank a vague follow-up (BENCHMARKS.md, seventh session).
+    """
+    fused = features[:, _COL["fused_score"]].astype(np.float64)
+    if weight == 0 or len(features) == 0:
+        return fused
+    logp = features[:, _COL["classifier_logp"]].astype(np.float64)
+    known = ~np.isnan(logp)
+    if not known.any():
+        return fused
+    return fused + weight * np.where(known, logp, logp[known].max())
+
+
+def stacked_margin(features: np.ndarray, sizes: list[int], weight: float) -> np.ndarray:
+    """``base_margin`` of concatenated query groups."""
+    bounds = np.cumsum([0, *sizes])
+    parts = [
+        base_margin(features[a:b], weight) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def candidate_scores(booster: Any, features: np.ndarray, base_weight: float) -> np.ndarray:
+    """One query's candidate scores: the base margin plus the trees' correction."""
+    if len(features) == 0:
+        return np.zeros(0)
+    trees = np.asarray(booster.predict(features, num_threads=1), dtype=np.float64)
+    return base_margin(features, base_weight) + trees
+
+
+def choose_base_weight(
+    groups: tuple[np.ndarray, np.ndarray, list[int]], grid: tuple[float, ...] = BASE_WEIGHTS
+) -> tuple[float, float]:
+    """The classifier weight whose blend puts the most groups' relevant candidate first
+    (ties: the smaller weight), and that share."""
+    x, y, sizes = groups
+    bounds = np.cumsum([0, *sizes])
+    best = (0.0, -1.0)
+    for weight in grid:
+        hits = 0
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            hits += int(y[a + int(np.argmax(base_margin(x[a:b], weight)))] > 0)
+        share = hits / max(len(sizes), 1)
+        if share > best[1]:
+            best = (weight, share)
+    return best
+
+
 class LambdaRankReranker:
     """Scores candidates; carries its priors, calibration and abstention threshold."""
 
@@ -50,6 +112,8 @@ class LambdaRankReranker:
         threshold: float,
         config: dict[str, Any],
         scope: PlattCalibrator | None = None,
+        classifier: WorkflowClassifier | None = None,
+        base_weight: float = 0.0,
     ) -> None:
         self.booster = booster
         self.priors = priors
@@ -57,6 +121,8 @@ class LambdaRankReranker:
         self.threshold = threshold
         self.config = config
         self.scope = scope  # P(in scope), when training had out-of-scope rows
+        self.classifier = classifier  # None when fewer than two workflows had rows
+        self.base_weight = base_weight  # the classifier's weight in the trees' start
 
     def confidence(self, inputs: np.ndarray) -> np.ndarray:
         """P(top suggestion right) from ``CONFIDENCE_INPUTS`` rows, times P(in scope) if fitted."""
@@ -73,9 +139,7 @@ class LambdaRankReranker:
         return int(self.config.get("context_candidates", 0))
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        if len(features) == 0:
-            return np.zeros(0)
-        return np.asarray(self.booster.predict(features, num_threads=1), dtype=np.float64)
+        return candidate_scores(self.booster, features, self.base_weight)
 
     @staticmethod
     def fit(
@@ -83,30 +147,50 @@ class LambdaRankReranker:
         val: tuple[np.ndarray, np.ndarray, list[int]] | None,
         params: dict[str, Any] | None = None,
         rounds: int = 400,
+        base_weight: float = 0.0,
     ) -> Any:
-        """Train a booster on (features, relevance, group sizes); early stopping on val NDCG@1."""
+        """Train a booster on (features, relevance, group sizes), starting from
+        ``base_margin``; early stopping on val NDCG@1."""
         import lightgbm as lgb
 
         p = {**DEFAULT_PARAMS, **(params or {})}
-        dtrain = lgb.Dataset(train[0], train[1], group=train[2], feature_name=list(FEATURE_NAMES))
+        dtrain = lgb.Dataset(
+            train[0],
+            train[1],
+            group=train[2],
+            init_score=stacked_margin(train[0], train[2], base_weight),
+            feature_name=list(FEATURE_NAMES),
+        )
         valid = []
         callbacks = []
         if val is not None and len(val[2]):
-            valid = [lgb.Dataset(val[0], val[1], group=val[2], reference=dtrain)]
+            valid = [
+                lgb.Dataset(
+                    val[0],
+                    val[1],
+                    group=val[2],
+                    init_score=stacked_margin(val[0], val[2], base_weight),
+                    reference=dtrain,
+                )
+            ]
             callbacks = [lgb.early_stopping(40, first_metric_only=True, verbose=False)]
         return lgb.train(p, dtrain, num_boost_round=rounds, valid_sets=valid, callbacks=callbacks)
 
     def save(self, out: str | Path) -> None:
-        """Write the model folder atomically: LightGBM text model, JSON config and priors."""
+        """Write the model folder atomically: LightGBM text model, JSON config, priors and
+        the classifier's weights (``.npy``)."""
         with atomic_folder(out, CONFIG_FILE, "ranker") as tmp:
             self.booster.save_model(str(tmp / MODEL_FILE))
             config = {
                 **self.config,
                 "calibration": self.calibrator.to_json(),
                 "threshold": self.threshold,
+                "base_weight": self.base_weight,
             }
             if self.scope is not None:
                 config["scope_calibration"] = self.scope.to_json()
+            if self.classifier is not None:
+                config["classifier"] = self.classifier.save(tmp)
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
             (tmp / PRIORS_FILE).write_text(json.dumps(self.priors.to_json()) + "\n")
             write_manifest(
@@ -139,6 +223,8 @@ class LambdaRankReranker:
             scope = PlattCalibrator.from_json(scope) if scope is not None else None
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexIntegrityError(f"{root / CONFIG_FILE}: calibration: {exc}") from exc
+        entry = config.get("classifier")
+        classifier = WorkflowClassifier.load(root, entry) if entry is not None else None
         booster = lgb.Booster(model_file=str(root / MODEL_FILE))
         priors = WorkflowPriors.from_json(json.loads((root / PRIORS_FILE).read_text()))
         return cls(
@@ -148,6 +234,8 @@ class LambdaRankReranker:
             float(config["threshold"]),
             config,
             scope,
+            classifier,
+            float(config.get("base_weight", 0.0)),
         )
 
 

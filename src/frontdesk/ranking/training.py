@@ -35,9 +35,15 @@ from .calibration import (
     confidence_inputs,
     decision_accuracy,
 )
+from .classifier import WorkflowClassifier
 from .features import FEATURE_NAMES, CandidateSet, FeatureExtractor, retrieve_candidates
 from .priors import WorkflowPriors
-from .reranker import DEFAULT_PARAMS, LambdaRankReranker
+from .reranker import (
+    DEFAULT_PARAMS,
+    LambdaRankReranker,
+    candidate_scores,
+    choose_base_weight,
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -58,7 +64,9 @@ def retrieval_signature(suggester: Suggester) -> dict[str, Any]:
     }
 
 
-def full_extractor(index: WorkflowIndex, priors: WorkflowPriors) -> FeatureExtractor:
+def full_extractor(
+    index: WorkflowIndex, priors: WorkflowPriors, classifier: WorkflowClassifier | None = None
+) -> FeatureExtractor:
     """Features against the whole index (inference, and an explicit validation file)."""
     assert index.title_vectors is not None and index.prototypes is not None
     return FeatureExtractor(
@@ -69,7 +77,16 @@ def full_extractor(index: WorkflowIndex, priors: WorkflowPriors) -> FeatureExtra
         index.title_vectors,
         index.prototypes,
         priors,
+        classifier,
     )
+
+
+def _fit_classifier(
+    rows: Sequence[LabelledQuery], vectors: np.ndarray, members: Sequence[int], leave_out: set[str]
+) -> WorkflowClassifier | None:
+    """The classifier on the labelled single-turn rows ``members``, minus workflows ``leave_out``."""
+    keep = [i for i in members if rows[i].label is not None and rows[i].label not in leave_out]
+    return WorkflowClassifier.fit(vectors[keep], [str(rows[i].label) for i in keep])
 
 
 def _whole_index_candidates(
@@ -111,6 +128,23 @@ def _groups(
     return np.concatenate(xs), np.concatenate(ys), sizes
 
 
+def _two_turn_forms(
+    rows: Sequence[LabelledQuery], share: float, seed: int, distractors: Sequence[str]
+) -> list[tuple[int, LabelledQuery]]:
+    """Two-turn versions (every kind in ``KINDS``) of a seeded ``share`` of the labelled
+    ``rows``, each with the position of the row it came from; phrases from the training pool."""
+    if share <= 0:
+        return []
+    labelled = [i for i, q in enumerate(rows) if q.label is not None]
+    picked = sorted(random.Random(seed + 1).sample(labelled, int(len(labelled) * share)))
+    chosen = [rows[i] for i in picked]
+    out: list[tuple[int, LabelledQuery]] = []
+    for kind in KINDS:
+        variants = make_multiturn(chosen, kind, seed=seed, distractors=distractors, phrases="train")
+        out.extend(zip(picked, variants, strict=True))
+    return out
+
+
 def train_ranker(
     index_dir: str | Path,
     rows: Sequence[LabelledQuery],
@@ -125,13 +159,19 @@ def train_ranker(
     progress: Progress | None = None,
     augment_context: float = 0.6,
     context_candidates: int = 10,
+    cold_start: float = 0.1,
     min_in_scope_accuracy: float | None = None,
 ) -> dict[str, Any]:
     """Fit, calibrate and save a reranker for ``index_dir``; returns its config (with metrics).
 
     ``augment_context``: the share of labelled rows that also train in two-turn
     form (a distractor turn first; the question then a vague follow-up), so
-    the turn features carry signal. Validation stays single-turn.
+    the turn features carry signal. Early stopping reads validation's questions
+    and the same share of their two-turn forms; calibration and the threshold
+    read validation as given.
+    ``cold_start``: the share of workflows each fold treats as new (no examples
+    in the index, no popularity, no class), so the ranker learns to rank a
+    workflow added to the catalog after training.
     ``min_in_scope_accuracy``: the abstention goal; by default the threshold
     maximises decision accuracy on validation, with this it abstains on as
     much of validation's out-of-scope share as keeps in-scope accuracy there.
@@ -165,26 +205,19 @@ def train_ranker(
     random.Random(seed).shuffle(order)
     fold_of = {i: n % folds for n, i in enumerate(order)}
     parent = list(range(len(base)))
-    if augment_context > 0:
-        labelled = [i for i, q in enumerate(base) if q.label is not None]
-        picked = sorted(
-            random.Random(seed + 1).sample(labelled, int(len(labelled) * augment_context))
-        )
-        distractors = [q.text for q in base if q.label is None]
-        chosen = [base[i] for i in picked]
-        for kind in KINDS:
-            variants = make_multiturn(
-                chosen, kind, seed=seed, distractors=distractors, phrases="train"
-            )
-            for i, v in zip(picked, variants, strict=True):
-                fold_of[len(parent)] = fold_of[i]
-                parent.append(i)
-                base.append(v)
+    distractors = [q.text for q in base if q.label is None]
+    for i, v in _two_turn_forms(base, augment_context, seed, distractors):
+        fold_of[len(parent)] = fold_of[i]
+        parent.append(i)
+        base.append(v)
     rows = base
     source_text = [rows[parent[i]].text for i in range(len(rows))]
 
     tick("encoding", 0, 1)
     encoded = encoder.encode_contexts(rows)
+    labelled_ids = sorted({str(q.label) for q in rows[:n_base] if q.label is not None})
+    cold_rng = random.Random(seed + 2)
+    cold_rows: set[int] = set()  # rows whose workflow was new in their fold
     qtokens = [suggester.query_tokens(q) for q in rows]
     cands: list[CandidateSet | None] = [None] * len(rows)
     feats: list[np.ndarray | None] = [None] * len(rows)
@@ -196,11 +229,20 @@ def train_ranker(
             label = rows[i].label
             if label is not None:
                 keep[example_docs.get((pos[label], document_key(source_text[i])), [])] = False
+        # cold start: some workflows look as if added after training, with no examples in
+        # the index, no popularity and no class in the classifier, so the ranker learns to
+        # rank a new workflow from its own texts (their questions still train it)
+        left_out = set(cold_rng.sample(labelled_ids, int(len(labelled_ids) * cold_start)))
+        cold_rows.update(i for i in members if rows[i].label in left_out)
+        keep &= ~(is_example & np.isin(owner, [pos[w] for w in left_out]))
         sub = subset_searcher(vectors, owner, tokens, keep, len(pos), settings, prototype_weight)
-        # priors from the other folds only: a row's own label must not shape its features
+        # priors and the classifier from the other folds only: a row's own label must not
+        # shape its features
+        others = [i for i in range(n_base) if fold_of[i] != f]
         fold_priors = WorkflowPriors.fit(
-            index.workflows, [rows[i] for i in range(n_base) if fold_of[i] != f]
+            index.workflows, [rows[i] for i in others if rows[i].label not in left_out]
         )
+        fold_classifier = _fit_classifier(rows, encoded.vectors, others, left_out)
         kept = sub.keep
         assert index.title_vectors is not None
         extractor = FeatureExtractor(
@@ -211,6 +253,7 @@ def train_ranker(
             index.title_vectors,
             sub.prototypes,
             fold_priors,
+            fold_classifier,
         )
         enc_f = encoded.take(members)
         cs = retrieve_candidates(
@@ -228,8 +271,9 @@ def train_ranker(
 
     all_c = [c for c in cands if c is not None]
     all_x = [x for x in feats if x is not None]
+    classifier = _fit_classifier(rows, encoded.vectors, range(n_base), set())  # saved with it
     whole_index = functools.cache(
-        functools.partial(full_extractor, index, priors)
+        functools.partial(full_extractor, index, priors, classifier)
     )  # built once, if needed
     if val_rows is not None:
         train_idx = list(range(len(rows)))
@@ -238,6 +282,12 @@ def train_ranker(
             suggester, whole_index(), encoder, val_q, top_n, context_candidates
         )
         val_source = "file"
+        # early stopping also reads two-turn forms of validation's questions, so the trees
+        # are not cut back to what single turns need (BENCHMARKS.md, seventh session)
+        turn_q = [v for _, v in _two_turn_forms(val_q, augment_context, seed, distractors)]
+        turn_c, turn_x = _whole_index_candidates(
+            suggester, whole_index(), encoder, turn_q, top_n, context_candidates
+        )
     else:
         ids = {id(q): i for i, q in enumerate(rows[:n_base])}
         _, val_part = carve_validation(rows[:n_base], fraction=0.1, seed=seed)
@@ -248,6 +298,10 @@ def train_ranker(
         val_c = [all_c[i] for i in val_idx]
         val_x = [all_x[i] for i in val_idx]
         val_source = "carved from training rows (10 %, out-of-fold features)"
+        turns = [i for i in range(n_base, len(rows)) if parent[i] in in_val]
+        turn_q = [rows[i] for i in turns]
+        turn_c = [all_c[i] for i in turns]
+        turn_x = [all_x[i] for i in turns]
 
     tick("training", 0, 1)
     train = _groups(
@@ -258,12 +312,22 @@ def train_ranker(
     )
     if not train[2]:
         raise FrontdeskError("no training row had its workflow among the candidates")
-    val = _groups(val_q, val_c, val_x, pos)
-    booster = LambdaRankReranker.fit(train, val)
+    # the classifier's weight in the trees' starting score, from the out-of-fold groups of
+    # the rows as given (the two-turn copies' conversation vectors are mostly the distractor
+    # or the follow-up, where the classifier says little; the trees learn those corrections)
+    # whose workflow the fold's classifier knew (a new workflow's filled-in log-probability
+    # would reward any weight that pushes the known ones down)
+    given = [i for i in train_idx if i < n_base and i not in cold_rows]
+    base_weight, base_top1 = choose_base_weight(
+        _groups([rows[i] for i in given], [all_c[i] for i in given], [all_x[i] for i in given], pos)
+    )
+    stopping = _groups(val_q + turn_q, val_c + turn_c, val_x + turn_x, pos)
+    booster = LambdaRankReranker.fit(train, stopping, base_weight=base_weight)
+    score = functools.partial(candidate_scores, booster, base_weight=base_weight)
 
     conf_in, in_scope, correct_rank, correct_ret = [], [], [], []
     for q, c, x in zip(val_q, val_c, val_x, strict=True):
-        scores = booster.predict(x, num_threads=1) if len(x) else np.zeros(0)
+        scores = score(x)
         top = int(np.argmax(scores)) if len(scores) else -1
         gold = pos.get(q.label or "", -1)
         fused_top = float(c.fused.scores[0]) if len(c.fused) else 0.0
@@ -285,7 +349,7 @@ def train_ranker(
         x_neg = np.asarray(
             [
                 confidence_inputs(
-                    booster.predict(x, num_threads=1) if len(x) else np.zeros(0),
+                    score(x),
                     float(c.fused.scores[0]) if len(c.fused) else 0.0,
                     x,
                 )
@@ -309,7 +373,9 @@ def train_ranker(
             np.concatenate([np.ones(int(ins.sum()), dtype=bool), np.zeros(len(x_neg), bool)]),
             balanced=True,
         )
-    reranker = LambdaRankReranker(booster, priors, calibrator, 0.0, {}, scope)
+    reranker = LambdaRankReranker(
+        booster, priors, calibrator, 0.0, {}, scope, classifier, base_weight
+    )
     confidence = reranker.confidence(x_conf) if len(x_conf) else np.zeros(0)
     threshold, goal_value = choose_threshold(confidence, in_scope, ok, min_in_scope_accuracy)
     goal = "maximise accuracy over in-scope and out-of-scope validation rows"
@@ -327,9 +393,11 @@ def train_ranker(
         "context_candidates": context_candidates,
         "folds": folds,
         "augment_context": augment_context,
+        "cold_start": cold_start,
         "seed": seed,
         "params": DEFAULT_PARAMS,
         "best_iteration": int(booster.best_iteration or booster.current_iteration()),
+        "base_weight": base_weight,
         "retrieval": retrieval_signature(suggester),
         "index": {
             "path": str(index_dir),
@@ -345,7 +413,9 @@ def train_ranker(
             "rows": n_base,
             "context_augmented_rows": len(rows) - n_base,
             "train_groups": len(train[2]),
+            "train_top1_base_margin": base_top1,
             "val_rows": len(val_q),
+            "early_stopping_two_turn_rows": len(turn_q),
             "val_source": val_source,
             "val_out_of_scope": int((~ins).sum()),
             "calibration_extra_negatives": len(negatives),
