@@ -11,6 +11,7 @@ import pytest
 
 from frontdesk import (
     Conversation,
+    FrontdeskError,
     IndexIntegrityError,
     LabelledQuery,
     Suggester,
@@ -257,7 +258,7 @@ def test_cold_start_folds_make_some_workflows_new(trained, encoder, monkeypatch)
     monkeypatch.setattr(training.WorkflowPriors, "fit", staticmethod(priors))
     config = train_ranker(
         index_dir, rows(), index_dir.parent / "m5", folds=3, top_n=6, encoder=encoder,
-        cold_start=0.34,
+        cold_start=0.34, val_rows=[LabelledQuery(text="payout bounced", label="payout-failed")],
     )  # fmt: skip
     assert config["cold_start"] == 0.34
     *folds, (_, final) = fitted
@@ -364,6 +365,7 @@ def test_earlier_request_adds_candidates_and_its_own_features(trained, encoder) 
     assert not np.nan_to_num(x_single[:, context_cols]).any()  # zero, or missing (NaN)
 
 
+@pytest.mark.filterwarnings("ignore:no training row had a workflow without a class")
 def test_out_of_fold_features_never_see_their_own_example(trained, encoder, monkeypatch) -> None:
     """Every training query's candidates come from an index without its own example."""
     index_dir, _, _ = trained
@@ -377,9 +379,13 @@ def test_out_of_fold_features_never_see_their_own_example(trained, encoder, monk
         return real(vectors, owner, tokens, keep, n, settings, weight)
 
     monkeypatch.setattr(training, "subset_searcher", spy)
-    train_ranker(index_dir, rows(), index_dir.parent / "m2", folds=3, top_n=6, encoder=encoder)
-    # 36 example documents are split over 3 folds: each fold removes its 12
-    assert [kept for _, kept in seen] == [total - 12 for total, _ in seen]
+    train_ranker(
+        index_dir, rows(), index_dir.parent / "m2", folds=3, top_n=6, encoder=encoder,
+        cold_start=0.0,
+    )  # fmt: skip
+    # 36 example documents are split over 3 folds: each fold removes its 12 (in both of its
+    # views: the training rows' and the carved validation rows')
+    assert len(seen) == 6 and [kept for _, kept in seen] == [total - 12 for total, _ in seen]
 
 
 def test_out_of_fold_candidates_have_no_self_match(trained, encoder) -> None:
@@ -586,6 +592,7 @@ def test_ranker_refuses_other_retrieval_settings(trained, encoder) -> None:
         Suggester.load(index_dir, encoder=encoder, ranker=model, settings=Settings(fusion="rrf"))
 
 
+@pytest.mark.filterwarnings("ignore:no training row had a workflow without a class")
 def test_priors_are_out_of_fold(trained, encoder, monkeypatch) -> None:
     """Each fold's priors are fitted without that fold's rows."""
     index_dir, _, _ = trained
@@ -599,8 +606,12 @@ def test_priors_are_out_of_fold(trained, encoder, monkeypatch) -> None:
         return real(workflows, rows_)
 
     monkeypatch.setattr(training.WorkflowPriors, "fit", staticmethod(spy))
-    train_ranker(index_dir, rows(), index_dir.parent / "m4", folds=3, top_n=6, encoder=encoder)
-    assert fitted == [36, 24, 24, 24]  # all rows (saved for inference), then 2 of 3 folds each
+    train_ranker(
+        index_dir, rows(), index_dir.parent / "m4", folds=3, top_n=6, encoder=encoder,
+        cold_start=0.0,
+    )  # fmt: skip
+    # all rows (saved for inference), then 2 of 3 folds for each fold's two views
+    assert fitted == [36] + [24] * 6
 
 
 def _two_candidates(fused: list[float], logp: list[float]) -> np.ndarray:
@@ -677,7 +688,8 @@ def test_early_stopping_reads_two_turn_forms_of_validation(trained, encoder, mon
     turns = carved["training"]["early_stopping_two_turn_rows"]
     assert turns > 0 and turns % 2 == 0  # both kinds of each picked validation row
     # every validation conversation ranks all 6 workflows, so each is a group
-    assert len(stopping[0][2]) == carved["training"]["val_rows"] + turns
+    cold = carved["training"]["early_stopping_cold_rows"]
+    assert len(stopping[0][2]) == carved["training"]["val_rows"] + turns + cold
 
 
 def test_two_turn_forms_are_seeded_and_point_at_their_rows() -> None:
@@ -690,3 +702,127 @@ def test_two_turn_forms_are_seeded_and_point_at_their_rows() -> None:
     assert len(a) == 2 * (len(rows()) // 2)
     assert all(v.label == qs[i].label and len(v.context.turns) >= 1 for i, v in a)
     assert _two_turn_forms(qs, 0.0, 3, []) == []
+
+
+def _spy_fit(monkeypatch) -> list[tuple]:  # type: ignore[no-untyped-def]
+    """Record the (train, early-stopping) groups every ranker training fits on."""
+    from frontdesk.ranking import training
+
+    seen: list[tuple] = []
+    real_fit = training.LambdaRankReranker.fit
+
+    def fit(train, val, **kw):  # type: ignore[no-untyped-def]
+        seen.append((train, val))
+        return real_fit(train, val, **kw)
+
+    monkeypatch.setattr(training.LambdaRankReranker, "fit", staticmethod(fit))
+    return seen
+
+
+def _relevant_logp(groups: tuple) -> np.ndarray:
+    x, y, _ = groups
+    return x[y > 0, FEATURE_NAMES.index("classifier_logp")]
+
+
+def test_carved_validation_is_never_cold_and_training_sees_missing_classes(
+    trained, encoder, monkeypatch
+) -> None:
+    """Cold-start folds make training rows new; a carved validation row is scored as at
+    inference (its workflow has a class), and early stopping also sees it scored as new."""
+    index_dir, _, _ = trained
+    seen = _spy_fit(monkeypatch)
+    config = train_ranker(
+        index_dir, rows(), index_dir.parent / "m7", folds=3, top_n=6, encoder=encoder,
+        cold_start=0.34,
+    )  # fmt: skip
+    ((train, stopping),) = seen
+    assert config["training"]["cold_start_workflows_per_fold"] == 2
+    assert config["training"]["missing_class_seen"] is True
+    assert np.isnan(_relevant_logp(train)).any()  # the cold rows of the training folds
+    # validation rows (what calibration reads) are scored as at inference; early stopping
+    # also reads the new workflows' ones once more, scored as new
+    cold = config["training"]["early_stopping_cold_rows"]
+    assert cold > 0 and int(np.isnan(_relevant_logp(stopping)).sum()) == cold
+
+
+def test_cold_start_leaves_out_at_least_one_workflow() -> None:
+    from frontdesk.ranking.training import _cold_start_count
+
+    assert _cold_start_count(6, 0.1) == 1  # int(0.6) would have been none
+    assert _cold_start_count(150, 0.1) == 15
+    assert _cold_start_count(6, 0.0) == 0 and _cold_start_count(1, 0.5) == 0
+    assert _cold_start_count(2, 0.9) == 1  # one workflow always keeps its class
+
+
+def test_fold_classifier_never_sees_a_copy_of_the_folds_questions(
+    trained, encoder, monkeypatch
+) -> None:
+    """A question repeated in the training file (same text, same workflow) must not train
+    the classifier that scores its copy in another fold."""
+    from frontdesk.ranking import training
+
+    index_dir, _, _ = trained
+    dup = [
+        LabelledQuery(id=f"dup-{k}", text="payout failed", label="payout-failed") for k in range(4)
+    ]
+    fitted: list[np.ndarray] = []
+    queried: list[np.ndarray] = []
+    real_fit, real_extract = training.WorkflowClassifier.fit, training.FeatureExtractor.extract
+
+    def fit(vectors, labels, c=100.0):  # type: ignore[no-untyped-def]
+        fitted.append(np.array(vectors))
+        return real_fit(vectors, labels, c)
+
+    def extract(self, enc, cands, ntok):  # type: ignore[no-untyped-def]
+        queried.append(np.array(enc.text_vectors))
+        return real_extract(self, enc, cands, ntok)
+
+    monkeypatch.setattr(training.WorkflowClassifier, "fit", staticmethod(fit))
+    monkeypatch.setattr(training.FeatureExtractor, "extract", extract)
+    with pytest.warns(UserWarning, match="without a class"):  # --cold-start 0 says so
+        train_ranker(
+            index_dir, rows() + dup, index_dir.parent / "m8", folds=3, top_n=6, encoder=encoder,
+            cold_start=0.0, augment_context=0.0,
+        )  # fmt: skip
+    *folds, _final = fitted
+    assert len(folds) == len(queried) >= 3  # one fit per view of each fold
+    for vectors, asked in zip(folds, queried, strict=False):
+        assert (asked @ vectors.T).max() < 0.999
+
+
+def test_trees_start_from_a_nonzero_classifier_weight(trained, encoder, monkeypatch) -> None:
+    """End to end with w > 0: stored, loaded, and added to the trees' output."""
+    from frontdesk.ranking import training
+    from frontdesk.ranking.reranker import base_margin
+
+    index_dir, _, _ = trained
+    monkeypatch.setattr(training, "choose_base_weight", lambda groups: (0.2, 0.5))
+    model = index_dir.parent / "m9"
+    config = train_ranker(index_dir, rows(), model, folds=3, top_n=6, encoder=encoder)
+    r = LambdaRankReranker.load(model)
+    assert config["base_weight"] == r.base_weight == 0.2
+    x = _two_candidates([0.8, 0.7], [-0.2, -2.0])
+    trees = r.booster.predict(x, num_threads=1)
+    np.testing.assert_allclose(r.score(x), np.array([0.76, 0.3]) + trees, rtol=1e-5)
+    np.testing.assert_allclose(r.score(x), base_margin(x, 0.2) + trees)
+
+
+def test_ranker_of_another_format_and_all_out_of_scope_validation_are_refused(
+    trained, tmp_path: Path, encoder
+) -> None:
+    index_dir, model, _ = trained
+    old = tmp_path / "old"
+    shutil.copytree(model, old)
+    cfg = json.loads((old / "ranker.json").read_text())
+    assert cfg["ranker_format"] == 2
+    cfg.pop("ranker_format")  # saved before the format was recorded
+    (old / "ranker.json").write_text(json.dumps(cfg))
+    write_manifest(old, read_manifest(old, verify=False))
+    with pytest.raises(IndexIntegrityError, match="ranker format 1"):
+        LambdaRankReranker.load(old)
+    with pytest.raises(FrontdeskError, match="no labelled rows"):
+        train_ranker(
+            index_dir, rows(), tmp_path / "m", val_rows=[LabelledQuery(text="hi", label=None)],
+            folds=3, top_n=6, encoder=encoder,
+        )  # fmt: skip
+    assert not (tmp_path / "m").exists()

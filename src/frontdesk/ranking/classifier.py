@@ -85,7 +85,13 @@ class WorkflowClassifier:
         except (OSError, ValueError) as exc:
             raise IndexIntegrityError(f"{path}: unreadable classifier weights: {exc}") from exc
         ids = entry.get("workflow_ids")
-        if not isinstance(ids, list) or weights.ndim != 2 or weights.shape[0] != len(ids):
+        dim = entry.get("dim")
+        if (
+            not isinstance(ids, list)
+            or weights.ndim != 2
+            or weights.shape[0] != len(ids)
+            or (isinstance(dim, int) and weights.shape[1] != dim + 1)
+        ):
             raise IndexIntegrityError(
                 f"{path}: classifier weights do not match the workflow list in the config"
             )

@@ -18,6 +18,7 @@ from .classifier import WorkflowClassifier
 from .features import FEATURE_NAMES
 from .priors import WorkflowPriors
 
+RANKER_FORMAT = 2  # 2: the base margin applies to every conversation (0649864 had single turns)
 MODEL_FILE = "ranker.txt"
 CONFIG_FILE = "ranker.json"
 PRIORS_FILE = "priors.json"
@@ -186,6 +187,7 @@ class LambdaRankReranker:
                 "calibration": self.calibrator.to_json(),
                 "threshold": self.threshold,
                 "base_weight": self.base_weight,
+                "ranker_format": RANKER_FORMAT,
             }
             if self.scope is not None:
                 config["scope_calibration"] = self.scope.to_json()
@@ -216,6 +218,11 @@ class LambdaRankReranker:
         if tuple(config["feature_names"]) != FEATURE_NAMES:
             raise IndexIntegrityError(
                 f"{root}: trained on other features than this frontdesk computes; retrain it"
+            )
+        if config.get("ranker_format", 1) != RANKER_FORMAT:
+            raise IndexIntegrityError(
+                f"{root}: saved by another frontdesk version (ranker format "
+                f"{config.get('ranker_format', 1)}, this one reads {RANKER_FORMAT}); retrain it"
             )
         try:
             calibrator = PlattCalibrator.from_json(config["calibration"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import random
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -145,6 +146,14 @@ def _two_turn_forms(
     return out
 
 
+def _cold_start_count(n_workflows: int, share: float) -> int:
+    """How many workflows each fold treats as new: at least one when ``share`` > 0, so the
+    trees always see a missing class (LightGBM reads an unseen NaN as 0, "certain")."""
+    if share <= 0 or n_workflows < 2:
+        return 0
+    return min(max(1, int(n_workflows * share)), n_workflows - 1)
+
+
 def train_ranker(
     index_dir: str | Path,
     rows: Sequence[LabelledQuery],
@@ -167,8 +176,10 @@ def train_ranker(
     ``augment_context``: the share of labelled rows that also train in two-turn
     form (a distractor turn first; the question then a vague follow-up), so
     the turn features carry signal. Early stopping reads validation's questions
-    and the same share of their two-turn forms; calibration and the threshold
-    read validation as given.
+    and the same share of their two-turn forms (and, for a carved validation,
+    the rows of each fold's new workflows once more, scored as new), so the
+    trees are kept for every kind of conversation training serves;
+    calibration and the threshold read validation as given.
     ``cold_start``: the share of workflows each fold treats as new (no examples
     in the index, no popularity, no class), so the ranker learns to rank a
     workflow added to the catalog after training.
@@ -213,60 +224,83 @@ def train_ranker(
     rows = base
     source_text = [rows[parent[i]].text for i in range(len(rows))]
 
+    # a carved validation is chosen before the folds: its rows get features as at inference
+    # (nothing of theirs treated as new), while the other rows train with cold-start folds
+    in_val: set[int] = set()
+    val_idx: list[int] = []
+    if val_rows is None:
+        ids = {id(q): i for i, q in enumerate(rows[:n_base])}
+        _, val_part = carve_validation(rows[:n_base], fraction=0.1, seed=seed)
+        val_idx = [ids[id(q)] for q in val_part]
+        in_val = set(val_idx)
+
     tick("encoding", 0, 1)
     encoded = encoder.encode_contexts(rows)
     labelled_ids = sorted({str(q.label) for q in rows[:n_base] if q.label is not None})
+    n_cold = _cold_start_count(len(labelled_ids), cold_start)
     cold_rng = random.Random(seed + 2)
-    cold_rows: set[int] = set()  # rows whose workflow was new in their fold
+    cold_rows: set[int] = set()  # training rows whose workflow was new in their fold
     qtokens = [suggester.query_tokens(q) for q in rows]
+    row_key = [(rows[i].label, document_key(source_text[i])) for i in range(len(rows))]
     cands: list[CandidateSet | None] = [None] * len(rows)
+    cold_copies: dict[int, tuple[CandidateSet, np.ndarray]] = {}  # validation rows, cold view
     feats: list[np.ndarray | None] = [None] * len(rows)
+    assert index.title_vectors is not None
     for f in range(folds):
         tick("out-of-fold features", f, folds)
         members = [i for i in range(len(rows)) if fold_of[i] == f]
+        own = {row_key[i] for i in members if rows[i].label is not None}
         keep = np.ones(len(owner), dtype=bool)
-        for i in members:
-            label = rows[i].label
-            if label is not None:
-                keep[example_docs.get((pos[label], document_key(source_text[i])), [])] = False
+        for label, key in own:
+            keep[example_docs.get((pos[str(label)], key), [])] = False
+        # priors and the classifier from the other folds only, and not from their copies of
+        # this fold's questions either: a row's own label must not shape its features
+        others = [i for i in range(n_base) if fold_of[i] != f and row_key[i] not in own]
         # cold start: some workflows look as if added after training, with no examples in
         # the index, no popularity and no class in the classifier, so the ranker learns to
         # rank a new workflow from its own texts (their questions still train it)
-        left_out = set(cold_rng.sample(labelled_ids, int(len(labelled_ids) * cold_start)))
-        cold_rows.update(i for i in members if rows[i].label in left_out)
-        keep &= ~(is_example & np.isin(owner, [pos[w] for w in left_out]))
-        sub = subset_searcher(vectors, owner, tokens, keep, len(pos), settings, prototype_weight)
-        # priors and the classifier from the other folds only: a row's own label must not
-        # shape its features
-        others = [i for i in range(n_base) if fold_of[i] != f]
-        fold_priors = WorkflowPriors.fit(
-            index.workflows, [rows[i] for i in others if rows[i].label not in left_out]
-        )
-        fold_classifier = _fit_classifier(rows, encoded.vectors, others, left_out)
-        kept = sub.keep
-        assert index.title_vectors is not None
-        extractor = FeatureExtractor(
-            index.workflows,
-            vectors[kept],
-            owner[kept],
-            is_example[kept],
-            index.title_vectors,
-            sub.prototypes,
-            fold_priors,
-            fold_classifier,
-        )
-        enc_f = encoded.take(members)
-        cs = retrieve_candidates(
-            sub.hybrid,
-            enc_f.vectors,
-            [qtokens[i] for i in members],
-            top_n,
-            enc_f.context_vectors,
-            context_candidates,
-        )
-        xs = extractor.extract(enc_f, cs, [len(qtokens[i]) for i in members])
-        for i, c, x in zip(members, cs, xs, strict=True):
-            cands[i], feats[i] = c, x
+        left_out = set(cold_rng.sample(labelled_ids, n_cold))
+        trained = [i for i in members if parent[i] not in in_val]
+        held = [i for i in members if parent[i] in in_val]
+        cold_rows.update(i for i in trained if rows[i].label in left_out)
+        # validation rows of this fold's new workflows are also scored in the cold view,
+        # for early stopping only: it must value new workflows as training does
+        held_cold = [i for i in held if rows[i].label in left_out]
+        for group, new in ((trained + held_cold, left_out), (held, set())):
+            if not group:
+                continue
+            view = keep & ~(is_example & np.isin(owner, [pos[w] for w in new]))
+            sub = subset_searcher(
+                vectors, owner, tokens, view, len(pos), settings, prototype_weight
+            )
+            kept = sub.keep
+            extractor = FeatureExtractor(
+                index.workflows,
+                vectors[kept],
+                owner[kept],
+                is_example[kept],
+                index.title_vectors,
+                sub.prototypes,
+                WorkflowPriors.fit(
+                    index.workflows, [rows[i] for i in others if rows[i].label not in new]
+                ),
+                _fit_classifier(rows, encoded.vectors, others, new),
+            )
+            enc_g = encoded.take(group)
+            cs = retrieve_candidates(
+                sub.hybrid,
+                enc_g.vectors,
+                [qtokens[i] for i in group],
+                top_n,
+                enc_g.context_vectors,
+                context_candidates,
+            )
+            xs = extractor.extract(enc_g, cs, [len(qtokens[i]) for i in group])
+            for i, c, x in zip(group, cs, xs, strict=True):
+                if new and parent[i] in in_val:
+                    cold_copies[i] = (c, x)
+                else:
+                    cands[i], feats[i] = c, x
     tick("out-of-fold features", folds, folds)
 
     all_c = [c for c in cands if c is not None]
@@ -278,6 +312,11 @@ def train_ranker(
     if val_rows is not None:
         train_idx = list(range(len(rows)))
         val_q = list(val_rows)
+        if not any(q.label is not None for q in val_q):
+            raise FrontdeskError(
+                "the validation file has no labelled rows: calibration and the threshold "
+                "need in-scope questions"
+            )
         val_c, val_x = _whole_index_candidates(
             suggester, whole_index(), encoder, val_q, top_n, context_candidates
         )
@@ -289,19 +328,15 @@ def train_ranker(
             suggester, whole_index(), encoder, turn_q, top_n, context_candidates
         )
     else:
-        ids = {id(q): i for i, q in enumerate(rows[:n_base])}
-        _, val_part = carve_validation(rows[:n_base], fraction=0.1, seed=seed)
-        val_idx = [ids[id(q)] for q in val_part]
-        in_val = set(val_idx)
         train_idx = [i for i in range(len(rows)) if parent[i] not in in_val]
         val_q = [rows[i] for i in val_idx]
         val_c = [all_c[i] for i in val_idx]
         val_x = [all_x[i] for i in val_idx]
         val_source = "carved from training rows (10 %, out-of-fold features)"
         turns = [i for i in range(n_base, len(rows)) if parent[i] in in_val]
-        turn_q = [rows[i] for i in turns]
-        turn_c = [all_c[i] for i in turns]
-        turn_x = [all_x[i] for i in turns]
+        turn_q = [rows[i] for i in turns] + [rows[i] for i in cold_copies]
+        turn_c = [all_c[i] for i in turns] + [c for c, _ in cold_copies.values()]
+        turn_x = [all_x[i] for i in turns] + [x for _, x in cold_copies.values()]
 
     tick("training", 0, 1)
     train = _groups(
@@ -323,6 +358,16 @@ def train_ranker(
     )
     stopping = _groups(val_q + turn_q, val_c + turn_c, val_x + turn_x, pos)
     booster = LambdaRankReranker.fit(train, stopping, base_weight=base_weight)
+    # the trees read a missing class (a workflow added after training) well only if
+    # training had some; LightGBM scores an unseen NaN as 0, log-probability "certain"
+    missing_class_seen = bool(np.isnan(train[0][:, FEATURE_NAMES.index("classifier_logp")]).any())
+    if classifier is not None and not missing_class_seen:
+        warnings.warn(
+            "no training row had a workflow without a class (--cold-start 0, or too few "
+            "labelled workflows): workflows added after training will rank as if the "
+            "classifier were sure of them; retrain after adding workflows",
+            stacklevel=2,
+        )
     score = functools.partial(candidate_scores, booster, base_weight=base_weight)
 
     conf_in, in_scope, correct_rank, correct_ret = [], [], [], []
@@ -414,8 +459,11 @@ def train_ranker(
             "context_augmented_rows": len(rows) - n_base,
             "train_groups": len(train[2]),
             "train_top1_base_margin": base_top1,
+            "cold_start_workflows_per_fold": n_cold,
+            "missing_class_seen": missing_class_seen,
             "val_rows": len(val_q),
-            "early_stopping_two_turn_rows": len(turn_q),
+            "early_stopping_two_turn_rows": len(turn_q) - len(cold_copies),
+            "early_stopping_cold_rows": len(cold_copies),
             "val_source": val_source,
             "val_out_of_scope": int((~ins).sum()),
             "calibration_extra_negatives": len(negatives),
