@@ -729,12 +729,24 @@ def test_carved_validation_is_never_cold_and_training_sees_missing_classes(
 ) -> None:
     """Cold-start folds make training rows new; a carved validation row is scored as at
     inference (its workflow has a class), and early stopping also sees it scored as new."""
+    from frontdesk.ranking import training
+
     index_dir, _, _ = trained
     seen = _spy_fit(monkeypatch)
+    calibrated: list[int] = []
+    real_platt = training.PlattCalibrator.fit
+
+    def platt(x, y, **kw):  # type: ignore[no-untyped-def]
+        calibrated.append(len(x))
+        return real_platt(x, y, **kw)
+
+    monkeypatch.setattr(training.PlattCalibrator, "fit", staticmethod(platt))
     config = train_ranker(
         index_dir, rows(), index_dir.parent / "m7", folds=3, top_n=6, encoder=encoder,
         cold_start=0.34,
     )  # fmt: skip
+    # calibration reads the carved rows once each (no cold copies; no negatives here)
+    assert calibrated == [config["training"]["val_rows"]] and calibrated[0] > 0
     ((train, stopping),) = seen
     assert config["training"]["cold_start_workflows_per_fold"] == 2
     assert config["training"]["missing_class_seen"] is True
@@ -825,4 +837,9 @@ def test_ranker_of_another_format_and_all_out_of_scope_validation_are_refused(
             index_dir, rows(), tmp_path / "m", val_rows=[LabelledQuery(text="hi", label=None)],
             folds=3, top_n=6, encoder=encoder,
         )  # fmt: skip
+    # too few rows per workflow for a carved 10 % to hold any labelled one
+    few = [q for q in rows() if int(str(q.id).rsplit("-", 1)[1]) < 4]
+    few += [LabelledQuery(id=f"oos-{k}", text=f"off topic line {k}", label=None) for k in range(11)]
+    with pytest.raises(FrontdeskError, match="carved 10 %"):
+        train_ranker(index_dir, few, tmp_path / "m", folds=3, top_n=6, encoder=encoder)
     assert not (tmp_path / "m").exists()

@@ -195,6 +195,11 @@ def train_ranker(
     encoder = suggester.encoder
     if folds < 2:
         raise FrontdeskError("--folds must be at least 2")
+    if val_rows is not None and not any(q.label is not None for q in val_rows):
+        raise FrontdeskError(
+            "the validation file has no labelled rows: calibration and the threshold "
+            "need in-scope questions"
+        )
     tick = progress or (lambda stage, done, total: None)
 
     pos = {wf.id: i for i, wf in enumerate(index.workflows)}
@@ -312,11 +317,6 @@ def train_ranker(
     if val_rows is not None:
         train_idx = list(range(len(rows)))
         val_q = list(val_rows)
-        if not any(q.label is not None for q in val_q):
-            raise FrontdeskError(
-                "the validation file has no labelled rows: calibration and the threshold "
-                "need in-scope questions"
-            )
         val_c, val_x = _whole_index_candidates(
             suggester, whole_index(), encoder, val_q, top_n, context_candidates
         )
@@ -337,6 +337,12 @@ def train_ranker(
         turn_q = [rows[i] for i in turns] + [rows[i] for i in cold_copies]
         turn_c = [all_c[i] for i in turns] + [c for c, _ in cold_copies.values()]
         turn_x = [all_x[i] for i in turns] + [x for _, x in cold_copies.values()]
+
+    if not any(q.label is not None for q in val_q):
+        raise FrontdeskError(
+            "validation has no labelled rows (a --val file without them, or a carved 10 % "
+            "too small to hold any): calibration and the threshold need in-scope questions"
+        )
 
     tick("training", 0, 1)
     train = _groups(
