@@ -53,9 +53,9 @@ def base_margin(features: np.ndarray, weight: float) -> np.ndarray:
     starting from the blend, they learn only corrections. A workflow the
     classifier never saw counts as likely as the best one it knows: there is
     no evidence against it, and its retrieval score decides. Conversations
-    with earlier turns get the same blend: starting them from the fused score
-    alone left the trees too few rounds (early stopping reads single-turn
-    validation) to rank a vague follow-up (BENCHMARKS.md, seventh session).
+    with earlier turns get the same blend; early stopping reads their two-turn
+    forms too, so the trees keep the rounds a vague follow-up needs
+    (BENCHMARKS.md, seventh and eighth sessions).
     """
     fused = features[:, _COL["fused_score"]].astype(np.float64)
     if weight == 0 or len(features) == 0:

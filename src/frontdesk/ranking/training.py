@@ -195,11 +195,6 @@ def train_ranker(
     encoder = suggester.encoder
     if folds < 2:
         raise FrontdeskError("--folds must be at least 2")
-    if val_rows is not None and not any(q.label is not None for q in val_rows):
-        raise FrontdeskError(
-            "the validation file has no labelled rows: calibration and the threshold "
-            "need in-scope questions"
-        )
     tick = progress or (lambda stage, done, total: None)
 
     pos = {wf.id: i for i, wf in enumerate(index.workflows)}
@@ -238,6 +233,12 @@ def train_ranker(
         _, val_part = carve_validation(rows[:n_base], fraction=0.1, seed=seed)
         val_idx = [ids[id(q)] for q in val_part]
         in_val = set(val_idx)
+    checked = val_rows if val_rows is not None else [rows[i] for i in val_idx]
+    if not any(q.label is not None for q in checked):
+        raise FrontdeskError(
+            "validation has no labelled rows (a --val file without them, or a carved 10 % "
+            "too small to hold any): calibration and the threshold need in-scope questions"
+        )
 
     tick("encoding", 0, 1)
     encoded = encoder.encode_contexts(rows)
@@ -337,12 +338,6 @@ def train_ranker(
         turn_q = [rows[i] for i in turns] + [rows[i] for i in cold_copies]
         turn_c = [all_c[i] for i in turns] + [c for c, _ in cold_copies.values()]
         turn_x = [all_x[i] for i in turns] + [x for _, x in cold_copies.values()]
-
-    if not any(q.label is not None for q in val_q):
-        raise FrontdeskError(
-            "validation has no labelled rows (a --val file without them, or a carved 10 % "
-            "too small to hold any): calibration and the threshold need in-scope questions"
-        )
 
     tick("training", 0, 1)
     train = _groups(
