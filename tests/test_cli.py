@@ -229,3 +229,12 @@ def test_train_ranker_then_eval_with_it(tmp_path: Path, tiny_catalog: Path) -> N
         "--min-in-scope-accuracy", "2",
     )  # fmt: skip
     assert res.exit_code != 0 and "min-in-scope-accuracy" in res.output
+    # a recall goal needs out-of-scope rows in validation (the carved 10 % has none here)
+    res = run(
+        "train", "ranker", str(idx), str(labelled), "--out", str(model), "--min-oos-recall", "0.8"
+    )
+    assert res.exit_code != 0 and "needs out-of-scope rows" in res.output
+    res = run(
+        "train", "ranker", str(idx), str(labelled), "--out", str(model), "--min-oos-recall", "2"
+    )
+    assert res.exit_code != 0 and "min-oos-recall" in res.output

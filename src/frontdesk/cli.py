@@ -462,6 +462,17 @@ def train_ranker_cmd(
             "accuracy).",
         ),
     ] = None,
+    min_oos_recall: Annotated[
+        float | None,
+        typer.Option(
+            "--min-oos-recall",
+            min=0.0,
+            max=1.0,
+            help="Abstention goal: abstain on at least this share of validation's "
+            "out-of-scope rows; with --min-in-scope-accuracy, the middle of the "
+            "thresholds that meet both.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -488,6 +499,7 @@ def train_ranker_cmd(
                 context_candidates=context_candidates,
                 cold_start=cold_start,
                 min_in_scope_accuracy=min_in_scope_accuracy,
+                min_oos_recall=min_oos_recall,
                 seed=seed,
                 progress=tick,
             )
@@ -528,10 +540,10 @@ def train_encoder_cmd(
         typer.Option(
             "--oos-negatives",
             min=0,
-            help="Out-of-scope rows (label null) added to each batch as extra negatives "
-            "(default 0: such rows are skipped).",
+            help="Out-of-scope rows (label null) added to each batch as extra negatives, "
+            "when the file has any (0: such rows are skipped).",
         ),
-    ] = 0,
+    ] = 32,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune the encoder contrastively on labelled questions (CPU); use it with --model."""

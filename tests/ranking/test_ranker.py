@@ -665,6 +665,36 @@ def test_choose_threshold_for_an_in_scope_accuracy_goal() -> None:
     assert choose_threshold(conf, ins, ok, min_in_scope_accuracy=0.99) == (0.0, 0.0)
 
 
+def test_choose_threshold_for_an_oos_recall_goal_and_for_both() -> None:
+    # in-scope rows: 8, right ones at 0.9 .. 0.55; out-of-scope rows: 4
+    conf = [0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45, 0.4, 0.62]
+    ins = [True] * 8 + [False] * 4
+    ok = [True] * 7 + [False] + [False] * 4
+    # recall >= 0.75 alone: the lowest threshold abstaining on 3 of 4 (0.4, 0.45, 0.5)
+    t, kept = choose_threshold(conf, ins, ok, min_oos_recall=0.75)
+    assert t == pytest.approx(0.525) and kept == pytest.approx(7 / 8)
+    # recall 1 needs the 0.62 row abstained on too, which costs the right one at 0.6
+    t, kept = choose_threshold(conf, ins, ok, min_oos_recall=1.0)
+    assert t == pytest.approx(0.635) and kept == pytest.approx(6 / 8)
+    # both: in-scope >= 6/8 and recall >= 3/4 hold at the candidates 0.525, 0.575,
+    # 0.61 and 0.635: the middle one (the later of the two middles)
+    t, recall = choose_threshold(conf, ins, ok, min_in_scope_accuracy=0.75, min_oos_recall=0.75)
+    assert t == pytest.approx(0.61) and recall == pytest.approx(0.75)
+    # none meets both: the largest smaller margin in standard errors. At 0.525 (in-scope
+    # 7/8, recall 3/4) recall is 4.8 errors short; recall 1 at 0.635 would leave
+    # in-scope 6/8, 6.8 errors short; answering everything, recall 19.9 short
+    t, recall = choose_threshold(conf, ins, ok, min_in_scope_accuracy=0.99, min_oos_recall=0.99)
+    assert t == pytest.approx(0.525) and recall == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="min_oos_recall"):
+        choose_threshold(conf, ins, ok, min_oos_recall=1.5)
+    # without out-of-scope rows a recall goal cannot be judged: the other goal decides
+    assert choose_threshold(conf[:8], ins[:8], ok[:8], min_oos_recall=0.9) == (0.0, 7 / 8)
+    assert choose_threshold(
+        conf[:8], ins[:8], ok[:8], min_in_scope_accuracy=0.5, min_oos_recall=0.9
+    ) == choose_threshold(conf[:8], ins[:8], ok[:8], min_in_scope_accuracy=0.5)
+    assert choose_threshold([], [], [], min_oos_recall=0.5) == (0.0, 0.0)
+
+
 def test_early_stopping_reads_two_turn_forms_of_validation(trained, encoder, monkeypatch) -> None:
     """Early stopping sees validation's questions and their two-turn forms (from a val
     file, or the carved rows' own out-of-fold copies); the threshold sees single turns."""
@@ -819,6 +849,35 @@ def test_trees_start_from_a_nonzero_classifier_weight(trained, encoder, monkeypa
     np.testing.assert_allclose(r.score(x), base_margin(x, 0.2) + trees)
 
 
+def test_both_abstention_goals_are_met_on_validation_and_recorded(trained, encoder) -> None:
+    index_dir, _, _ = trained
+    val = [
+        LabelledQuery(text="payout bounced", label="payout-failed"),
+        LabelledQuery(text="customer refund didn't arrive", label="refund-not-received"),
+        LabelledQuery(text="rotate the api key please", label="api-key-rotate"),
+        LabelledQuery(text="best lasagne recipe", label=None),
+        LabelledQuery(text="who won the football", label=None),
+    ]
+    model = index_dir.parent / "m-goal"
+    config = train_ranker(
+        index_dir, rows(), model, val_rows=val, folds=3, top_n=6, encoder=encoder,
+        min_in_scope_accuracy=0.6, min_oos_recall=0.5,
+    )  # fmt: skip
+    t = config["training"]
+    assert config["min_in_scope_accuracy"] == 0.6 and config["min_oos_recall"] == 0.5
+    assert "the middle of the thresholds that meet both" in config["abstention_goal"]
+    # the stored threshold meets both on validation, and the saved model carries it
+    assert t["val_in_scope_accuracy"] >= 0.6 and t["val_oos_recall"] >= 0.5
+    assert LambdaRankReranker.load(model).threshold == config["threshold"] > 0
+    # a goal no threshold meets (a question labelled with the wrong workflow): a warning
+    wrong = [*val, LabelledQuery(text="rotate my api key", label="payout-failed")]
+    with pytest.warns(UserWarning, match="no threshold meets the abstention goal"):
+        train_ranker(
+            index_dir, rows(), model, val_rows=wrong, folds=3, top_n=6, encoder=encoder,
+            min_in_scope_accuracy=1.0,
+        )  # fmt: skip
+
+
 def test_ranker_of_another_format_and_all_out_of_scope_validation_are_refused(
     trained, tmp_path: Path, encoder
 ) -> None:
@@ -836,6 +895,14 @@ def test_ranker_of_another_format_and_all_out_of_scope_validation_are_refused(
         train_ranker(
             index_dir, rows(), tmp_path / "m", val_rows=[LabelledQuery(text="hi", label=None)],
             folds=3, top_n=6, encoder=encoder,
+        )  # fmt: skip
+    with pytest.raises(FrontdeskError, match="within"):
+        train_ranker(index_dir, rows(), tmp_path / "m", min_oos_recall=1.5, encoder=encoder)
+    # an OOS recall goal with no out-of-scope row in validation: refused before encoding
+    with pytest.raises(FrontdeskError, match="min-oos-recall needs out-of-scope rows"):
+        train_ranker(
+            index_dir, rows(), tmp_path / "m", val_rows=rows()[:4], folds=3, top_n=6,
+            encoder=encoder, min_oos_recall=0.8,
         )  # fmt: skip
     # too few rows per workflow for a carved 10 % to hold any labelled one
     few = [q for q in rows() if int(str(q.id).rsplit("-", 1)[1]) < 4]

@@ -170,6 +170,7 @@ def train_ranker(
     context_candidates: int = 10,
     cold_start: float = 0.1,
     min_in_scope_accuracy: float | None = None,
+    min_oos_recall: float | None = None,
 ) -> dict[str, Any]:
     """Fit, calibrate and save a reranker for ``index_dir``; returns its config (with metrics).
 
@@ -186,6 +187,10 @@ def train_ranker(
     ``min_in_scope_accuracy``: the abstention goal; by default the threshold
     maximises decision accuracy on validation, with this it abstains on as
     much of validation's out-of-scope share as keeps in-scope accuracy there.
+    ``min_oos_recall``: abstain on at least this share of validation's
+    out-of-scope rows (needs some); with ``min_in_scope_accuracy`` too, the
+    threshold is the middle of the range that meets both
+    (``calibration.choose_threshold``).
     """
     settings = settings or Settings.from_env()
     index = WorkflowIndex.load(index_dir)
@@ -238,6 +243,17 @@ def train_ranker(
         raise FrontdeskError(
             "validation has no labelled rows (a --val file without them, or a carved 10 % "
             "too small to hold any): calibration and the threshold need in-scope questions"
+        )
+    for flag, goal in (
+        ("in-scope-accuracy", min_in_scope_accuracy),
+        ("oos-recall", min_oos_recall),
+    ):
+        if goal is not None and not 0.0 <= goal <= 1.0:
+            raise FrontdeskError(f"--min-{flag} must be within [0, 1], not {goal}")
+    if min_oos_recall is not None and not any(q.label is None for q in checked):
+        raise FrontdeskError(
+            "--min-oos-recall needs out-of-scope rows (label null) in validation: give a "
+            "--val file with some, or put some in the training file for the carved 10 %"
         )
 
     tick("encoding", 0, 1)
@@ -423,12 +439,25 @@ def train_ranker(
         booster, priors, calibrator, 0.0, {}, scope, classifier, base_weight
     )
     confidence = reranker.confidence(x_conf) if len(x_conf) else np.zeros(0)
-    threshold, goal_value = choose_threshold(confidence, in_scope, ok, min_in_scope_accuracy)
-    goal = "maximise accuracy over in-scope and out-of-scope validation rows"
-    if min_in_scope_accuracy is not None:
-        goal = (
-            "abstain on the most out-of-scope validation rows with in-scope accuracy >= "
-            f"{min_in_scope_accuracy:g}"
+    threshold, goal_value = choose_threshold(
+        confidence, in_scope, ok, min_in_scope_accuracy, min_oos_recall
+    )
+    goal = _goal_text(min_in_scope_accuracy, min_oos_recall)
+    val_in_scope = float(np.mean((confidence >= threshold)[ins] & ok[ins])) if ins.any() else None
+    val_recall = float(np.mean(confidence[~ins] < threshold)) if (~ins).any() else None
+    missed = [
+        f"{name} {value:.4f} < {target:g}"
+        for name, value, target in (
+            ("in-scope accuracy", val_in_scope, min_in_scope_accuracy),
+            ("OOS recall", val_recall, min_oos_recall),
+        )
+        if target is not None and value is not None and value < target
+    ]
+    if missed:
+        warnings.warn(
+            f"no threshold meets the abstention goal on validation ({', '.join(missed)}); "
+            "stored the nearest one",
+            stacklevel=2,
         )
     # at the stored threshold, whichever goal chose it
     decision_acc = decision_accuracy(confidence, ins, ok, threshold)
@@ -454,6 +483,7 @@ def train_ranker(
         },
         "abstention_goal": goal,
         "min_in_scope_accuracy": min_in_scope_accuracy,
+        "min_oos_recall": min_oos_recall,
         "confidence": "P(top right) x P(in scope)" if scope is not None else "P(top right)",
         "training": {
             "rows": n_base,
@@ -475,6 +505,8 @@ def train_ranker(
             "val_top1_reranked": float(np.mean(ok[ins])) if ins.any() else None,
             "val_decision_accuracy": decision_acc,
             "val_goal_value": goal_value,
+            "val_in_scope_accuracy": val_in_scope,
+            "val_oos_recall": val_recall,
         },
     }
     reranker.threshold, reranker.config = threshold, config
@@ -482,3 +514,23 @@ def train_ranker(
     tick("training", 1, 1)
     extra = {"scope_calibration": scope.to_json()} if scope is not None else {}
     return {**config, "threshold": threshold, "calibration": calibrator.to_json(), **extra}
+
+
+def _goal_text(min_in_scope_accuracy: float | None, min_oos_recall: float | None) -> str:
+    """The abstention goal in words, as saved in ``ranker.json``."""
+    if min_in_scope_accuracy is not None and min_oos_recall is not None:
+        return (
+            f"in-scope accuracy >= {min_in_scope_accuracy:g} and OOS recall >= "
+            f"{min_oos_recall:g} on validation: the middle of the thresholds that meet both"
+        )
+    if min_oos_recall is not None:
+        return (
+            f"abstain on >= {min_oos_recall:g} of out-of-scope validation rows, keeping "
+            "in-scope accuracy highest"
+        )
+    if min_in_scope_accuracy is not None:
+        return (
+            "abstain on the most out-of-scope validation rows with in-scope accuracy >= "
+            f"{min_in_scope_accuracy:g}"
+        )
+    return "maximise accuracy over in-scope and out-of-scope validation rows"
