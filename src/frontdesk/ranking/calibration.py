@@ -127,6 +127,16 @@ def decision_accuracy(
     return float(np.mean(np.where(in_scope, answer & top1_correct, ~answer)))
 
 
+def check_goals(min_in_scope_accuracy: float | None, min_oos_recall: float | None) -> None:
+    """Refuse an abstention goal outside [0, 1] (ValueError naming it)."""
+    for name, goal in (
+        ("min_in_scope_accuracy", min_in_scope_accuracy),
+        ("min_oos_recall", min_oos_recall),
+    ):
+        if goal is not None and not 0.0 <= goal <= 1.0:
+            raise ValueError(f"{name} must be within [0, 1], not {goal}")
+
+
 def choose_threshold(
     confidence: Sequence[float],
     in_scope: Sequence[bool],
@@ -158,12 +168,7 @@ def choose_threshold(
     Thresholds are midpoints between observed confidences, so that a value
     seen in validation is not balanced on the edge.
     """
-    for name, goal in (
-        ("min_in_scope_accuracy", min_in_scope_accuracy),
-        ("min_oos_recall", min_oos_recall),
-    ):
-        if goal is not None and not 0.0 <= goal <= 1.0:
-            raise ValueError(f"{name} must be within [0, 1], not {goal}")
+    check_goals(min_in_scope_accuracy, min_oos_recall)
     conf = np.asarray(confidence, dtype=float)
     ins = np.asarray(in_scope, dtype=bool)
     ok = np.asarray(top1_correct, dtype=bool)

@@ -32,6 +32,7 @@ from ..schema import LabelledQuery
 from .calibration import (
     CONFIDENCE_INPUTS,
     PlattCalibrator,
+    check_goals,
     choose_threshold,
     confidence_inputs,
     decision_accuracy,
@@ -244,12 +245,10 @@ def train_ranker(
             "validation has no labelled rows (a --val file without them, or a carved 10 % "
             "too small to hold any): calibration and the threshold need in-scope questions"
         )
-    for flag, goal in (
-        ("in-scope-accuracy", min_in_scope_accuracy),
-        ("oos-recall", min_oos_recall),
-    ):
-        if goal is not None and not 0.0 <= goal <= 1.0:
-            raise FrontdeskError(f"--min-{flag} must be within [0, 1], not {goal}")
+    try:  # before any encoding, not after the trees
+        check_goals(min_in_scope_accuracy, min_oos_recall)
+    except ValueError as exc:
+        raise FrontdeskError(str(exc)) from exc
     if min_oos_recall is not None and not any(q.label is None for q in checked):
         raise FrontdeskError(
             "--min-oos-recall needs out-of-scope rows (label null) in validation: give a "
