@@ -222,6 +222,24 @@ def test_train_ranker_then_eval_with_it(tmp_path: Path, tiny_catalog: Path) -> N
     report = json.loads(res.stdout)
     assert report["n"] == 2 and 0.0 <= report["in_scope_accuracy"] <= 1.0
     assert report["threshold"] == info["threshold"] and "oos_recall" in report
+    # another goal on the same booster, from the outcomes saved with it: no retraining
+    res = run(
+        "train", "threshold", str(model), "--out", str(tmp_path / "rk2"),
+        "--min-in-scope-accuracy", "0.5", "--json",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    changed = json.loads(res.stdout)
+    assert changed["before"]["threshold"] == info["threshold"]
+    assert changed["after"]["val_in_scope_accuracy"] >= 0.5
+    assert "in-scope accuracy >= 0.5" in changed["after"]["abstention_goal"]
+    res = run("eval", str(idx), str(queries), "--ranker", str(tmp_path / "rk2"), "--json")
+    assert (
+        res.exit_code == 0 and json.loads(res.stdout)["threshold"] == changed["after"]["threshold"]
+    )
+    res = run("train", "threshold", str(model), "--out", str(tmp_path / "rk3"))
+    assert res.exit_code == 0 and "maximise accuracy" in " ".join(res.output.split()), res.output
+    res = run("train", "threshold", str(model), "--out", str(model), "--min-oos-recall", "0.5")
+    assert res.exit_code == 2 and "needs out-of-scope rows" in res.output
     res = run("train", "ranker", str(idx), str(labelled), "--out", str(model), "--cold-start", "2")
     assert res.exit_code != 0 and "cold-start" in res.output
     res = run(

@@ -418,6 +418,30 @@ def _compare(paths: tuple[Path, Path], as_json: bool) -> None:
     out.print(table)
 
 
+MinInScopeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-in-scope-accuracy",
+        min=0.0,
+        max=1.0,
+        help="Abstention goal: abstain on the most out-of-scope validation rows while "
+        "in-scope accuracy there stays at least this (default: maximise decision "
+        "accuracy).",
+    ),
+]
+MinOosRecallOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-oos-recall",
+        min=0.0,
+        max=1.0,
+        help="Abstention goal: abstain on at least this share of validation's "
+        "out-of-scope rows; with --min-in-scope-accuracy, the middle of the "
+        "thresholds that meet both.",
+    ),
+]
+
+
 @train_app.command("ranker")
 def train_ranker_cmd(
     index_dir: Annotated[Path, typer.Argument(help="Index folder (hybrid).")],
@@ -451,28 +475,8 @@ def train_ranker_cmd(
             "learns to rank workflows added after training.",
         ),
     ] = 0.1,
-    min_in_scope_accuracy: Annotated[
-        float | None,
-        typer.Option(
-            "--min-in-scope-accuracy",
-            min=0.0,
-            max=1.0,
-            help="Abstention goal: abstain on the most out-of-scope validation rows while "
-            "in-scope accuracy there stays at least this (default: maximise decision "
-            "accuracy).",
-        ),
-    ] = None,
-    min_oos_recall: Annotated[
-        float | None,
-        typer.Option(
-            "--min-oos-recall",
-            min=0.0,
-            max=1.0,
-            help="Abstention goal: abstain on at least this share of validation's "
-            "out-of-scope rows; with --min-in-scope-accuracy, the middle of the "
-            "thresholds that meet both.",
-        ),
-    ] = None,
+    min_in_scope_accuracy: MinInScopeOpt = None,
+    min_oos_recall: MinOosRecallOpt = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -519,6 +523,39 @@ def train_ranker_cmd(
         f"{pct(t['val_top1_reranked'])} reranked; abstain below confidence "
         f"{config['threshold']:.3f} ({config['confidence']})"
     )
+
+
+@train_app.command("threshold")
+def train_threshold_cmd(
+    ranker_dir: Annotated[Path, typer.Argument(help="Ranker folder (from `train ranker`).")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Ranker folder to write (may be RANKER_DIR itself).")
+    ],
+    min_in_scope_accuracy: MinInScopeOpt = None,
+    min_oos_recall: MinOosRecallOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-choose a trained ranker's abstention threshold for another goal, without
+    retraining (from the validation outcomes saved with it)."""
+    from .ranking import change_abstention_goal
+
+    with _errors_and_warnings():
+        result = change_abstention_goal(
+            ranker_dir,
+            out_dir,
+            min_in_scope_accuracy=min_in_scope_accuracy,
+            min_oos_recall=min_oos_recall,
+        )
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(title=f"{out_dir}: {result['after']['abstention_goal']}", title_justify="left")
+    for col in ("on validation", "before", "after"):
+        table.add_column(col, justify="left" if col == "on validation" else "right")
+    for key in ("threshold", "val_in_scope_accuracy", "val_oos_recall", "val_decision_accuracy"):
+        a, b = result["before"][key], result["after"][key]
+        table.add_row(key, *("n/a" if v is None else f"{v:.4f}" for v in (a, b)))
+    out.print(table)
 
 
 @train_app.command("encoder")

@@ -18,7 +18,13 @@ from frontdesk import (
     build_index,
 )
 from frontdesk.index.manifest import read_manifest, write_manifest
-from frontdesk.ranking import FEATURE_NAMES, LambdaRankReranker, WorkflowPriors, choose_threshold
+from frontdesk.ranking import (
+    FEATURE_NAMES,
+    LambdaRankReranker,
+    WorkflowPriors,
+    change_abstention_goal,
+    choose_threshold,
+)
 from frontdesk.ranking.calibration import (
     CONFIDENCE_INPUTS,
     LEGACY_INPUTS,
@@ -98,28 +104,36 @@ def rows() -> list[LabelledQuery]:
     return out
 
 
+def val_rows() -> list[LabelledQuery]:
+    """The fixture ranker's validation: two in-scope questions, two out of scope."""
+    return [
+        LabelledQuery(text="payout bounced", label="payout-failed"),
+        LabelledQuery(text="customer refund didn't arrive", label="refund-not-received"),
+        LabelledQuery(text="best lasagne recipe", label=None),
+        LabelledQuery(text="who won the football", label=None),
+    ]
+
+
+def out_of_scope_rows() -> list[LabelledQuery]:
+    """The training file's own null rows: extra calibration negatives."""
+    return [
+        LabelledQuery(id="oos-0", text="what's the weather in lisbon", label=None),
+        LabelledQuery(id="oos-1", text="tell me a joke about cats", label=None),
+        LabelledQuery(id="oos-2", text="how many moons does jupiter have", label=None),
+    ]
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, encoder) -> tuple[Path, Path, dict]:
     root = tmp_path_factory.mktemp("ranker")
     catalog = write_jsonl(root / "catalog.jsonl", TINY_CATALOG)
     train = rows()
     build_index(catalog, root / "index", examples=train, encoder=encoder)
-    val = [
-        LabelledQuery(text="payout bounced", label="payout-failed"),
-        LabelledQuery(text="customer refund didn't arrive", label="refund-not-received"),
-        LabelledQuery(text="best lasagne recipe", label=None),
-        LabelledQuery(text="who won the football", label=None),
-    ]
-    out_of_scope = [  # the training file's own null rows: extra calibration negatives
-        LabelledQuery(id="oos-0", text="what's the weather in lisbon", label=None),
-        LabelledQuery(id="oos-1", text="tell me a joke about cats", label=None),
-        LabelledQuery(id="oos-2", text="how many moons does jupiter have", label=None),
-    ]
     config = train_ranker(
         root / "index",
-        train + out_of_scope,
+        train + out_of_scope_rows(),
         root / "model",
-        val_rows=val,
+        val_rows=val_rows(),
         folds=3,
         top_n=6,
         encoder=encoder,
@@ -428,6 +442,7 @@ def test_save_load_round_trip_and_tamper(trained, tmp_path: Path) -> None:
         "priors.json",
         "ranker.json",
         "ranker.txt",
+        "validation_outcomes.npy",
     ]
     assert r.classifier is not None and r.config["classifier"]["workflow_ids"] == sorted(PHRASES)
     x = np.random.default_rng(0).normal(size=(5, len(FEATURE_NAMES))).astype(np.float32)
@@ -910,3 +925,75 @@ def test_ranker_of_another_format_and_all_out_of_scope_validation_are_refused(
     with pytest.raises(FrontdeskError, match="carved 10 %"):
         train_ranker(index_dir, few, tmp_path / "m", folds=3, top_n=6, encoder=encoder)
     assert not (tmp_path / "m").exists()
+
+
+def test_changing_the_goal_gives_what_training_with_it_gives(trained, encoder, tmp_path) -> None:
+    index_dir, model, config = trained
+    saved = LambdaRankReranker.load(model).validation
+    assert saved is not None and len(saved.confidence) == config["training"]["val_rows"] == 4
+    assert saved.in_scope.tolist() == [True, True, False, False]
+    goal = {"min_in_scope_accuracy": 0.5, "min_oos_recall": 1.0}
+    changed = change_abstention_goal(model, tmp_path / "changed", **goal)
+    assert changed["before"]["threshold"] == config["threshold"]
+    # the same as training with that goal from the start: same threshold, values, trees
+    direct = train_ranker(
+        index_dir, rows() + out_of_scope_rows(), tmp_path / "direct", val_rows=val_rows(),
+        folds=3, top_n=6, encoder=encoder, **goal,
+    )  # fmt: skip
+    a = LambdaRankReranker.load(tmp_path / "changed")
+    assert a.threshold == direct["threshold"] == changed["after"]["threshold"]
+    for key in ("abstention_goal", "min_in_scope_accuracy", "min_oos_recall"):
+        assert a.config[key] == direct[key]
+    for key in ("val_in_scope_accuracy", "val_oos_recall", "val_decision_accuracy"):
+        assert a.config["training"][key] == direct["training"][key] == changed["after"][key]
+    # the goal is met on validation, at another threshold than the default's
+    assert a.config["training"]["val_oos_recall"] == 1.0 and a.threshold != config["threshold"]
+    assert (
+        changed["after"]["val_in_scope_accuracy"]
+        == 0.5
+        < changed["before"]["val_in_scope_accuracy"]
+    )
+    x = np.random.default_rng(1).normal(size=(6, len(FEATURE_NAMES))).astype(np.float32)
+    np.testing.assert_array_equal(a.score(x), LambdaRankReranker.load(model).score(x))
+    np.testing.assert_array_equal(
+        a.confidence(np.ones((2, len(CONFIDENCE_INPUTS)))),
+        LambdaRankReranker.load(model).confidence(np.ones((2, len(CONFIDENCE_INPUTS)))),
+    )
+    assert [c["threshold_before"] for c in a.config["goal_changes"]] == [config["threshold"]]
+    # back to the default goal, in place: the trained threshold again, two changes recorded
+    back = change_abstention_goal(tmp_path / "changed", tmp_path / "changed")
+    b = LambdaRankReranker.load(tmp_path / "changed")
+    assert back["after"]["threshold"] == b.threshold == config["threshold"]
+    assert b.config["abstention_goal"] == config["abstention_goal"]
+    assert len(b.config["goal_changes"]) == 2 and b.config["min_oos_recall"] is None
+
+
+def test_changing_the_goal_is_refused_without_what_it_needs(trained, tmp_path: Path) -> None:
+    _, model, _ = trained
+    with pytest.raises(FrontdeskError, match="within"):
+        change_abstention_goal(model, tmp_path / "x", min_in_scope_accuracy=1.5)
+    # validation outcomes without out-of-scope rows: no OOS recall goal
+    only_in = tmp_path / "only-in"
+    shutil.copytree(model, only_in)
+    table = np.load(only_in / "validation_outcomes.npy")
+    table[:, 1] = 1.0
+    np.save(only_in / "validation_outcomes.npy", table)
+    write_manifest(only_in, read_manifest(only_in, verify=False))
+    with pytest.raises(FrontdeskError, match="needs out-of-scope rows"):
+        change_abstention_goal(only_in, tmp_path / "x", min_oos_recall=0.5)
+    # tampered, or not what the config says, or saved before the outcomes were kept
+    np.save(only_in / "validation_outcomes.npy", table[:3])
+    with pytest.raises(IndexIntegrityError, match="validation_outcomes.npy: checksum mismatch"):
+        LambdaRankReranker.load(only_in)
+    write_manifest(only_in, read_manifest(only_in, verify=False))
+    with pytest.raises(IndexIntegrityError, match=r"shape \(3, 3\) does not match"):
+        LambdaRankReranker.load(only_in)
+    cfg = json.loads((only_in / "ranker.json").read_text())
+    cfg.pop("validation_outcomes")
+    (only_in / "ranker.json").write_text(json.dumps(cfg))
+    (only_in / "validation_outcomes.npy").unlink()
+    write_manifest(only_in, read_manifest(only_in, verify=False))
+    assert LambdaRankReranker.load(only_in).validation is None  # still serves
+    with pytest.raises(FrontdeskError, match="retrain it"):
+        change_abstention_goal(only_in, tmp_path / "x", min_in_scope_accuracy=0.9)
+    assert not (tmp_path / "x").exists()

@@ -1,5 +1,6 @@
 """Learning to rank over hybrid candidates: features, LambdaRank, calibration, abstention."""
 
+from .abstention import change_abstention_goal
 from .calibration import PlattCalibrator, choose_threshold
 from .features import FEATURE_NAMES, FeatureExtractor
 from .priors import WorkflowPriors
@@ -11,5 +12,6 @@ __all__ = [
     "LambdaRankReranker",
     "PlattCalibrator",
     "WorkflowPriors",
+    "change_abstention_goal",
     "choose_threshold",
 ]

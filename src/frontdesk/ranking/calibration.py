@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import IndexIntegrityError
 from .features import FEATURE_NAMES
 
 # The ranker's view of its top answer, then how close the query comes to anything in
@@ -207,3 +209,48 @@ def choose_threshold(
     decision = (answered_right + abstained_out) / len(conf)
     i = int(np.argmax(decision))  # the first best: the lowest such threshold
     return float(candidates[i]), float(decision[i])
+
+
+OUTCOMES_FILE = "validation_outcomes.npy"
+OUTCOME_COLUMNS = ("confidence", "in_scope", "top1_correct")
+
+
+@dataclass
+class ValidationOutcomes:
+    """Validation's calibrated confidences, which rows were in scope and which were
+    ranked right: all a new abstention goal needs, kept beside the ranker so that
+    the goal can change without retraining (``frontdesk train threshold``)."""
+
+    confidence: np.ndarray
+    in_scope: np.ndarray
+    top1_correct: np.ndarray
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        """Write ``OUTCOMES_FILE`` (one row per validation row); returns its config entry."""
+        table = np.column_stack([self.confidence, self.in_scope, self.top1_correct])
+        np.save(folder / OUTCOMES_FILE, table.astype(np.float64), allow_pickle=False)
+        return {"file": OUTCOMES_FILE, "columns": list(OUTCOME_COLUMNS), "rows": len(table)}
+
+    @classmethod
+    def load(cls, folder: Path, entry: dict[str, Any]) -> ValidationOutcomes:
+        """Read and check the file an entry of ``save`` names."""
+        path = folder / OUTCOMES_FILE
+        try:
+            table = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexIntegrityError(f"{path}: unreadable: {exc}") from None
+        if (
+            entry.get("columns") != list(OUTCOME_COLUMNS)
+            or table.ndim != 2
+            or table.shape != (entry.get("rows"), len(OUTCOME_COLUMNS))
+        ):
+            raise IndexIntegrityError(
+                f"{path}: shape {table.shape} does not match its entry in the ranker config "
+                f"({entry.get('rows')} rows of {list(OUTCOME_COLUMNS)})"
+            )
+        conf, flags = table[:, 0], table[:, 1:]
+        if not (np.isfinite(conf).all() and ((conf >= 0) & (conf <= 1)).all()):
+            raise IndexIntegrityError(f"{path}: confidences outside [0, 1]")
+        if not np.isin(flags, (0.0, 1.0)).all():
+            raise IndexIntegrityError(f"{path}: in_scope and top1_correct must be 0 or 1")
+        return cls(conf, flags[:, 0] == 1, flags[:, 1] == 1)

@@ -13,7 +13,7 @@ from .._version import __version__
 from ..atomic import atomic_folder
 from ..errors import IndexIntegrityError
 from ..index.manifest import FORMAT_VERSION, read_manifest, write_manifest
-from .calibration import PlattCalibrator
+from .calibration import PlattCalibrator, ValidationOutcomes
 from .classifier import WorkflowClassifier
 from .features import FEATURE_NAMES
 from .priors import WorkflowPriors
@@ -115,6 +115,7 @@ class LambdaRankReranker:
         scope: PlattCalibrator | None = None,
         classifier: WorkflowClassifier | None = None,
         base_weight: float = 0.0,
+        validation: ValidationOutcomes | None = None,
     ) -> None:
         self.booster = booster
         self.priors = priors
@@ -124,6 +125,8 @@ class LambdaRankReranker:
         self.scope = scope  # P(in scope), when training had out-of-scope rows
         self.classifier = classifier  # None when fewer than two workflows had rows
         self.base_weight = base_weight  # the classifier's weight in the trees' start
+        # what the threshold was chosen on (None for rankers saved before it was kept)
+        self.validation = validation
 
     def confidence(self, inputs: np.ndarray) -> np.ndarray:
         """P(top suggestion right) from ``CONFIDENCE_INPUTS`` rows, times P(in scope) if fitted."""
@@ -178,8 +181,8 @@ class LambdaRankReranker:
         return lgb.train(p, dtrain, num_boost_round=rounds, valid_sets=valid, callbacks=callbacks)
 
     def save(self, out: str | Path) -> None:
-        """Write the model folder atomically: LightGBM text model, JSON config, priors and
-        the classifier's weights (``.npy``)."""
+        """Write the model folder atomically: LightGBM text model, JSON config, priors, the
+        classifier's weights and validation's outcomes (``.npy``)."""
         with atomic_folder(out, CONFIG_FILE, "ranker") as tmp:
             self.booster.save_model(str(tmp / MODEL_FILE))
             config = {
@@ -193,6 +196,8 @@ class LambdaRankReranker:
                 config["scope_calibration"] = self.scope.to_json()
             if self.classifier is not None:
                 config["classifier"] = self.classifier.save(tmp)
+            if self.validation is not None:
+                config["validation_outcomes"] = self.validation.save(tmp)
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
             (tmp / PRIORS_FILE).write_text(json.dumps(self.priors.to_json()) + "\n")
             write_manifest(
@@ -232,6 +237,8 @@ class LambdaRankReranker:
             raise IndexIntegrityError(f"{root / CONFIG_FILE}: calibration: {exc}") from exc
         entry = config.get("classifier")
         classifier = WorkflowClassifier.load(root, entry) if entry is not None else None
+        entry = config.get("validation_outcomes")
+        validation = ValidationOutcomes.load(root, entry) if entry is not None else None
         booster = lgb.Booster(model_file=str(root / MODEL_FILE))
         priors = WorkflowPriors.from_json(json.loads((root / PRIORS_FILE).read_text()))
         return cls(
@@ -243,6 +250,7 @@ class LambdaRankReranker:
             scope,
             classifier,
             float(config.get("base_weight", 0.0)),
+            validation,
         )
 
 

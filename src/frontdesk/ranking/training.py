@@ -29,14 +29,8 @@ from ..index import WorkflowIndex
 from ..index.builder import document_key
 from ..retrieval.subset import subset_searcher
 from ..schema import LabelledQuery
-from .calibration import (
-    CONFIDENCE_INPUTS,
-    PlattCalibrator,
-    check_goals,
-    choose_threshold,
-    confidence_inputs,
-    decision_accuracy,
-)
+from .abstention import check_goal_for, choose_abstention, warn_if_missed
+from .calibration import CONFIDENCE_INPUTS, PlattCalibrator, ValidationOutcomes, confidence_inputs
 from .classifier import WorkflowClassifier
 from .features import FEATURE_NAMES, CandidateSet, FeatureExtractor, retrieve_candidates
 from .priors import WorkflowPriors
@@ -245,15 +239,8 @@ def train_ranker(
             "validation has no labelled rows (a --val file without them, or a carved 10 % "
             "too small to hold any): calibration and the threshold need in-scope questions"
         )
-    try:  # before any encoding, not after the trees
-        check_goals(min_in_scope_accuracy, min_oos_recall)
-    except ValueError as exc:
-        raise FrontdeskError(str(exc)) from exc
-    if min_oos_recall is not None and not any(q.label is None for q in checked):
-        raise FrontdeskError(
-            "--min-oos-recall needs out-of-scope rows (label null) in validation: give a "
-            "--val file with some, or put some in the training file for the carved 10 %"
-        )
+    # before any encoding, not after the trees
+    check_goal_for(any(q.label is None for q in checked), min_in_scope_accuracy, min_oos_recall)
 
     tick("encoding", 0, 1)
     encoded = encoder.encode_contexts(rows)
@@ -438,28 +425,10 @@ def train_ranker(
         booster, priors, calibrator, 0.0, {}, scope, classifier, base_weight
     )
     confidence = reranker.confidence(x_conf) if len(x_conf) else np.zeros(0)
-    threshold, goal_value = choose_threshold(
-        confidence, in_scope, ok, min_in_scope_accuracy, min_oos_recall
-    )
-    goal = _goal_text(min_in_scope_accuracy, min_oos_recall)
-    val_in_scope = float(np.mean((confidence >= threshold)[ins] & ok[ins])) if ins.any() else None
-    val_recall = float(np.mean(confidence[~ins] < threshold)) if (~ins).any() else None
-    missed = [
-        f"{name} {value:.4f} < {target:g}"
-        for name, value, target in (
-            ("in-scope accuracy", val_in_scope, min_in_scope_accuracy),
-            ("OOS recall", val_recall, min_oos_recall),
-        )
-        if target is not None and value is not None and value < target
-    ]
-    if missed:
-        warnings.warn(
-            f"no threshold meets the abstention goal on validation ({', '.join(missed)}); "
-            "stored the nearest one",
-            stacklevel=2,
-        )
-    # at the stored threshold, whichever goal chose it
-    decision_acc = decision_accuracy(confidence, ins, ok, threshold)
+    # kept with the model: another goal later is a new threshold on these, not a retraining
+    reranker.validation = ValidationOutcomes(confidence, ins, ok)
+    choice = choose_abstention(reranker.validation, min_in_scope_accuracy, min_oos_recall)
+    warn_if_missed(choice)
 
     config: dict[str, Any] = {
         "feature_names": list(FEATURE_NAMES),
@@ -480,9 +449,6 @@ def train_ranker(
             "workflows": len(index.workflows),
             "layout": index.layout,
         },
-        "abstention_goal": goal,
-        "min_in_scope_accuracy": min_in_scope_accuracy,
-        "min_oos_recall": min_oos_recall,
         "confidence": "P(top right) x P(in scope)" if scope is not None else "P(top right)",
         "training": {
             "rows": n_base,
@@ -502,34 +468,11 @@ def train_ranker(
             if ins.any()
             else None,
             "val_top1_reranked": float(np.mean(ok[ins])) if ins.any() else None,
-            "val_decision_accuracy": decision_acc,
-            "val_goal_value": goal_value,
-            "val_in_scope_accuracy": val_in_scope,
-            "val_oos_recall": val_recall,
         },
     }
-    reranker.threshold, reranker.config = threshold, config
+    config = choice.apply(config)  # the goal, and validation's values at its threshold
+    reranker.threshold, reranker.config = choice.threshold, config
     reranker.save(out)
     tick("training", 1, 1)
     extra = {"scope_calibration": scope.to_json()} if scope is not None else {}
-    return {**config, "threshold": threshold, "calibration": calibrator.to_json(), **extra}
-
-
-def _goal_text(min_in_scope_accuracy: float | None, min_oos_recall: float | None) -> str:
-    """The abstention goal in words, as saved in ``ranker.json``."""
-    if min_in_scope_accuracy is not None and min_oos_recall is not None:
-        return (
-            f"in-scope accuracy >= {min_in_scope_accuracy:g} and OOS recall >= "
-            f"{min_oos_recall:g} on validation: the middle of the thresholds that meet both"
-        )
-    if min_oos_recall is not None:
-        return (
-            f"abstain on >= {min_oos_recall:g} of out-of-scope validation rows, keeping "
-            "in-scope accuracy highest"
-        )
-    if min_in_scope_accuracy is not None:
-        return (
-            "abstain on the most out-of-scope validation rows with in-scope accuracy >= "
-            f"{min_in_scope_accuracy:g}"
-        )
-    return "maximise accuracy over in-scope and out-of-scope validation rows"
+    return {**config, "threshold": choice.threshold, "calibration": calibrator.to_json(), **extra}
