@@ -197,9 +197,19 @@ def test_train_ranker_then_eval_with_it(tmp_path: Path, tiny_catalog: Path) -> N
     )
     idx, model = tmp_path / "idx", tmp_path / "rk"
     assert run("index", "build", str(tiny_catalog), "--out", str(idx), "--json").exit_code == 0
+    queries = write_jsonl(  # validation for training, then the file evaluated
+        tmp_path / "q.jsonl",
+        [
+            {"text": "the bank bounced my payout", "label": "payout-failed"},
+            {"text": "rotate my api key", "label": "api-key-rotate"},
+            {"text": "best lasagne recipe", "label": None},
+            {"text": "who won the football", "label": None},
+        ],
+    )
     res = run(
         "train", "ranker", str(idx), str(labelled), "--out", str(model), "--folds", "3",
-        "--top-n", "6", "--cold-start", "0.2", "--min-in-scope-accuracy", "0.9", "--json",
+        "--top-n", "6", "--cold-start", "0.2", "--min-in-scope-accuracy", "0.9",
+        "--val", str(queries), "--json",
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     info = json.loads(res.stdout)
@@ -209,37 +219,33 @@ def test_train_ranker_then_eval_with_it(tmp_path: Path, tiny_catalog: Path) -> N
         and "in-scope accuracy >= 0.9" in (info["abstention_goal"])
     )
     assert info["training"]["rows"] == len(rows()) and (model / "classifier.npy").is_file()
-    queries = write_jsonl(
-        tmp_path / "q.jsonl",
-        [
-            {"text": "the bank bounced my payout", "label": "payout-failed"},
-            {"text": "rotate my api key", "label": "api-key-rotate"},
-            {"text": "best lasagne recipe", "label": None},
-        ],
-    )
     res = run("eval", str(idx), str(queries), "--ranker", str(model), "--json")
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["n"] == 2 and 0.0 <= report["in_scope_accuracy"] <= 1.0
     assert report["threshold"] == info["threshold"] and "oos_recall" in report
-    # another goal on the same booster, from the outcomes saved with it: no retraining
+    # another goal on the same booster, from the outcomes saved with it: no retraining;
+    # evaluating the validation file at the new threshold gives what validation gave
     res = run(
         "train", "threshold", str(model), "--out", str(tmp_path / "rk2"),
-        "--min-in-scope-accuracy", "0.5", "--json",
+        "--min-oos-recall", "1.0", "--json",
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     changed = json.loads(res.stdout)
     assert changed["before"]["threshold"] == info["threshold"]
-    assert changed["after"]["val_in_scope_accuracy"] >= 0.5
-    assert "in-scope accuracy >= 0.5" in changed["after"]["abstention_goal"]
+    assert changed["after"]["val_oos_recall"] == 1.0 and changed["after"]["missed"] == []
+    assert "abstain on >= 1 of out-of-scope" in changed["after"]["abstention_goal"]
     res = run("eval", str(idx), str(queries), "--ranker", str(tmp_path / "rk2"), "--json")
-    assert (
-        res.exit_code == 0 and json.loads(res.stdout)["threshold"] == changed["after"]["threshold"]
-    )
-    res = run("train", "threshold", str(model), "--out", str(tmp_path / "rk3"))
+    assert res.exit_code == 0, res.output
+    again = json.loads(res.stdout)
+    assert again["threshold"] == changed["after"]["threshold"] and again["oos_recall"] == 1.0
+    assert again["in_scope_accuracy"] == changed["after"]["val_in_scope_accuracy"]
+    res = run("train", "threshold", str(tmp_path / "rk2"), "--out", str(tmp_path / "rk2"))
     assert res.exit_code == 0 and "maximise accuracy" in " ".join(res.output.split()), res.output
-    res = run("train", "threshold", str(model), "--out", str(model), "--min-oos-recall", "0.5")
-    assert res.exit_code == 2 and "needs out-of-scope rows" in res.output
+    before = (model / "ranker.json").read_bytes()
+    res = run("train", "threshold", str(model), "--out", str(model / "goal"))
+    assert res.exit_code == 2 and "inside the ranker folder" in res.output
+    assert (model / "ranker.json").read_bytes() == before and not (model / "goal").exists()
     res = run("train", "ranker", str(idx), str(labelled), "--out", str(model), "--cold-start", "2")
     assert res.exit_code != 0 and "cold-start" in res.output
     res = run(

@@ -58,6 +58,8 @@ def folder_lock(out: str | os.PathLike[str]) -> Iterator[None]:
 
 
 def _refuse_foreign(out: Path, marker: str, what: str) -> None:
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a folder; refusing to replace it")
     if out.exists() and not (out / marker).is_file() and any(out.iterdir()):
         raise FileExistsError(
             f"{out}: exists and is not a frontdesk {what}; refusing to replace it"

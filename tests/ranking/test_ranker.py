@@ -942,10 +942,18 @@ def test_changing_the_goal_gives_what_training_with_it_gives(trained, encoder, t
     )  # fmt: skip
     a = LambdaRankReranker.load(tmp_path / "changed")
     assert a.threshold == direct["threshold"] == changed["after"]["threshold"]
-    for key in ("abstention_goal", "min_in_scope_accuracy", "min_oos_recall"):
-        assert a.config[key] == direct[key]
+    # all of ranker.json but the change's own record, and the other files byte for byte
+    saved = {
+        d: json.loads((tmp_path / d / "ranker.json").read_text()) for d in ("changed", "direct")
+    }
+    assert saved["changed"].pop("goal_changes") and saved["changed"] == saved["direct"]
+    for name in ("ranker.txt", "classifier.npy", "priors.json", "validation_outcomes.npy"):
+        assert (tmp_path / "changed" / name).read_bytes() == (
+            tmp_path / "direct" / name
+        ).read_bytes()
     for key in ("val_in_scope_accuracy", "val_oos_recall", "val_decision_accuracy"):
-        assert a.config["training"][key] == direct["training"][key] == changed["after"][key]
+        assert a.config["training"][key] == changed["after"][key]
+    assert changed["after"]["missed"] == []
     # the goal is met on validation, at another threshold than the default's
     assert a.config["training"]["val_oos_recall"] == 1.0 and a.threshold != config["threshold"]
     assert (
@@ -979,14 +987,40 @@ def test_changing_the_goal_is_refused_without_what_it_needs(trained, tmp_path: P
     table[:, 1] = 1.0
     np.save(only_in / "validation_outcomes.npy", table)
     write_manifest(only_in, read_manifest(only_in, verify=False))
-    with pytest.raises(FrontdeskError, match="needs out-of-scope rows"):
+    with pytest.raises(IndexIntegrityError, match="0 out-of-scope rows, ranker.json says 2"):
+        LambdaRankReranker.load(only_in)
+    cfg = json.loads((only_in / "ranker.json").read_text())
+    cfg["validation_outcomes"]["out_of_scope"] = 0
+    (only_in / "ranker.json").write_text(json.dumps(cfg))
+    write_manifest(only_in, read_manifest(only_in, verify=False))
+    with pytest.raises(FrontdeskError, match="needs out-of-scope rows.*retrain it with a --val"):
         change_abstention_goal(only_in, tmp_path / "x", min_oos_recall=0.5)
+    # a goal no threshold meets on validation: stored with a warning, and reported
+    unmet = tmp_path / "unmet"
+    shutil.copytree(model, unmet)
+    table = np.load(unmet / "validation_outcomes.npy")
+    table[0, 2] = 0.0  # the first in-scope row ranked wrong
+    np.save(unmet / "validation_outcomes.npy", table)
+    write_manifest(unmet, read_manifest(unmet, verify=False))
+    with pytest.warns(UserWarning, match="no threshold meets the abstention goal"):
+        result = change_abstention_goal(unmet, unmet, min_in_scope_accuracy=1.0)
+    assert result["after"]["missed"] == ["in-scope accuracy 0.5000 < 1"]
+    # not beside the ranker but inside it, or over a file: refused
+    with pytest.raises(FrontdeskError, match="inside the ranker folder"):
+        change_abstention_goal(unmet, unmet / "goal")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(FileExistsError, match="not a folder"):
+        change_abstention_goal(unmet, tmp_path / "a-file")
     # tampered, or not what the config says, or saved before the outcomes were kept
     np.save(only_in / "validation_outcomes.npy", table[:3])
     with pytest.raises(IndexIntegrityError, match="validation_outcomes.npy: checksum mismatch"):
         LambdaRankReranker.load(only_in)
     write_manifest(only_in, read_manifest(only_in, verify=False))
-    with pytest.raises(IndexIntegrityError, match=r"shape \(3, 3\) does not match"):
+    with pytest.raises(IndexIntegrityError, match=r"float64 \(3, 3\) does not match"):
+        LambdaRankReranker.load(only_in)
+    np.save(only_in / "validation_outcomes.npy", table.astype(np.float32))
+    write_manifest(only_in, read_manifest(only_in, verify=False))
+    with pytest.raises(IndexIntegrityError, match=r"float32 \(4, 3\) does not match"):
         LambdaRankReranker.load(only_in)
     cfg = json.loads((only_in / "ranker.json").read_text())
     cfg.pop("validation_outcomes")

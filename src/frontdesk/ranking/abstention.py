@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FrontdeskError
+from ..index.manifest import read_manifest
 from .calibration import ValidationOutcomes, check_goals, choose_threshold, decision_accuracy
 from .reranker import LambdaRankReranker
 
@@ -84,19 +85,26 @@ def goal_text(min_in_scope_accuracy: float | None, min_oos_recall: float | None)
     return "maximise accuracy over in-scope and out-of-scope validation rows"
 
 
+TRAINING_REMEDY = (
+    "give a --val file with some, or put some in the training file for the carved 10 %"
+)
+
+
 def check_goal_for(
-    outcomes_have_oos: bool, min_in_scope_accuracy: float | None, min_oos_recall: float | None
+    outcomes_have_oos: bool,
+    min_in_scope_accuracy: float | None,
+    min_oos_recall: float | None,
+    remedy: str = TRAINING_REMEDY,
 ) -> None:
     """Refuse a goal outside [0, 1], or an OOS recall goal without out-of-scope rows
-    (FrontdeskError), before any work."""
+    (FrontdeskError, saying what to do: ``remedy``), before any work."""
     try:
         check_goals(min_in_scope_accuracy, min_oos_recall)
     except ValueError as exc:
         raise FrontdeskError(str(exc)) from exc
     if min_oos_recall is not None and not outcomes_have_oos:
         raise FrontdeskError(
-            "--min-oos-recall needs out-of-scope rows (label null) in validation: give a "
-            "--val file with some, or put some in the training file for the carved 10 %"
+            f"--min-oos-recall needs out-of-scope rows (label null) in validation: {remedy}"
         )
 
 
@@ -142,6 +150,13 @@ def change_abstention_goal(
     replaced atomically) whose threshold is chosen for another goal on the validation
     outcomes saved with it; returns the goal, the old and new thresholds and the
     validation values at each. No goal: the default (maximise decision accuracy)."""
+    src, dst = Path(ranker_dir).resolve(), Path(out).resolve()
+    if src in dst.parents:
+        raise FrontdeskError(
+            f"{out}: inside the ranker folder {ranker_dir}, whose manifest would not list "
+            "it; write the new ranker beside it, or over it (--out the same folder)"
+        )
+    manifest = read_manifest(src)  # the training's record, kept through goal changes
     reranker = LambdaRankReranker.load(ranker_dir)
     outcomes = reranker.validation
     if outcomes is None:
@@ -149,7 +164,12 @@ def change_abstention_goal(
             f"{ranker_dir}: saved without its validation outcomes (by a frontdesk before "
             "they were kept); retrain it with `frontdesk train ranker` to change its goal"
         )
-    check_goal_for(bool((~outcomes.in_scope).any()), min_in_scope_accuracy, min_oos_recall)
+    check_goal_for(
+        bool((~outcomes.in_scope).any()),
+        min_in_scope_accuracy,
+        min_oos_recall,
+        remedy="this ranker's validation had none; retrain it with a --val file that has some",
+    )
     old = reranker.config.get("training", {})
     before = {
         "threshold": reranker.threshold,
@@ -165,6 +185,8 @@ def change_abstention_goal(
         "from": str(ranker_dir),
         "threshold_before": reranker.threshold,
         "goal_before": before["abstention_goal"],
+        "source_created_at": manifest.get("created_at"),
+        "source_versions": manifest.get("versions"),
     }]  # fmt: skip
     reranker.config = {**choice.apply(reranker.config), "goal_changes": history}
     reranker.threshold = choice.threshold
@@ -175,5 +197,6 @@ def change_abstention_goal(
         "val_in_scope_accuracy": choice.in_scope_accuracy,
         "val_oos_recall": choice.oos_recall,
         "val_decision_accuracy": choice.decision_accuracy,
+        "missed": choice.missed,  # the goal's constraints not met on validation
     }
     return {"ranker": str(out), "source": str(ranker_dir), "before": before, "after": after}

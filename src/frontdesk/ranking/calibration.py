@@ -229,28 +229,37 @@ class ValidationOutcomes:
         """Write ``OUTCOMES_FILE`` (one row per validation row); returns its config entry."""
         table = np.column_stack([self.confidence, self.in_scope, self.top1_correct])
         np.save(folder / OUTCOMES_FILE, table.astype(np.float64), allow_pickle=False)
-        return {"file": OUTCOMES_FILE, "columns": list(OUTCOME_COLUMNS), "rows": len(table)}
+        return {
+            "file": OUTCOMES_FILE,
+            "columns": list(OUTCOME_COLUMNS),
+            "rows": len(table),
+            "out_of_scope": int((~np.asarray(self.in_scope, dtype=bool)).sum()),
+        }
 
     @classmethod
-    def load(cls, folder: Path, entry: dict[str, Any]) -> ValidationOutcomes:
-        """Read and check the file an entry of ``save`` names."""
+    def load(cls, folder: Path, entry: Any) -> ValidationOutcomes:
+        """Read the file an entry of ``save`` names, and check it against the entry."""
         path = folder / OUTCOMES_FILE
+        expected = {"file": OUTCOMES_FILE, "columns": list(OUTCOME_COLUMNS)}
+        if not isinstance(entry, dict) or any(entry.get(k) != v for k, v in expected.items()):
+            raise IndexIntegrityError(f"{folder}: ranker.json: validation_outcomes: {entry!r}")
         try:
             table = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise IndexIntegrityError(f"{path}: unreadable: {exc}") from None
-        if (
-            entry.get("columns") != list(OUTCOME_COLUMNS)
-            or table.ndim != 2
-            or table.shape != (entry.get("rows"), len(OUTCOME_COLUMNS))
-        ):
+        if table.dtype != np.float64 or table.shape != (entry.get("rows"), len(OUTCOME_COLUMNS)):
             raise IndexIntegrityError(
-                f"{path}: shape {table.shape} does not match its entry in the ranker config "
-                f"({entry.get('rows')} rows of {list(OUTCOME_COLUMNS)})"
+                f"{path}: {table.dtype} {table.shape} does not match its entry in ranker.json "
+                f"(float64, {entry.get('rows')} rows of {list(OUTCOME_COLUMNS)})"
             )
         conf, flags = table[:, 0], table[:, 1:]
         if not (np.isfinite(conf).all() and ((conf >= 0) & (conf <= 1)).all()):
             raise IndexIntegrityError(f"{path}: confidences outside [0, 1]")
         if not np.isin(flags, (0.0, 1.0)).all():
             raise IndexIntegrityError(f"{path}: in_scope and top1_correct must be 0 or 1")
+        if int((flags[:, 0] == 0).sum()) != entry.get("out_of_scope"):
+            raise IndexIntegrityError(
+                f"{path}: {int((flags[:, 0] == 0).sum())} out-of-scope rows, ranker.json says "
+                f"{entry.get('out_of_scope')}"
+            )
         return cls(conf, flags[:, 0] == 1, flags[:, 1] == 1)
