@@ -1,7 +1,7 @@
 """A ranker's abstention goal: the threshold it implies on validation, and changing it.
 
 Validation's outcomes are saved with the ranker (``ValidationOutcomes``), so
-another goal is a new threshold read off them, in well under a second: the
+another goal is a new threshold read off them, without retraining: the
 booster, calibration and classifier stay as they are. Training chooses its
 first threshold through the same ``choose_abstention``.
 """
