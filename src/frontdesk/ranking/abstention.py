@@ -156,8 +156,9 @@ def change_abstention_goal(
             f"{out}: inside the ranker folder {ranker_dir}, whose manifest would not list "
             "it; write the new ranker beside it, or over it (--out the same folder)"
         )
-    manifest = read_manifest(src)  # the training's record, kept through goal changes
-    reranker = LambdaRankReranker.load(ranker_dir)
+    reranker = LambdaRankReranker.load(ranker_dir)  # verifies the checksums
+    # the training's record, kept through goal changes (verified just above)
+    manifest = read_manifest(src, verify=False)
     outcomes = reranker.validation
     if outcomes is None:
         raise FrontdeskError(
