@@ -13,8 +13,8 @@ CLINC150 (full test, in-scope + out-of-scope): hybrid + ranker trained with
   --val val.jsonl (oos_val rows labelled null), one stored threshold; plus
   the two multi-turn sets built from the test split (seed 0); then the same
   with an encoder fine-tuned on CLINC150 train (its 100 out-of-scope rows as
-  extra negatives), and that system's ranker trained again for the target's
-  own goal (in-scope accuracy >= 0.95 and OOS recall >= 0.85 on val).
+  extra negatives), and that system's ranker given the target's own goal by
+  `train threshold` (in-scope accuracy >= 0.95 and OOS recall >= 0.85 on val).
 
     python benchmarks/suggestion_quality.py --datasets ../shared/datasets [--only banking77]
 """

@@ -329,7 +329,8 @@ class _DefaultSubcommandGroup(TyperGroup):
 
 eval_app = typer.Typer(
     cls=_DefaultSubcommandGroup,
-    help="Offline evaluation: `eval INDEX QUERIES` (suggestions) or `eval router MODEL LOGS`.",
+    help="Offline evaluation: `eval INDEX QUERIES` (suggestions), `eval thresholds RANKER` "
+    "(abstention trade-off on validation) or `eval router MODEL LOGS`.",
     no_args_is_help=True,
 )
 app.add_typer(eval_app, name="eval")
@@ -440,6 +441,43 @@ MinOosRecallOpt = Annotated[
         "thresholds that meet both.",
     ),
 ]
+
+
+@eval_app.command("thresholds")
+def eval_thresholds_cmd(
+    ranker_dir: Annotated[Path, typer.Argument(help="Ranker folder (from `train ranker`).")],
+    step: Annotated[
+        float, typer.Option("--step", help="Thresholds from 0 to 1 in this step.")
+    ] = 0.05,
+    as_json: JsonOpt = False,
+) -> None:
+    """The abstention trade-off on a ranker's validation rows, threshold by threshold.
+
+    What each threshold would cost and catch, to choose a goal for `train threshold`.
+    """
+    from .eval.thresholds import ranker_tradeoff
+
+    with _errors_and_warnings():
+        result = ranker_tradeoff(ranker_dir, step=step)
+    if as_json:
+        _print_json(result)
+        return
+    auroc = "" if result["auroc"] is None else f", AUROC {result['auroc']:.4f}"
+    table = Table(
+        title=f"{ranker_dir}: validation, {result['rows']} rows ({result['out_of_scope']} out "
+        f"of scope{auroc}); * the stored threshold ({result['abstention_goal']})",
+        title_justify="left",
+    )
+    columns = (
+        "threshold", "abstained_rate", "in_scope_accuracy", "answered_accuracy",
+        "oos_recall", "oos_precision", "decision_accuracy",
+    )  # fmt: skip
+    for col in columns:
+        table.add_column(col.replace("_", " "), justify="right")
+    for row in result["table"]:
+        cells = ["n/a" if row[c] is None else f"{row[c]:.4f}" for c in columns]
+        table.add_row(*([f"* {cells[0]}", *cells[1:]] if row["stored"] else cells))
+    out.print(table)
 
 
 @train_app.command("ranker")

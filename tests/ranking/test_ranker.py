@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from frontdesk import (
     Conversation,
@@ -17,6 +18,9 @@ from frontdesk import (
     Suggester,
     build_index,
 )
+from frontdesk.cli import app
+from frontdesk.eval import evaluate_suggester
+from frontdesk.eval.thresholds import ranker_tradeoff
 from frontdesk.index.manifest import read_manifest, write_manifest
 from frontdesk.ranking import (
     FEATURE_NAMES,
@@ -976,6 +980,34 @@ def test_changing_the_goal_gives_what_training_with_it_gives(trained, encoder, t
     assert len(b.config["goal_changes"]) == 2 and b.config["min_oos_recall"] is None
 
 
+def test_tradeoff_table_reads_the_saved_outcomes_as_eval_would(trained, encoder) -> None:
+    index_dir, model, config = trained
+    result = ranker_tradeoff(model, step=0.25)
+    thresholds = [row["threshold"] for row in result["table"]]
+    assert thresholds == sorted({0.0, 0.25, 0.5, 0.75, 1.0, config["threshold"]})
+    (stored,) = [row for row in result["table"] if row["stored"]]
+    assert stored["threshold"] == config["threshold"] == result["threshold"]
+    assert (result["rows"], result["out_of_scope"]) == (4, 2)
+    val = config["training"]
+    for key in ("in_scope_accuracy", "oos_recall", "decision_accuracy"):
+        assert stored[key] == val[f"val_{key}"]
+    # evaluating the validation rows with the ranker gives the stored row's numbers
+    report = evaluate_suggester(
+        Suggester.load(index_dir, ranker=model, encoder=encoder), val_rows()
+    )
+    for key in ("in_scope_accuracy", "oos_recall", "oos_precision"):
+        assert report[key] == (stored[key] or 0.0)
+    assert report["auroc"] == result["auroc"]
+    # the CLI prints the same, as JSON or as a table marking the stored threshold
+    res = CliRunner().invoke(app, ["eval", "thresholds", str(model), "--step", "0.25", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == result
+    res = CliRunner().invoke(app, ["eval", "thresholds", str(model), "--step", "0.25"])
+    assert res.exit_code == 0 and f"* {config['threshold']:.4f}" in res.stdout, res.output
+    res = CliRunner().invoke(app, ["eval", "thresholds", str(model), "--step", "0"])
+    assert res.exit_code == 2 and "--step must be in (0, 1]" in res.output
+
+
 def test_changing_the_goal_is_refused_without_what_it_needs(trained, tmp_path: Path) -> None:
     _, model, _ = trained
     with pytest.raises(FrontdeskError, match="within"):
@@ -1030,4 +1062,6 @@ def test_changing_the_goal_is_refused_without_what_it_needs(trained, tmp_path: P
     assert LambdaRankReranker.load(only_in).validation is None  # still serves
     with pytest.raises(FrontdeskError, match="retrain it"):
         change_abstention_goal(only_in, tmp_path / "x", min_in_scope_accuracy=0.9)
+    with pytest.raises(FrontdeskError, match="retrain it .* to see its trade-off"):
+        ranker_tradeoff(only_in)
     assert not (tmp_path / "x").exists()

@@ -3,5 +3,14 @@
 from .metrics import METRICS, evaluate_ranks, rank_of
 from .splits import carve_validation
 from .suggestions import evaluate_suggester
+from .thresholds import ranker_tradeoff, tradeoff_rows
 
-__all__ = ["METRICS", "carve_validation", "evaluate_ranks", "evaluate_suggester", "rank_of"]
+__all__ = [
+    "METRICS",
+    "carve_validation",
+    "evaluate_ranks",
+    "evaluate_suggester",
+    "rank_of",
+    "ranker_tradeoff",
+    "tradeoff_rows",
+]

@@ -18,22 +18,32 @@ from .metrics import METRICS, evaluate_ranks, rank_of
 from .report import RowResult
 
 
+def abstention_rates(
+    in_scope: Sequence[bool], correct: Sequence[bool], abstained: Sequence[bool]
+) -> dict[str, float]:
+    """in_scope_accuracy (right and answered, over in-scope rows), oos_recall and
+    oos_precision (fractions; 0.0 where a denominator is empty)."""
+    ins = np.asarray(in_scope, dtype=bool)
+    ok = np.asarray(correct, dtype=bool)
+    ab = np.asarray(abstained, dtype=bool)
+    oos = ~ins
+    return {
+        "in_scope_accuracy": float(np.mean(ok[ins] & ~ab[ins])) if ins.any() else 0.0,
+        "oos_recall": float(np.mean(ab[oos])) if oos.any() else 0.0,
+        "oos_precision": float(np.mean(oos[ab])) if ab.any() else 0.0,
+    }
+
+
 def abstention_metrics(
     in_scope: Sequence[bool],
     correct: Sequence[bool],
     abstained: Sequence[bool],
     confidence: Sequence[float],
 ) -> dict[str, float]:
-    """in_scope_accuracy, oos_recall, oos_precision and OOS-detection AUROC (fractions)."""
+    """``abstention_rates`` and OOS-detection AUROC (fractions)."""
+    out = abstention_rates(in_scope, correct, abstained)
     ins = np.asarray(in_scope, dtype=bool)
-    ok = np.asarray(correct, dtype=bool)
-    ab = np.asarray(abstained, dtype=bool)
     oos = ~ins
-    out = {
-        "in_scope_accuracy": float(np.mean(ok[ins] & ~ab[ins])) if ins.any() else 0.0,
-        "oos_recall": float(np.mean(ab[oos])) if oos.any() else 0.0,
-        "oos_precision": float(np.mean(oos[ab])) if ab.any() else 0.0,
-    }
     if ins.any() and oos.any():
         from sklearn.metrics import roc_auc_score
 

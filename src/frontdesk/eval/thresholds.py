@@ -1,0 +1,94 @@
+"""The abstention trade-off on a ranker's own validation rows.
+
+Before choosing a goal (``frontdesk train threshold``), an analyst wants to
+see what each threshold would cost and buy: how many questions go
+unanswered, how many of the answered ones are right, how many out-of-scope
+questions are caught. The ranker keeps validation's calibrated confidences
+and outcomes (``ValidationOutcomes``), so the whole curve is read off them
+without encoding anything. The measures are ``frontdesk eval``'s, as if
+the threshold were stored with the ranker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import FrontdeskError
+from ..ranking.calibration import ValidationOutcomes, decision_accuracy
+from ..ranking.reranker import LambdaRankReranker
+from .suggestions import abstention_metrics, abstention_rates
+
+
+def threshold_grid(step: float, extra: Sequence[float] = ()) -> list[float]:
+    """0, step, 2 step, ... up to 1, with ``extra`` thresholds added, sorted and unique."""
+    if not 0.0 < step <= 1.0:
+        raise FrontdeskError(f"--step must be in (0, 1], got {step:g}")
+    grid = {round(i * step, 10) for i in range(int(np.floor(1.0 / step + 1e-9)) + 1)}
+    return sorted(grid | {float(t) for t in extra})
+
+
+def tradeoff_rows(
+    outcomes: ValidationOutcomes, thresholds: Sequence[float]
+) -> list[dict[str, float | None]]:
+    """At each threshold (abstain below it): abstained_rate, in_scope_accuracy,
+    answered_accuracy (right among the answered rows, out-of-scope ones counting
+    wrong), oos_recall, oos_precision and decision_accuracy. An OOS measure is
+    None where it has nothing to count (no out-of-scope rows, nothing abstained)."""
+    conf, ins, ok = outcomes.confidence, outcomes.in_scope, outcomes.top1_correct
+    rows = []
+    for t in thresholds:
+        abstained = conf < t
+        answered = ~abstained
+        rates: dict[str, float | None] = dict(abstention_rates(ins, ok & ins, abstained))
+        if ins.all():
+            rates["oos_recall"] = rates["oos_precision"] = None
+        elif not abstained.any():
+            rates["oos_precision"] = None
+        rows.append(
+            {
+                "threshold": float(t),
+                "abstained_rate": float(abstained.mean()) if len(conf) else 0.0,
+                "in_scope_accuracy": rates["in_scope_accuracy"] if ins.any() else None,
+                "answered_accuracy": (
+                    float(np.mean((ok & ins)[answered])) if answered.any() else None
+                ),
+                "oos_recall": rates["oos_recall"],
+                "oos_precision": rates["oos_precision"],
+                "decision_accuracy": decision_accuracy(conf, ins, ok, float(t)),
+            }
+        )
+    return rows
+
+
+def ranker_tradeoff(ranker_dir: str | Path, step: float = 0.05) -> dict[str, Any]:
+    """The trade-off table of a saved ranker on its validation outcomes, on a grid of
+    thresholds with the stored one among them (marked ``stored``)."""
+    grid = threshold_grid(step)  # refuse a bad step before loading anything
+    reranker = LambdaRankReranker.load(ranker_dir)
+    outcomes = reranker.validation
+    if outcomes is None:
+        raise FrontdeskError(
+            f"{ranker_dir}: saved without its validation outcomes (by a frontdesk before "
+            "they were kept); retrain it with `frontdesk train ranker` to see its trade-off"
+        )
+    stored = float(reranker.threshold)
+    table = tradeoff_rows(outcomes, sorted({*grid, stored}))
+    for row in table:
+        row["stored"] = row["threshold"] == stored
+    ins = outcomes.in_scope
+    at_stored = abstention_metrics(
+        ins, outcomes.top1_correct & ins, outcomes.confidence < stored, outcomes.confidence
+    )
+    return {
+        "ranker": str(ranker_dir),
+        "threshold": stored,
+        "abstention_goal": reranker.config.get("abstention_goal"),
+        "rows": len(outcomes.confidence),
+        "out_of_scope": int((~ins).sum()),
+        "auroc": at_stored.get("auroc"),
+        "table": table,
+    }
