@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -464,18 +465,27 @@ def eval_thresholds_cmd(
         return
     auroc = "" if result["auroc"] is None else f", AUROC {result['auroc']:.4f}"
     table = Table(
-        title=f"{ranker_dir}: validation, {result['rows']} rows ({result['out_of_scope']} out "
-        f"of scope{auroc}); * the stored threshold ({result['abstention_goal']})",
+        title=f"{ranker_dir}: abstention trade-off on validation",
+        caption=f"{result['rows']} rows, {result['out_of_scope']} out of scope{auroc}; "
+        f"* the stored threshold ({result['abstention_goal']})",
         title_justify="left",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,  # seven columns in 80 characters
     )
-    columns = (
-        "threshold", "abstained_rate", "in_scope_accuracy", "answered_accuracy",
-        "oos_recall", "oos_precision", "decision_accuracy",
-    )  # fmt: skip
-    for col in columns:
-        table.add_column(col.replace("_", " "), justify="right")
+    columns = {
+        "threshold": "threshold", "abstained_rate": "abstained",
+        "in_scope_accuracy": "in-scope acc", "answered_accuracy": "answered acc",
+        "oos_recall": "OOS recall", "oos_precision": "OOS prec",
+        "decision_accuracy": "decision acc",
+    }  # fmt: skip
+    for header in columns.values():
+        table.add_column(header, justify="right", min_width=max(map(len, header.split())))
     for row in result["table"]:
-        cells = ["n/a" if row[c] is None else f"{row[c]:.4f}" for c in columns]
+        cells = [
+            "n/a" if row[key] is None else f"{row[key]:.4f}" if key == "threshold"
+            else f"{row[key]:.2%}"
+            for key in columns
+        ]  # fmt: skip
         table.add_row(*([f"* {cells[0]}", *cells[1:]] if row["stored"] else cells))
     out.print(table)
 
