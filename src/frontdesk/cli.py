@@ -464,10 +464,18 @@ def eval_thresholds_cmd(
         _print_json(result)
         return
     auroc = "" if result["auroc"] is None else f", AUROC {result['auroc']:.4f}"
+    (stored,) = [row for row in result["table"] if row["stored"]]
+    spans = "; ".join(
+        f"{name} {lo:.1%}-{hi:.1%}"
+        for name, key in (("in-scope acc", "in_scope_accuracy"), ("OOS recall", "oos_recall"))
+        if stored[f"{key}_95ci"] is not None
+        for lo, hi in [stored[f"{key}_95ci"]]
+    )
     table = Table(
         title=f"{ranker_dir}: abstention trade-off on validation",
         caption=f"{result['rows']} rows, {result['out_of_scope']} out of scope{auroc}; "
-        f"* the stored threshold ({result['abstention_goal']})",
+        f"* the stored threshold ({result['abstention_goal']}); 95 % intervals there, "
+        f"from validation's size: {spans}",
         title_justify="left",
         caption_justify="left",
         box=box.SIMPLE_HEAD,  # seven columns in 80 characters

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from frontdesk.errors import FrontdeskError
-from frontdesk.eval.thresholds import threshold_grid, tradeoff_rows
+from frontdesk.eval.thresholds import threshold_grid, tradeoff_rows, wilson_interval
 from frontdesk.ranking.calibration import ValidationOutcomes
 
 # four in-scope rows (the third ranked wrong), then two out of scope
@@ -19,6 +19,11 @@ OUTCOMES = ValidationOutcomes(
 
 def test_tradeoff_rows_by_hand() -> None:
     at = {row["threshold"]: row for row in tradeoff_rows(OUTCOMES, [0.0, 0.5, 0.75, 1.0])}
+    # intervals from the counts: 3 of 4 in-scope rows right at 0, 2 of 4 at 0.75
+    assert at[0.0].pop("in_scope_accuracy_95ci") == wilson_interval(3, 4)
+    assert at[0.0].pop("oos_recall_95ci") == wilson_interval(0, 2)
+    assert at[0.75].pop("in_scope_accuracy_95ci") == wilson_interval(2, 4)
+    assert at[0.75].pop("oos_recall_95ci") == wilson_interval(2, 2)
     # nothing abstained: every in-scope row answered, no OOS row caught, no precision
     assert at[0.0] == {
         "threshold": 0.0, "abstained_rate": 0.0, "in_scope_accuracy": 0.75,
@@ -43,6 +48,7 @@ def test_without_out_of_scope_rows_the_oos_measures_are_missing() -> None:
     )
     (row,) = tradeoff_rows(only_in, [0.5])
     assert row["oos_recall"] is None and row["oos_precision"] is None
+    assert row["oos_recall_95ci"] is None and row["in_scope_accuracy_95ci"] is not None
     assert row["in_scope_accuracy"] == 0.5 and row["answered_accuracy"] == 2 / 3
 
 
@@ -54,3 +60,12 @@ def test_threshold_grid() -> None:
     for bad in (0.0, -0.1, 1.5):
         with pytest.raises(FrontdeskError, match="--step"):
             threshold_grid(bad)
+
+
+def test_wilson_interval_against_published_values() -> None:
+    # 95 % Wilson score intervals as tabulated (Newcombe 1998, method 3)
+    assert wilson_interval(5, 10) == pytest.approx([0.2366, 0.7634], abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx([0.0, 0.2775], abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx([0.7225, 1.0], abs=1e-4)
+    assert wilson_interval(81, 263) == pytest.approx([0.2553, 0.3662], abs=1e-4)
+    assert wilson_interval(0, 0) is None

@@ -31,14 +31,28 @@ def threshold_grid(step: float, extra: Sequence[float] = ()) -> list[float]:
     return sorted(grid | {float(t) for t in extra})
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> list[float] | None:
+    """The 95 % Wilson score interval of a share (``successes`` of ``n``): the range the
+    share on rows like validation's could take, given how few rows it counts. None
+    without rows."""
+    if n <= 0:
+        return None
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
 def tradeoff_rows(
     outcomes: ValidationOutcomes, thresholds: Sequence[float]
 ) -> list[dict[str, float | None]]:
     """At each threshold (abstain below it): abstained_rate, in_scope_accuracy,
     answered_accuracy (right among the answered rows, out-of-scope ones counting
-    wrong), oos_recall, oos_precision and decision_accuracy. An OOS measure is
-    None where it has nothing to count (no out-of-scope rows, nothing abstained)."""
+    wrong), oos_recall, oos_precision and decision_accuracy, with 95 % intervals of
+    in-scope accuracy and OOS recall (``wilson_interval``). An OOS measure is None
+    where it has nothing to count (no out-of-scope rows, nothing abstained)."""
     conf, ins, ok = outcomes.confidence, outcomes.in_scope, outcomes.top1_correct
+    n_in, n_out = int(ins.sum()), int((~ins).sum())
     rows = []
     for t in thresholds:
         abstained = conf < t
@@ -59,6 +73,8 @@ def tradeoff_rows(
                 "oos_recall": rates["oos_recall"],
                 "oos_precision": rates["oos_precision"],
                 "decision_accuracy": decision_accuracy(conf, ins, ok, float(t)),
+                "in_scope_accuracy_95ci": wilson_interval(int((ok & ins & answered).sum()), n_in),
+                "oos_recall_95ci": wilson_interval(int((~ins & abstained).sum()), n_out),
             }
         )
     return rows
