@@ -83,7 +83,7 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "idx").exists()
 
     res = run("suggest", str(tmp_path / "missing"), "hi")
-    assert res.exit_code == 2 and "no index here" in res.stderr
+    assert res.exit_code == 2 and "folder not found" in res.stderr
 
     res = run("suggest", str(tmp_path), "hi", "--mode", "fuzzy")
     assert res.exit_code == 2 and "--mode" in res.output + res.stderr

@@ -463,21 +463,9 @@ def eval_thresholds_cmd(
     if as_json:
         _print_json(result)
         return
-    auroc = "" if result["auroc"] is None else f", AUROC {result['auroc']:.4f}"
-    (stored,) = [row for row in result["table"] if row["stored"]]
-    spans = "; ".join(
-        f"{name} {lo:.1%}-{hi:.1%}"
-        for name, key in (("in-scope acc", "in_scope_accuracy"), ("OOS recall", "oos_recall"))
-        if stored[f"{key}_95ci"] is not None
-        for lo, hi in [stored[f"{key}_95ci"]]
-    )
     table = Table(
         title=f"{ranker_dir}: abstention trade-off on validation",
-        caption=f"{result['rows']} rows, {result['out_of_scope']} out of scope{auroc}; "
-        f"* the stored threshold ({result['abstention_goal']}); 95 % intervals there, "
-        f"from validation's size: {spans}",
         title_justify="left",
-        caption_justify="left",
         box=box.SIMPLE_HEAD,  # seven columns in 80 characters
     )
     columns = {
@@ -486,16 +474,28 @@ def eval_thresholds_cmd(
         "oos_recall": "OOS recall", "oos_precision": "OOS prec",
         "decision_accuracy": "decision acc",
     }  # fmt: skip
-    for header in columns.values():
-        table.add_column(header, justify="right", min_width=max(map(len, header.split())))
+    for key, header in columns.items():
+        width = 10 if key == "threshold" else max(map(len, header.split()))
+        table.add_column(header, justify="right", min_width=width)
     for row in result["table"]:
-        cells = [
-            "n/a" if row[key] is None else f"{row[key]:.4f}" if key == "threshold"
-            else f"{row[key]:.2%}"
-            for key in columns
-        ]  # fmt: skip
-        table.add_row(*([f"* {cells[0]}", *cells[1:]] if row["stored"] else cells))
+        # the grid's steps are at least 0.001; the stored threshold in full
+        t = f"* {row['threshold']:.6f}" if row["stored"] else f"{row['threshold']:.3f}"
+        cells = ["n/a" if row[key] is None else f"{row[key]:.2%}" for key in list(columns)[1:]]
+        table.add_row(t, *cells)
     out.print(table)
+    auroc = "" if result["auroc"] is None else f", AUROC {result['auroc']:.4f}"
+    out.print(
+        f"{result['val_rows']} validation rows, {result['val_out_of_scope']} out of scope{auroc}"
+    )
+    out.print(f"* the stored threshold: {result['abstention_goal']}")
+    stored = next(row for row in result["table"] if row["stored"])
+    for name, key in (("in-scope accuracy", "in_scope_accuracy"), ("OOS recall", "oos_recall")):
+        if stored[f"{key}_95ci"] is not None:
+            lo, hi = stored[f"{key}_95ci"]
+            out.print(
+                f"  {name} there {stored[key]:.2%}, 95 % interval {lo:.1%}-{hi:.1%} "
+                "(validation's size only)"
+            )
 
 
 @train_app.command("ranker")

@@ -987,7 +987,7 @@ def test_tradeoff_table_reads_the_saved_outcomes_as_eval_would(trained, encoder)
     assert thresholds == sorted({0.0, 0.25, 0.5, 0.75, 1.0, config["threshold"]})
     (stored,) = [row for row in result["table"] if row["stored"]]
     assert stored["threshold"] == config["threshold"] == result["threshold"]
-    assert (result["rows"], result["out_of_scope"]) == (4, 2)
+    assert (result["val_rows"], result["val_out_of_scope"]) == (4, 2)
     val = config["training"]
     for key in ("in_scope_accuracy", "oos_recall", "decision_accuracy"):
         assert stored[key] == val[f"val_{key}"]
@@ -1003,9 +1003,13 @@ def test_tradeoff_table_reads_the_saved_outcomes_as_eval_would(trained, encoder)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout) == result
     res = CliRunner().invoke(app, ["eval", "thresholds", str(model), "--step", "0.25"])
-    assert res.exit_code == 0 and f"* {config['threshold']:.4f}" in res.stdout, res.output
+    assert res.exit_code == 0 and f"* {config['threshold']:.6f}" in res.stdout, res.output
+    lo, hi = stored["oos_recall_95ci"]
+    assert f"OOS recall there {stored['oos_recall']:.2%}, 95 % interval {lo:.1%}-{hi:.1%}" in (
+        res.stdout
+    )
     res = CliRunner().invoke(app, ["eval", "thresholds", str(model), "--step", "0"])
-    assert res.exit_code == 2 and "--step must be in (0, 1]" in res.output
+    assert res.exit_code == 2 and "--step must be in [0.001, 1]" in res.output
 
 
 def test_changing_the_goal_is_refused_without_what_it_needs(trained, tmp_path: Path) -> None:

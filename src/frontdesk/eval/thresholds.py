@@ -22,13 +22,15 @@ from ..ranking.calibration import ValidationOutcomes, decision_accuracy
 from ..ranking.reranker import LambdaRankReranker
 from .suggestions import abstention_metrics, abstention_rates
 
+MIN_STEP = 0.001  # at most 1,001 rows of grid
+
 
 def threshold_grid(step: float, extra: Sequence[float] = ()) -> list[float]:
-    """0, step, 2 step, ... up to 1, with ``extra`` thresholds added, sorted and unique."""
-    if not 0.0 < step <= 1.0:
-        raise FrontdeskError(f"--step must be in (0, 1], got {step:g}")
+    """0, step, 2 step, ... and 1, with ``extra`` thresholds added, sorted and unique."""
+    if not MIN_STEP <= step <= 1.0:
+        raise FrontdeskError(f"--step must be in [{MIN_STEP:g}, 1], got {step:g}")
     grid = {round(i * step, 10) for i in range(int(np.floor(1.0 / step + 1e-9)) + 1)}
-    return sorted(grid | {float(t) for t in extra})
+    return sorted(grid | {1.0} | {float(t) for t in extra})
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> list[float] | None:
@@ -103,8 +105,8 @@ def ranker_tradeoff(ranker_dir: str | Path, step: float = 0.05) -> dict[str, Any
         "ranker": str(ranker_dir),
         "threshold": stored,
         "abstention_goal": reranker.config.get("abstention_goal"),
-        "rows": len(outcomes.confidence),
-        "out_of_scope": int((~ins).sum()),
+        "val_rows": len(outcomes.confidence),
+        "val_out_of_scope": int((~ins).sum()),
         "auroc": at_stored.get("auroc"),
         "table": table,
     }

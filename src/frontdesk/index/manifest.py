@@ -45,9 +45,11 @@ def read_manifest(
     """
     path = root / MANIFEST
     if not root.is_dir():
-        raise IndexIntegrityError(f"{root}: no index here (folder not found)")
+        raise IndexIntegrityError(f"{root}: folder not found")
     if not path.is_file():
-        raise IndexIntegrityError(f"{path}: missing; {root} is not a frontdesk index")
+        raise IndexIntegrityError(
+            f"{path}: missing; {root} is not a frontdesk index or model folder"
+        )
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
