@@ -55,7 +55,6 @@ def test_without_out_of_scope_rows_the_oos_measures_are_missing() -> None:
 def test_threshold_grid() -> None:
     assert threshold_grid(0.25) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert threshold_grid(0.1)[3] == 0.3 and len(threshold_grid(0.1)) == 11
-    assert threshold_grid(0.5, extra=[0.3137]) == [0.0, 0.3137, 0.5, 1.0]
     assert threshold_grid(0.3) == [0.0, 0.3, 0.6, 0.9, 1.0]  # 1 even off the step
     assert len(threshold_grid(0.001)) == 1001
     for bad in (0.0, -0.1, 0.0001, 1.5):

@@ -5,8 +5,10 @@ see what each threshold would cost and buy: how many questions go
 unanswered, how many of the answered ones are right, how many out-of-scope
 questions are caught. The ranker keeps validation's calibrated confidences
 and outcomes (``ValidationOutcomes``), so the whole curve is read off them
-without encoding anything. The measures are ``frontdesk eval``'s, as if
-the threshold were stored with the ranker.
+without encoding anything. In-scope accuracy, OOS recall and precision are
+counted as ``frontdesk eval`` counts them, as if the threshold were stored
+with the ranker; the accuracy of what is answered and decision accuracy
+are added, and 95 % intervals that show how few rows validation counts.
 """
 
 from __future__ import annotations
@@ -25,18 +27,18 @@ from .suggestions import abstention_metrics, abstention_rates
 MIN_STEP = 0.001  # at most 1,001 rows of grid
 
 
-def threshold_grid(step: float, extra: Sequence[float] = ()) -> list[float]:
-    """0, step, 2 step, ... and 1, with ``extra`` thresholds added, sorted and unique."""
+def threshold_grid(step: float) -> list[float]:
+    """0, step, 2 step, ... and 1."""
     if not MIN_STEP <= step <= 1.0:
         raise FrontdeskError(f"--step must be in [{MIN_STEP:g}, 1], got {step:g}")
     grid = {round(i * step, 10) for i in range(int(np.floor(1.0 / step + 1e-9)) + 1)}
-    return sorted(grid | {1.0} | {float(t) for t in extra})
+    return sorted(grid | {1.0})
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> list[float] | None:
-    """The 95 % Wilson score interval of a share (``successes`` of ``n``): the range the
-    share on rows like validation's could take, given how few rows it counts. None
-    without rows."""
+    """The Wilson score interval (z = 1.96: 95 %) of a share, ``successes`` of ``n``:
+    the range the share on more rows like these could take, given how few rows it
+    counts. None without rows."""
     if n <= 0:
         return None
     p = successes / n
@@ -47,7 +49,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> list[float] | No
 
 def tradeoff_rows(
     outcomes: ValidationOutcomes, thresholds: Sequence[float]
-) -> list[dict[str, float | None]]:
+) -> list[dict[str, Any]]:
     """At each threshold (abstain below it): abstained_rate, in_scope_accuracy,
     answered_accuracy (right among the answered rows, out-of-scope ones counting
     wrong), oos_recall, oos_precision and decision_accuracy, with 95 % intervals of
