@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FrontdeskError
+from ..ranking.abstention import saved_outcomes
 from ..ranking.calibration import ValidationOutcomes, decision_accuracy
 from ..ranking.reranker import LambdaRankReranker
 from .suggestions import abstention_metrics, abstention_rates
@@ -89,12 +90,7 @@ def ranker_tradeoff(ranker_dir: str | Path, step: float = 0.05) -> dict[str, Any
     thresholds with the stored one among them (marked ``stored``)."""
     grid = threshold_grid(step)  # refuse a bad step before loading anything
     reranker = LambdaRankReranker.load(ranker_dir)
-    outcomes = reranker.validation
-    if outcomes is None:
-        raise FrontdeskError(
-            f"{ranker_dir}: saved without its validation outcomes (by a frontdesk before "
-            "they were kept); retrain it with `frontdesk train ranker` to see its trade-off"
-        )
+    outcomes = saved_outcomes(reranker, ranker_dir, "to see its trade-off")
     stored = float(reranker.threshold)
     table = tradeoff_rows(outcomes, sorted({*grid, stored}))
     for row in table:

@@ -139,6 +139,19 @@ def warn_if_missed(choice: AbstentionChoice) -> None:
         )
 
 
+def saved_outcomes(
+    reranker: LambdaRankReranker, ranker_dir: str | Path, purpose: str
+) -> ValidationOutcomes:
+    """The validation outcomes saved with a ranker; a FrontdeskError saying to retrain
+    it (``purpose``: what the retraining is for) when it was saved without them."""
+    if reranker.validation is None:
+        raise FrontdeskError(
+            f"{ranker_dir}: saved without its validation outcomes (by a frontdesk before "
+            f"they were kept); retrain it with `frontdesk train ranker` {purpose}"
+        )
+    return reranker.validation
+
+
 def change_abstention_goal(
     ranker_dir: str | Path,
     out: str | Path,
@@ -159,12 +172,7 @@ def change_abstention_goal(
     reranker = LambdaRankReranker.load(ranker_dir)  # verifies the checksums
     # the training's record, kept through goal changes (verified just above)
     manifest = read_manifest(src, verify=False)
-    outcomes = reranker.validation
-    if outcomes is None:
-        raise FrontdeskError(
-            f"{ranker_dir}: saved without its validation outcomes (by a frontdesk before "
-            "they were kept); retrain it with `frontdesk train ranker` to change its goal"
-        )
+    outcomes = saved_outcomes(reranker, ranker_dir, "to change its goal")
     check_goal_for(
         bool((~outcomes.in_scope).any()),
         min_in_scope_accuracy,
