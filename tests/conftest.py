@@ -102,16 +102,23 @@ ROUTER_ORG_KW = dict(seed=8, contacts=1500, agents=10, days=3)
 
 
 @pytest.fixture(scope="session")
-def org_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_pool():
+    """The bundled demo catalog's examples as a simulator contact pool."""
     from importlib import resources
 
     from frontdesk.loaders import load_catalog
-    from frontdesk.simulation import OrgConfig, simulate_org
     from frontdesk.simulation.world import pool_from_catalog
 
     path = Path(str(resources.files("frontdesk") / "data" / "demo_catalog.jsonl"))
+    return pool_from_catalog(load_catalog(path))
+
+
+@pytest.fixture(scope="session")
+def org_logs(tmp_path_factory: pytest.TempPathFactory, demo_pool) -> Path:
+    from frontdesk.simulation import OrgConfig, simulate_org
+
     out = tmp_path_factory.mktemp("org") / "logs"
-    simulate_org(OrgConfig(**ROUTER_ORG_KW), pool_from_catalog(load_catalog(path)), out)
+    simulate_org(OrgConfig(**ROUTER_ORG_KW), demo_pool, out)
     return out
 
 

@@ -19,6 +19,7 @@ from .cli import (
     _progress,
     _stage_ticker,
     app,
+    err,
     eval_app,
     out,
     train_app,
@@ -38,19 +39,54 @@ WeightsOpt = Annotated[
     ),
 ]
 
+PolicyOpt = Annotated[
+    str,
+    typer.Option("--policy", help="POLICY.yaml|.json, a router folder, or logging|uniform|rule."),
+]
+SegmentOpt = Annotated[
+    list[str] | None, typer.Option("--segment", help="Log column to segment by (repeatable).")
+]
+MetricsOpt = Annotated[
+    str, typer.Option("--metrics", help="Comma list of resolution,handle_time,csat,cost,utility.")
+]
+
 
 @simulate_app.command("org")
 def simulate_org_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Log folder to write.")],
+    continue_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--continue",
+            help="Simulator log folder: write more days of the same organisation "
+            "(held-out logs for judging what was trained on it).",
+        ),
+    ] = None,
     contacts: Annotated[
-        int, typer.Option("--contacts", min=1, help="Contacts over all days.")
-    ] = 20_000,
-    agents: Annotated[int, typer.Option("--agents", min=4, help="Agents on the roster.")] = 40,
-    days: Annotated[int, typer.Option("--days", min=1, help="Simulated days.")] = 10,
-    seed: Annotated[int, typer.Option("--seed", help="Fixes the world and the logs.")] = 0,
+        int | None,
+        typer.Option(
+            "--contacts",
+            min=1,
+            help="Contacts over all days (default: 20000; with --continue, "
+            "as many a day as the logs continued).",
+        ),
+    ] = None,
+    agents: Annotated[
+        int | None, typer.Option("--agents", min=4, help="Agents on the roster (default: 40).")
+    ] = None,
+    days: Annotated[
+        int | None,
+        typer.Option("--days", min=1, help="Simulated days (default: 10; with --continue, 3)."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Fixes the world and the logs (default: 0).")
+    ] = None,
     temperature: Annotated[
-        float, typer.Option("--temperature", min=0.01, help="Logging policy's exploration.")
-    ] = 0.5,
+        float | None,
+        typer.Option(
+            "--temperature", min=0.01, help="Logging policy's exploration (default: 0.5)."
+        ),
+    ] = None,
     catalog: Annotated[
         Path | None, typer.Option("--catalog", help="Catalog whose tags give topics.")
     ] = None,
@@ -62,35 +98,66 @@ def simulate_org_cmd(
 ) -> None:
     """Simulate contacts, agents and a logging policy; write Parquet logs with propensities."""
     from .loaders import load_catalog, load_queries
-    from .simulation import OrgConfig, simulate_org
+    from .simulation import OrgConfig, continue_org, simulate_org
     from .simulation.world import pool_from_catalog
 
     with _errors_and_warnings():
-        if queries is not None and catalog is None:
-            raise FrontdeskError("--queries needs --catalog (its tags are the topics)")
-        if contacts < days:
-            raise FrontdeskError(
-                f"--contacts {contacts} is fewer than one per day over {days} days"
+        if continue_from is not None:
+            fixed = {"--agents": agents, "--seed": seed, "--temperature": temperature,
+                     "--catalog": catalog, "--queries": queries}  # fmt: skip
+            given = [k for k, v in fixed.items() if v is not None]
+            if given:
+                raise FrontdeskError(
+                    f"--continue keeps the organisation of {continue_from}: "
+                    f"{', '.join(given)} cannot change it (only --days and --contacts)"
+                )
+            n_days = days or 3
+            with _progress(quiet=as_json) as bar:
+                task = bar.add_task("simulating days", total=n_days)
+                summary = continue_org(
+                    continue_from, out_dir, n_days, contacts,
+                    progress=lambda n: bar.advance(task, n),
+                )  # fmt: skip
+            summary = {"out": str(out_dir), "continues": str(continue_from), **summary}
+        else:
+            n_days, n_contacts = days or 10, contacts or 20_000
+            if queries is not None and catalog is None:
+                raise FrontdeskError("--queries needs --catalog (its tags are the topics)")
+            if n_contacts < n_days:
+                raise FrontdeskError(
+                    f"--contacts {n_contacts} is fewer than one per day over {n_days} days"
+                )
+            workflows = load_catalog(catalog or _bundled("demo_catalog.jsonl"))
+            rows = (
+                load_queries(queries, workflow_ids={w.id for w in workflows}) if queries else None
             )
-        workflows = load_catalog(catalog or _bundled("demo_catalog.jsonl"))
-        rows = load_queries(queries, workflow_ids={w.id for w in workflows}) if queries else None
-        try:
-            pool = pool_from_catalog(workflows, rows)
-        except ValueError as exc:
-            raise FrontdeskError(f"{queries or catalog}: {exc}") from None
-        config = OrgConfig(
-            seed=seed, contacts=contacts, agents=agents, days=days, temperature=temperature
-        )
-        with _progress(quiet=as_json) as bar:
-            task = bar.add_task("simulating days", total=days)
-            summary = simulate_org(config, pool, out_dir, progress=lambda n: bar.advance(task, n))
-    summary = {"out": str(out_dir), "seed": seed, "agents": agents, **summary}
+            try:
+                pool = pool_from_catalog(workflows, rows)
+            except ValueError as exc:
+                raise FrontdeskError(f"{queries or catalog}: {exc}") from None
+            config = OrgConfig(
+                seed=seed or 0, contacts=n_contacts, agents=agents or 40, days=n_days,
+                temperature=0.5 if temperature is None else temperature,
+            )  # fmt: skip
+            with _progress(quiet=as_json) as bar:
+                task = bar.add_task("simulating days", total=n_days)
+                summary = simulate_org(
+                    config, pool, out_dir, progress=lambda n: bar.advance(task, n)
+                )
+            summary = {"out": str(out_dir), "seed": config.seed, "agents": config.agents,
+                       **summary}  # fmt: skip
     if as_json:
         _print_json(summary)
         return
+    d = summary["days"]
+    span = f"day {d[0]}" if len(d) == 1 else f"days {d[0]}-{d[-1]}"
+    whose = (
+        f"more of {continue_from}'s organisation"
+        if continue_from is not None
+        else f"{summary['agents']} agents, seed {summary['seed']}"
+    )
     out.print(
-        f"[green]wrote[/] {summary['contacts']} logged decisions over {days} days "
-        f"({agents} agents, seed {seed}) to {out_dir}"
+        f"[green]wrote[/] {summary['contacts']} logged decisions over {span} ({whose}) to {out_dir}"
     )
 
 
@@ -273,26 +340,20 @@ def simulate_policy_cmd(
     logs_dir: Annotated[
         Path, typer.Argument(help="Log folder (Parquet decisions with propensities).")
     ],
-    policy: Annotated[
-        str,
-        typer.Option(
-            "--policy", help="POLICY.yaml|.json, a router folder, or logging|uniform|rule."
-        ),
-    ],
-    segment: Annotated[
-        list[str] | None, typer.Option("--segment", help="Log column to segment by (repeatable).")
-    ] = None,
+    policy: PolicyOpt,
+    segment: SegmentOpt = None,
     engine: Annotated[str, typer.Option("--engine", help="local or spark.")] = "local",
     spark_master: Annotated[
         str, typer.Option("--spark-master", help="Spark master URL (local[*], yarn, spark://…).")
     ] = "local[*]",
     estimators: Annotated[
-        str, typer.Option("--estimators", help="Comma list of dm,ipw,snipw,dr,sndr,switch-dr.")
-    ] = "dm,ipw,snipw,dr,sndr,switch-dr",
-    metrics: Annotated[
         str,
-        typer.Option("--metrics", help="Comma list of resolution,handle_time,csat,cost,utility."),
-    ] = "resolution,handle_time,csat,cost,utility",
+        typer.Option(
+            "--estimators",
+            help="Comma list of dm,ipw,snipw,dr,sndr,switch-dr (ips, snips: the same as ipw, snipw).",
+        ),
+    ] = "dm,ipw,snipw,dr,sndr,switch-dr",
+    metrics: MetricsOpt = "resolution,handle_time,csat,cost,utility",
     bootstrap: Annotated[
         int, typer.Option("--bootstrap", min=0, help="Poisson bootstrap replicates (0: off).")
     ] = 0,
@@ -313,9 +374,20 @@ def simulate_policy_cmd(
     report_dir: Annotated[
         Path | None, typer.Option("--report", help="Write report.md/.html/.json and forest plots.")
     ] = None,
+    allow_training_overlap: Annotated[
+        bool,
+        typer.Option(
+            "--allow-training-overlap",
+            help="Judge a trained model even on logs it learned from (estimates overstate it; "
+            "the report says so).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Estimate, per segment, what a different way of actioning the models would do."""
+    """Estimate, per segment, what a different way of actioning the models would do.
+
+    A policy that acts with a trained router is refused on the logs the router learned from: judge it on held-out days (`simulate org --continue`).
+    """
     from .simulation.offpolicy import simulate_policy
 
     seg = segment if segment is not None else ["segment"]
@@ -335,6 +407,7 @@ def simulate_policy_cmd(
                 folds=folds,
                 switch_tau=switch_tau,
                 bootstrap=bootstrap,
+                allow_training_overlap=allow_training_overlap,
             )
         if report_dir is not None:
             from .eval.policy_report import write_policy_report
@@ -345,6 +418,7 @@ def simulate_policy_cmd(
         _print_json(result)
         return
     meta = result["meta"]
+    quality = meta["reward_model_quality"]
     for m in (k for k in result if k != "meta"):
         table = Table(title=f"{m} under {meta['policy']}", title_justify="left")
         for col in ("segment", "n", "ESS", "logged", *meta["estimators"]):
@@ -359,13 +433,58 @@ def simulate_policy_cmd(
             ]
             table.add_row(name + flag, str(e["n"]), f"{e['ess']:.0f}", f"{e['logged']:.4f}", *cells)
         out.print(table)
-    if meta["low_ess_segments"]:
+        q = quality[m]
         out.print(
-            f"[yellow]low effective sample size (< {meta['min_ess']:g}), do not trust:[/] "
-            + ", ".join(meta["low_ess_segments"])
+            f"[dim]reward model, cross-fitted: RMSE {q['rmse']:.4g} against {q['constant_rmse']:.4g} "
+            f"for a constant (R² {q['r2']:.3f}); largest importance weight "
+            f"{result[m]['overall']['max_weight']:.3g}[/]"
         )
+    for w in meta["warnings"]:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
     if report_dir is not None:
         out.print(f"report: {report_dir}/report.md, report.html")
+
+
+@simulate_app.command("truth")
+def simulate_truth_cmd(
+    logs_dir: Annotated[Path, typer.Argument(help="Log folder written by `simulate org`.")],
+    policy: PolicyOpt,
+    segment: SegmentOpt = None,
+    metrics: MetricsOpt = "resolution,handle_time,csat,cost,utility",
+    as_json: JsonOpt = False,
+) -> None:
+    """The policy's exact expected value on the logged contacts, from the simulator's hidden model.
+
+    What `simulate policy` estimates, known exactly because the simulator wrote the logs: the yardstick for its estimates. Segment keys are `simulate policy`'s.
+    """
+    from .simulation.offpolicy import METRICS, OVERALL
+    from .simulation.truth import true_values
+
+    seg = segment if segment is not None else ["segment"]
+    wanted = [m.strip() for m in metrics.split(",") if m.strip()]
+    with _errors_and_warnings():
+        unknown = [m for m in wanted if m not in METRICS]
+        if unknown:
+            raise FrontdeskError(f"unknown metric {unknown[0]!r}; use {', '.join(METRICS)}")
+        with _progress(quiet=as_json) as bar:
+            bar.add_task("scoring every logged contact exactly", total=None)
+            values = true_values(logs_dir, policy, metrics=wanted, segments=seg)
+    result: dict[str, Any] = {
+        m: {("overall" if k == OVERALL else k): v for k, v in sorted(
+            per.items(), key=lambda kv: (kv[0] != OVERALL, kv[0]))}
+        for m, per in values.items()
+    }  # fmt: skip
+    if as_json:
+        _print_json(result)
+        return
+    keys = list(next(iter(result.values())))
+    table = Table(title=f"exact value of {policy} on {logs_dir}", title_justify="left")
+    table.add_column("segment")
+    for m in result:
+        table.add_column(m, justify="right")
+    for k in keys:
+        table.add_row(k, *(f"{result[m][k]:.4f}" for m in result))
+    out.print(table)
 
 
 models_app = typer.Typer(help="The scoring service's model repository.", no_args_is_help=True)

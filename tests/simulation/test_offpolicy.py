@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from frontdesk.cli import app
-from frontdesk.errors import DataError
+from frontdesk.errors import DataError, FrontdeskError
 from frontdesk.simulation import OrgConfig, simulate_org
 from frontdesk.simulation.offpolicy import simulate_policy
 from frontdesk.simulation.policies import PolicyError, TargetPolicy
@@ -199,12 +199,27 @@ def test_dr_interval_covers_the_truth(demo_pool) -> None:
     assert covered >= 45, f"DR's 95 % interval covered the truth in {covered} of 50 runs"
 
 
+@pytest.fixture(scope="module")
+def fresh_logs(org_logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Held-out days of the router's organisation: the logs a trained router is judged on."""
+    from frontdesk.simulation import continue_org
+
+    out = tmp_path_factory.mktemp("fresh") / "logs"
+    continue_org(org_logs, out, days=3)
+    return out
+
+
 @pytest.mark.slow
-def test_router_policies_and_router_scores_in_rules(org_logs: Path, router_dir: Path) -> None:
+def test_router_policies_and_router_scores_in_rules(
+    org_logs: Path, fresh_logs: Path, router_dir: Path
+) -> None:
     """A trained router as the target policy, and a rule on its confidence (one spec file)."""
+    from frontdesk.lineage import TrainingOverlapError
+
     res = simulate_policy(
-        org_logs, router_dir, segments=["segment"], metrics=["utility"], estimators=["dr", "snipw"]
-    )
+        fresh_logs, router_dir, segments=["segment"], metrics=["utility"],
+        estimators=["dr", "snipw"],
+    )  # fmt: skip
     o = res["utility"]["overall"]
     assert res["meta"]["policy"].startswith("router(")
     assert o["ess"] < o["n"]  # a deterministic router differs from the logging policy
@@ -224,13 +239,147 @@ def test_router_policies_and_router_scores_in_rules(org_logs: Path, router_dir: 
         ],
         "default": "logging",
     }
-    mixed = simulate_policy(org_logs, spec, segments=[], metrics=["resolution"], estimators=["dr"])
+    mixed = simulate_policy(
+        fresh_logs, spec, segments=[], metrics=["resolution"], estimators=["dr"]
+    )
     assert mixed["resolution"]["overall"]["n"] == 1500
     assert 0 < mixed["resolution"]["overall"]["ess"] <= 1500
+    # The router's own training logs are refused, for the router and for a rules file naming it.
+    for policy in (
+        router_dir,
+        spec,
+        {"mixture": [{"weight": 1.0, "policy": {"router": str(router_dir)}}]},
+    ):
+        with pytest.raises(TrainingOverlapError, match=r"learned from 1,500 of the 1,500 rows"):
+            simulate_policy(org_logs, policy, segments=[], metrics=["utility"], estimators=["dr"])
+    waived = simulate_policy(
+        org_logs, router_dir, segments=[], metrics=["utility"], estimators=["dr"],
+        allow_training_overlap=True,
+    )  # fmt: skip
+    assert waived["meta"]["warnings"][0].startswith("training overlap: ")
+    assert "days 0-2" in waived["meta"]["warnings"][0]
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_router_on_its_training_logs(
+    org_logs: Path, fresh_logs: Path, router_dir: Path, tmp_path: Path
+) -> None:
+    base = ["simulate", "policy", "--policy", str(router_dir), "--segment", "segment",
+            "--metrics", "utility", "--estimators", "dr,dm"]  # fmt: skip
+    refused = CliRunner().invoke(app, [*base[:2], str(org_logs), *base[2:]])
+    assert refused.exit_code == 2
+    line = refused.stderr.strip()
+    assert "\n" not in line and line.startswith("error: ") and str(router_dir) in line
+    assert str(org_logs) in line and "days 0-2" in line and "--continue" in line
+    assert "--allow-training-overlap" in line
+    waived = CliRunner().invoke(
+        app, [*base[:2], str(org_logs), *base[2:], "--allow-training-overlap", "--json",
+              "--report", str(tmp_path / "rep")],
+    )  # fmt: skip
+    assert waived.exit_code == 0, waived.output
+    meta = json.loads(waived.stdout)["meta"]
+    assert meta["warnings"][0].startswith("training overlap: ")
+    assert "training overlap: " in (tmp_path / "rep" / "report.html").read_text()
+    console = CliRunner().invoke(
+        app, [*base[:2], str(org_logs), *base[2:], "--allow-training-overlap"]
+    )
+    assert console.exit_code == 0 and "warning: training overlap: " in console.stderr
+    # A router whose lineage was tampered with, or is missing: one line, exit 2, nothing written.
+    tampered = tmp_path / "tampered"
+    shutil.copytree(router_dir, tampered)
+    text = (tampered / "lineage.json").read_text()
+    (tampered / "lineage.json").write_text(text.replace('"days": [', '"days": [99, '))
+    unknown = tmp_path / "unknown"
+    shutil.copytree(router_dir, unknown)
+    for name in ("lineage.json", "lineage_contacts.npy"):
+        (unknown / name).unlink()
+    from frontdesk.index.manifest import read_manifest, write_manifest
+
+    write_manifest(unknown, {k: v for k, v in read_manifest(router_dir).items() if k != "files"})
+    for folder, says in (
+        (tampered, "lineage.json: checksum mismatch"),
+        (unknown, "no lineage.json"),
+    ):
+        res = CliRunner().invoke(
+            app, ["simulate", "policy", str(fresh_logs), "--policy", str(folder),
+                  "--report", str(tmp_path / "never"), "--json"],
+        )  # fmt: skip
+        assert res.exit_code == 2 and says in res.stderr, res.output
+        assert res.stderr.strip().count("\n") == 0 and res.stdout == ""
+        assert not (tmp_path / "never").exists()
+    held_out = CliRunner().invoke(app, [*base[:2], str(fresh_logs), *base[2:], "--json"])
+    assert held_out.exit_code == 0, held_out.output
+    assert not any(
+        w.startswith("training overlap") for w in json.loads(held_out.stdout)["meta"]["warnings"]
+    )
 
 
 def test_cross_fitting_needs_two_folds(org_logs: Path) -> None:
-    from frontdesk.errors import FrontdeskError
-
     with pytest.raises(FrontdeskError, match="folds must be >= 2"):
         simulate_policy(org_logs, "uniform", metrics=["csat"], folds=1)
+
+
+def test_diagnostics_and_estimator_spellings(org_logs: Path) -> None:
+    res = simulate_policy(
+        org_logs, ENTERPRISE_PHONE, segments=["segment"], metrics=["utility", "csat"],
+        estimators=["ips", "SNIPS", "dr"],
+    )  # fmt: skip
+    meta = res["meta"]
+    assert meta["estimators"] == ["ipw", "snipw", "dr"]
+    assert set(meta["reward_model_quality"]) == {"utility", "csat"}
+    for q in meta["reward_model_quality"].values():
+        assert q["rmse"] > 0 and q["constant_rmse"] > 0
+        assert q["r2"] == pytest.approx(1 - q["rmse"] ** 2 / q["constant_rmse"] ** 2)
+    o = res["utility"]["overall"]
+    assert o["max_weight"] >= 1.0  # enterprise rows moved to the phone have w = 1/mu > 1
+    assert res["utility"]["segments"]["individual"]["max_weight"] == pytest.approx(1.0)
+    assert 0 < o["max_weight_share"] < 1
+    assert isinstance(meta["warnings"], list)
+    with pytest.raises(FrontdeskError, match="unknown estimator 'ipx'.*ips and snips"):
+        simulate_policy(org_logs, "uniform", metrics=["csat"], estimators=["ipx"])
+
+
+def test_cli_simulate_truth_and_continue(org_logs: Path, tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh"
+    res = CliRunner().invoke(
+        app, ["simulate", "org", "--continue", str(org_logs), "--days", "1", "--out", str(fresh),
+              "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["days"] == [3] and summary["contacts"] == 500
+    bad = CliRunner().invoke(
+        app, ["simulate", "org", "--continue", str(org_logs), "--seed", "3", "--out", str(tmp_path / "x")]
+    )  # fmt: skip
+    assert bad.exit_code == 2 and "--seed cannot change it" in bad.stderr
+    assert not (tmp_path / "x").exists()
+    truth = CliRunner().invoke(
+        app, ["simulate", "truth", str(fresh), "--policy", "rule", "--metrics", "utility,resolution",
+              "--json"],
+    )  # fmt: skip
+    assert truth.exit_code == 0, truth.output
+    t = json.loads(truth.stdout)
+    assert list(t) == ["utility", "resolution"]
+    est = simulate_policy(fresh, "rule", metrics=["utility"], estimators=["dr"])
+    # The same keys as `simulate policy`: "overall", then its segment keys.
+    assert list(t["utility"])[0] == "overall"
+    assert set(t["utility"]) - {"overall"} == set(est["utility"]["segments"])
+    exact = true_values(fresh, "rule", metrics=["utility"])["utility"]
+    assert t["utility"]["overall"] == exact["__overall__"]
+    table = CliRunner().invoke(app, ["simulate", "truth", str(fresh), "--policy", "rule"])
+    assert table.exit_code == 0 and "overall" in table.stdout
+    export = tmp_path / "export"
+    shutil.copytree(fresh, export)
+    meta = json.loads((export / "world.json").read_text())
+    del meta["config"]
+    (export / "world.json").write_text(json.dumps(meta))
+    for args in (["simulate", "truth", str(export), "--policy", "rule", "--json"],
+                 ["simulate", "org", "--continue", str(export), "--out", str(tmp_path / "y")]):  # fmt: skip
+        refused = CliRunner().invoke(app, args)
+        assert refused.exit_code == 2, refused.output
+        assert (
+            refused.stderr.strip().count("\n") == 0
+            and "not written by `frontdesk simulate org`" in refused.stderr
+        )
+        assert refused.stdout == ""
+    assert not (tmp_path / "y").exists()

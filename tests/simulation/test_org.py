@@ -105,3 +105,102 @@ def test_conversations_carry_profile_and_follow_ups(small_world: World) -> None:
 def test_world_needs_agents(demo_pool) -> None:
     with pytest.raises(ValueError, match="at least 4 agents"):
         World(replace(SMALL, agents=2), demo_pool)
+
+
+def test_continue_writes_later_days_of_the_same_world(tmp_path: Path, demo_pool) -> None:
+    import json
+
+    from frontdesk.routing import DecisionLogs
+    from frontdesk.simulation import continue_org
+
+    simulate_org(SMALL, demo_pool, tmp_path / "logs")
+    continue_org(tmp_path / "logs", tmp_path / "fresh", days=2)
+    continue_org(tmp_path / "fresh", tmp_path / "later", days=1, contacts=50)
+    logs, fresh, later = (DecisionLogs.open(tmp_path / n) for n in ("logs", "fresh", "later"))
+    assert [f.name for f in fresh.files] == ["contacts-002.parquet", "contacts-003.parquet"]
+    assert [f.name for f in later.files] == ["contacts-004.parquet"]
+    # The same organisation: config, roster, pool and identity; new days, so new contact ids.
+    assert fresh.meta["config"] == logs.meta["config"] == later.meta["config"]
+    assert fresh.organisation == logs.organisation == later.organisation is not None
+    for name in ("agents.json", "pool.parquet"):
+        assert (tmp_path / "fresh" / name).read_bytes() == (tmp_path / "logs" / name).read_bytes()
+    old_ids, old_days = logs.contact_days()
+    new_ids, new_days = fresh.contact_days()
+    assert not set(old_ids) & set(new_ids) and set(new_days) == {2, 3}
+    assert len(new_ids) == 2 * SMALL.contacts_per_day
+    assert len(later.contact_days()[0]) == 50 and later.meta["contacts_per_day"] == 50
+    meta = json.loads((tmp_path / "fresh" / "world.json").read_text())
+    assert meta["days"] == [2, 3] and meta["continues"]["days"] == [0, 1]
+    assert meta["continues"]["world_sha256"] == logs.world_sha256
+    assert meta["logging_policy"] == logs.meta["logging_policy"]
+    # A continued day is that day of the same world: its contacts are the world's own.
+    world = World(SMALL, demo_pool)
+    day2 = pq.read_table(tmp_path / "fresh" / "contacts-002.parquet").to_pylist()
+    contacts = world.contacts(2)
+    assert [r["text"] for r in day2] == [
+        world.conversation(contacts, i)["text"] for i in range(len(contacts))
+    ]
+
+
+def test_continue_refuses_what_it_cannot_continue(tmp_path: Path, demo_pool) -> None:
+    import json
+    import shutil
+
+    from frontdesk.errors import DataError, FrontdeskError
+    from frontdesk.simulation import continue_org
+
+    simulate_org(SMALL, demo_pool, tmp_path / "logs")
+    with pytest.raises(FrontdeskError, match="is the folder being continued"):
+        continue_org(tmp_path / "logs", tmp_path / "logs", days=1)
+    export = tmp_path / "export"
+    shutil.copytree(tmp_path / "logs", export)
+    meta = json.loads((export / "world.json").read_text())
+    del meta["config"]  # as a real organisation's export: no simulator behind it
+    (export / "world.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"world\.json: config: missing: .*simulate org"):
+        continue_org(export, tmp_path / "out", days=1)
+    with pytest.raises(DataError, match="world.json: missing: not a frontdesk log folder"):
+        continue_org(tmp_path / "nowhere", tmp_path / "out2", days=1)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no temp folder
+
+
+def test_truth_on_continued_days_and_refusals(tmp_path: Path, demo_pool) -> None:
+    import json
+    import shutil
+
+    import pyarrow as pa
+
+    from frontdesk.errors import DataError
+    from frontdesk.simulation import continue_org
+    from frontdesk.simulation.truth import true_values
+
+    simulate_org(SMALL, demo_pool, tmp_path / "logs")
+    continue_org(tmp_path / "logs", tmp_path / "fresh", days=1, contacts=120)
+    t = true_values(tmp_path / "fresh", "rule", metrics=["utility"], segments=["segment"])
+    assert set(t["utility"]) >= {"__overall__", "individual"}
+    assert -1 < t["utility"]["__overall__"] < 1.5
+    # The logging policy's exact value is near its realised mean on its own logs.
+    logged = true_values(tmp_path / "fresh", "logging", metrics=["resolution"], segments=[])
+    resolved = pq.read_table(tmp_path / "fresh" / "contacts-002.parquet")["resolved"].to_numpy()
+    se = resolved.std() / np.sqrt(len(resolved))
+    assert abs(logged["resolution"]["__overall__"] - resolved.mean()) < 4 * se
+    # Rows the rebuilt world did not write are refused, not mis-scored.
+    moved = tmp_path / "moved"
+    shutil.copytree(tmp_path / "fresh", moved)
+    f = moved / "contacts-002.parquet"
+    table = pq.read_table(f)
+    texts = table["text"].to_pylist()
+    texts[3] = "a text the simulator never wrote"
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("text"), "text", pa.array(texts)), f
+    )
+    meta = json.loads((moved / "world.json").read_text())
+    del meta["files"]["contacts-002.parquet"]
+    (moved / "world.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"text: contact c002-\d{5} is not the one the rebuilt"):
+        true_values(moved, "rule", metrics=["utility"], segments=[])
+    del meta["config"]
+    (moved / "world.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="config: missing"):
+        true_values(moved, "rule", metrics=["utility"], segments=[])

@@ -126,3 +126,25 @@ def test_spec_files(tmp_path: Path) -> None:
         load_policy(tmp_path / "missing.yaml")
     with pytest.raises(PolicyError, match="not a router"):
         load_policy(tmp_path)
+
+
+def test_policies_name_the_trained_models_they_act_with(tmp_path: Path) -> None:
+    """A rules file or mixture that uses a router inherits its lineage; built-ins have none."""
+    for name in ("logging", "uniform", "rule"):
+        assert load_policy(name).learned_from() == []
+    rules = {"rules": [{"when": {"segment": "enterprise"}, "channel": "phone"}], "default": "rule"}
+    assert load_policy(rules).learned_from() == []
+    r1, r2 = str(tmp_path / "r1"), str(tmp_path / "r2")
+    assert load_policy({"router": r1}).learned_from() == [r1]
+    scored = {**rules, "router": r1}  # a router for its scores only: still acting with it
+    assert load_policy(scored).learned_from() == [r1]
+    nested = {
+        "mixture": [
+            {
+                "weight": 0.5,
+                "policy": {"rules": [{"when": {"segment": "x"}, "policy": {"router": r2}}]},
+            },
+            {"weight": 0.5, "policy": {"router": r1, "temperature": 0.1}},
+        ]
+    }
+    assert load_policy(nested).learned_from() == [r2, r1]

@@ -20,9 +20,18 @@ def fmt(x: Any) -> str:
 
 
 def md_to_html(md: list[str], title: str = "frontdesk evaluation") -> str:
-    """A small self-contained rendering of the markdown (headings, tables, images)."""
-    body, in_table = [], False
+    """A small self-contained rendering of the markdown (headings, tables, lists, images)."""
+    body, in_table, in_list = [], False, False
     for line in md:
+        if line.startswith("- "):
+            if not in_list:
+                body.append("<ul>")
+                in_list = True
+            body.append(f"<li>{html.escape(line[2:])}</li>")
+            continue
+        if in_list:
+            body.append("</ul>")
+            in_list = False
         if line.startswith("|") and not line.startswith("|---"):
             if not in_table:
                 body.append("<table>")
@@ -49,6 +58,8 @@ def md_to_html(md: list[str], title: str = "frontdesk evaluation") -> str:
             body.append(f"<p>{html.escape(line)}</p>")
     if in_table:
         body.append("</table>")
+    if in_list:
+        body.append("</ul>")
     style = (
         "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
         "table{border-collapse:collapse}td{border:1px solid #ccc;padding:2px 8px}"

@@ -35,6 +35,21 @@ def write_policy_report(result: dict[str, Any], out_dir: str | Path) -> list[Pat
         f"(low ESS: {', '.join(meta.get('low_ess_segments', [])) or 'none'}).",
         "",
     ]
+    warnings = meta.get("warnings", [])
+    md += ["## Warnings", ""]
+    md += [f"- warning: {w}" for w in warnings] if warnings else ["None."]
+    md += [""]
+    quality = meta.get("reward_model_quality", {})
+    if quality:
+        md += [
+            "## Reward model (cross-fitted, on held-out folds)",
+            "",
+            *md_table(
+                ["metric", "RMSE", "constant's RMSE", "R²"],
+                [(m, q["rmse"], q["constant_rmse"], q["r2"]) for m, q in quality.items()],
+            ),
+            "",
+        ]
     plots = {}
     for m in metrics:
         rows = [("overall", result[m]["overall"]), *sorted(result[m]["segments"].items())]
@@ -44,6 +59,7 @@ def write_policy_report(result: dict[str, Any], out_dir: str | Path) -> list[Pat
                 seg,
                 e["n"],
                 f"{e['ess']:.0f}" + (" (low)" if e.get("low_ess") else ""),
+                f"{e.get('max_weight', float('nan')):.3g}",
                 e["logged"],
             ]
             for est in ests:
@@ -53,7 +69,7 @@ def write_policy_report(result: dict[str, Any], out_dir: str | Path) -> list[Pat
         md += [
             f"## {METRIC_TITLES.get(m, m)}",
             "",
-            *md_table(["segment", "n", "ESS", "logged", *ests], body),
+            *md_table(["segment", "n", "ESS", "max weight", "logged", *ests], body),
             "",
         ]
         plots[m] = _forest(m, rows, ests, out)

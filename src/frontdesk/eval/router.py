@@ -23,7 +23,7 @@ from ..routing.logs import DecisionLogs
 from ..routing.router import Router
 from ..schema import Conversation
 from ..simulation.dispatch import BatchDispatcher, Epoch, SequentialDispatcher, oracle_values
-from ..simulation.org import read_pool, run_day
+from ..simulation.org import check_roster, contacts_per_day, logged_days, read_pool, run_day
 from ..simulation.world import SEGMENTS, OrgConfig, World
 from .markdown import md_table, md_to_html
 
@@ -64,9 +64,11 @@ def evaluate_router(
         )
     config = OrgConfig.from_json(logs.config)
     world = World(config, read_pool(Path(logs_dir)))
-    first = config.days  # the first day after the logged ones
+    check_roster(world, logs)
+    first = max(logged_days(logs.meta)) + 1  # the first day after the logged ones
     eval_days = list(range(first, first + days))
-    contacts = {d: world.contacts(d) for d in eval_days}
+    per_day = contacts_per_day(logs.meta)
+    contacts = {d: world.contacts(d, per_day) for d in eval_days}
     convs = [
         Conversation.model_validate(world.conversation(contacts[d], i))
         for d in eval_days

@@ -72,7 +72,7 @@ def read_manifest(
             if actual != digest:
                 raise IndexIntegrityError(
                     f"{f}: checksum mismatch (manifest {digest[:12]}…, file {actual[:12]}…); "
-                    "the index was modified after it was built — rebuild it"
+                    f"{root} was modified after it was written — rebuild it"
                 )
         present = {
             str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != MANIFEST

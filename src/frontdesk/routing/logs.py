@@ -2,13 +2,15 @@
 
 Layout (written by ``frontdesk simulate org``; a real organisation's export
 needs the same columns): ``world.json`` (format version, channels with cost,
-base minutes and agent share, topics, file checksums), ``agents.json`` (the
-roster: channels, languages, capacity, cost per minute, listed skills per
-topic) and one or more ``contacts-*.parquet`` files, one row per decision.
+base minutes and agent share, topics, file checksums, and optionally the
+``organisation`` the logs belong to), ``agents.json`` (the roster: channels,
+languages, capacity, cost per minute, listed skills per topic) and one or
+more ``contacts-*.parquet`` files, one row per decision.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -85,6 +87,26 @@ class DecisionLogs:
         return sha256_file(self.root / "world.json")
 
     @property
+    def organisation(self) -> str | None:
+        """Which organisation's contacts these are (contact ids are unique within one).
+
+        ``world.json``'s ``organisation`` when given; for simulator logs written
+        without one, derived from the simulator's config and contact pool; else None.
+        """
+        org = self.meta.get("organisation")
+        if org:
+            return str(org)
+        cfg, pool = self.meta.get("config"), (self.meta.get("files") or {}).get("pool.parquet")
+        return simulated_organisation(cfg, pool) if cfg and pool else None
+
+    def file_checksums(self) -> dict[str, str]:
+        """sha256 of each ``contacts-*.parquet`` (from world.json when listed there)."""
+        from ..index.manifest import sha256_file
+
+        listed = self.meta.get("files") or {}
+        return {f.name: listed.get(f.name) or sha256_file(f) for f in self.files}
+
+    @property
     def channels(self) -> list[str]:
         return list(self.meta["channels"])
 
@@ -100,7 +122,7 @@ class DecisionLogs:
             raise DataError(
                 str(self.root / "world.json"), None, "config",
                 "missing: these logs were not written by `frontdesk simulate org`, so the "
-                "world cannot be rebuilt for a true-outcome evaluation",
+                "simulator's world (and its hidden outcome model) cannot be rebuilt from them",
             )  # fmt: skip
         return cfg
 
@@ -144,7 +166,22 @@ class DecisionLogs:
             for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
                 yield f, batch
 
+    def contact_days(self) -> tuple[list[str], list[int]]:
+        """Every row's contact id and day, in file order (two columns read, streamed)."""
+        ids: list[str] = []
+        days: list[int] = []
+        for _, batch in self.batches(columns=["contact_id", "day"]):
+            ids.extend(str(c) for c in batch.column("contact_id").to_pylist())
+            days.extend(int(d) for d in batch.column("day").to_pylist())
+        return ids, days
+
     @staticmethod
     def profile(cols: dict[str, list[Any]], i: int) -> dict[str, Any]:
         """Row ``i``'s user profile (as a UserProfile JSON) from column lists."""
         return {k: cols[k][i] for k in PROFILE_FIELDS if cols.get(k) and cols[k][i] is not None}
+
+
+def simulated_organisation(config: dict[str, Any], pool_sha256: str) -> str:
+    """The identity of a simulated organisation: its whole config and its contact pool."""
+    text = json.dumps({"config": config, "pool": pool_sha256}, sort_keys=True)
+    return "sim-" + hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -3,6 +3,8 @@
 The channel model and the agent history are fitted out of fold (five folds
 of contacts), so the agent matcher learns from the same kind of inputs it
 will see when serving, not from predictions of models that saw its rows.
+The router folder records its lineage (:mod:`frontdesk.lineage`): which
+logged rows it learned from, so it is never judged on them unawares.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..encoding import ContextEncoder
 from ..encoding.encoder import default_model_path
 from ..errors import DataError
 from ..index.manifest import FORMAT_VERSION, write_manifest
+from ..lineage import Lineage
 from ..schema import Conversation
 from .agent_matcher import AgentMatcher
 from .channel_model import ChannelModel
@@ -165,7 +168,9 @@ def train_router(
         "logs_world_sha256": logs.world_sha256,
         "seed": seed,
     }
+    lineage = Lineage.of_logs(logs, cols["contact_id"], cols["day"])
     with atomic_folder(out, CONFIG_FILE, "router") as tmp:
+        lineage.save(tmp)
         featurizer.save(tmp)
         channel_model.save(tmp)
         matcher.save(tmp)

@@ -36,6 +36,8 @@ import numpy as np
 
 Z_NAMES = ("w", "wr", "dm", "u", "s", "r")
 ESTIMATORS = ("dm", "ipw", "snipw", "dr", "sndr", "switch-dr")
+# The literature's other spellings (inverse propensity *scoring*), accepted as the same estimators.
+ALIASES = {"ips": "ipw", "snips": "snipw", "switch_dr": "switch-dr", "switchdr": "switch-dr"}
 Z95 = 1.959963984540054
 _W, _WR, _DM, _U, _S, _R = range(6)
 
@@ -157,6 +159,12 @@ def _influence(name: str, m: Moments) -> tuple[float, np.ndarray]:
 def _from_means(name: str, nb: float, sb: np.ndarray) -> float:
     m = Moments(nb, sb, np.zeros((6, 6)))
     return _influence(name, m)[0]
+
+
+def canonical_estimator(name: str) -> str:
+    """``ips`` -> ``ipw`` and alike; unknown names are returned as given (the caller refuses)."""
+    key = name.strip().lower()
+    return ALIASES.get(key, key)
 
 
 def estimate(moments: Moments, estimators: Sequence[str] = ESTIMATORS) -> dict[str, Any]:

@@ -8,7 +8,9 @@ of :mod:`~frontdesk.simulation.estimators` for every metric and sums them
 per segment (long format: segment, metric, replicate, values). The local
 engine adds those sums up in Python; the Spark engine runs the same
 function with ``mapInPandas`` and adds them up with ``groupBy``.
-``finalise`` turns the sums into the result.
+``finalise`` turns the sums into the result, with the diagnostics of
+:mod:`~frontdesk.simulation.diagnostics`. A policy that acts with a trained
+model is refused on logs that model learned from (:mod:`frontdesk.lineage`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, FrontdeskError
+from ..lineage import training_overlap
 from ..routing.logs import DecisionLogs
-from .estimators import ESTIMATORS, Moments, estimate, id_hashes, poisson_weights, row_terms
+from .diagnostics import diagnose, reward_model_quality
+from .estimators import (
+    ESTIMATORS,
+    Moments,
+    canonical_estimator,
+    estimate,
+    id_hashes,
+    poisson_weights,
+    row_terms,
+)
 from .policies import Batch, PolicyError, load_policy, parse_policy, spec_to_json
 from .reward_model import (
     READ_COLUMNS,
@@ -35,7 +47,7 @@ from .reward_model import (
 )
 
 METRICS = ("resolution", "handle_time", "csat", "cost", "utility")
-N_VALUES = len(Moments.flat_names())  # 28
+N_VALUES = len(Moments.flat_names())  # 28 sums; the engines' sums carry one more value, max w
 OVERALL = "__overall__"
 DEFAULT_MIN_ESS = 50.0
 
@@ -54,9 +66,13 @@ def prepare(
     max_fit_rows: int = 500_000,
 ) -> dict[str, Any]:
     """Check the request, fit the reward models on the logs, and return the engines' plan."""
+    estimators = list(dict.fromkeys(canonical_estimator(e) for e in estimators))
     for e in estimators:
         if e not in ESTIMATORS:
-            raise FrontdeskError(f"unknown estimator {e!r}; use {', '.join(ESTIMATORS)}")
+            raise FrontdeskError(
+                f"unknown estimator {e!r}; use {', '.join(ESTIMATORS)} (ips and snips are "
+                "accepted for ipw and snipw)"
+            )
     for m in metrics:
         if m not in METRICS:
             raise FrontdeskError(f"unknown metric {m!r}; use {', '.join(METRICS)}")
@@ -89,6 +105,7 @@ def prepare(
     roster = {a.agent_id: a.to_json() for a in logs.roster()}
     features = RewardFeatures.fit(df, roster, logs.channels)
     models = fit_reward_models(df, features, metrics, folds)
+    quality = reward_model_quality(df, features, models, folds)
     return {
         "policy": spec_to_json(policy),
         "policy_name": target.name,
@@ -105,6 +122,7 @@ def prepare(
         "models": models,
         "columns": sorted(needed),
         "fit_rows": len(df),
+        "reward_model_quality": quality,
     }
 
 
@@ -209,8 +227,9 @@ def row_terms_frame(df: Any, plan: dict[str, Any]) -> dict[str, np.ndarray]:
 def partial_sums(df: Any, plan: dict[str, Any]) -> Any:
     """Sums per (segment, metric, replicate) for one batch: the engines' shared function.
 
-    Replicate -1 holds the 28 moment sums; replicates 0..B-1 hold, in their
-    first 7 values, the bootstrap weight sum and weighted sums of z.
+    Replicate -1 holds the 28 moment sums and, in ``wmax``, the largest
+    importance weight; replicates 0..B-1 hold, in their first 7 values, the
+    bootstrap weight sum and weighted sums of z.
     """
     import pandas as pd
 
@@ -230,15 +249,16 @@ def partial_sums(df: Any, plan: dict[str, Any]) -> Any:
         idx = np.array(idx_list)
         for m, z in terms.items():
             zs = z[idx]
-            rows.append((seg, m, -1, Moments.flat_rows(zs).sum(axis=0)))
+            rows.append((seg, m, -1, Moments.flat_rows(zs).sum(axis=0), float(zs[:, 0].max())))
             if boot is not None:
                 b = boot[idx]
                 sums = np.column_stack([b.sum(axis=0), b.T @ zs])
                 pad = np.zeros((len(sums), N_VALUES))
                 pad[:, :7] = sums
-                rows.extend((seg, m, r, pad[r]) for r in range(len(sums)))
+                rows.extend((seg, m, r, pad[r], 0.0) for r in range(len(sums)))
     values = np.array([r[3] for r in rows]) if rows else np.zeros((0, N_VALUES))
     frame = pd.DataFrame(values, columns=[f"v{i}" for i in range(N_VALUES)])
+    frame["wmax"] = np.array([r[4] for r in rows], dtype=float)
     frame.insert(0, "rep", np.array([r[2] for r in rows], dtype=np.int64))
     frame.insert(0, "metric", [r[1] for r in rows])
     frame.insert(0, "seg", [r[0] for r in rows])
@@ -250,17 +270,24 @@ def finalise(
     plan: dict[str, Any],
     min_ess: float = DEFAULT_MIN_ESS,
 ) -> dict[str, Any]:
-    """The result: per metric, overall and per segment, each estimator with interval and ESS."""
+    """The result: per metric, overall and per segment, each estimator with interval and ESS.
+
+    ``sums`` values are the N_VALUES moment sums followed by the largest weight.
+    """
     result: dict[str, Any] = {}
     flagged: set[str] = set()
+    moments: dict[tuple[str, str], Moments] = {}
     for m in plan["metrics"]:
         per: dict[str, Any] = {}
         segs = sorted({s for s, mm, _ in sums if mm == m})
         for seg in segs:
-            mom = Moments.from_flat(sums[(seg, m, -1)])
+            flat = sums[(seg, m, -1)]
+            mom = Moments.from_flat(flat[:N_VALUES])
+            moments[(m, "overall" if seg == OVERALL else seg)] = mom
             if plan["bootstrap"]:
                 mom.boot = np.array([sums[(seg, m, r)][:7] for r in range(plan["bootstrap"])])
             est = estimate(mom, plan["estimators"])
+            est["max_weight"] = float(flat[N_VALUES])
             est["low_ess"] = bool(est.get("ess", 0.0) < min_ess)
             if est["low_ess"] and seg != OVERALL:
                 flagged.add(seg)
@@ -276,19 +303,25 @@ def finalise(
         "min_ess": min_ess,
         "low_ess_segments": sorted(flagged),
         "reward_model_rows": plan["fit_rows"],
+        "reward_model_quality": plan["reward_model_quality"],
     }
+    result["meta"]["warnings"] = diagnose(result, moments, min_ess)
     return result
 
 
 def add_frame(acc: dict[tuple[str, str, int], np.ndarray], frame: Any) -> None:
-    """Add a partial-sums frame into a dict accumulator (the local engine's reduce)."""
-    vals = frame[[f"v{i}" for i in range(N_VALUES)]].to_numpy()
+    """Add a partial-sums frame into a dict accumulator (the local engine's reduce).
+
+    The sums add; the last value, the largest weight, is a maximum.
+    """
+    vals = frame[[*(f"v{i}" for i in range(N_VALUES)), "wmax"]].to_numpy()
     for (seg, m, rep), v in zip(
         zip(frame["seg"], frame["metric"], frame["rep"], strict=True), vals, strict=True
     ):
         key = (str(seg), str(m), int(rep))
         if key in acc:
-            acc[key] = acc[key] + v
+            old = acc[key]
+            acc[key] = np.append(old[:N_VALUES] + v[:N_VALUES], max(old[N_VALUES], v[N_VALUES]))
         else:
             acc[key] = v.copy()
 
@@ -302,10 +335,18 @@ def simulate_policy(
     min_ess: float = DEFAULT_MIN_ESS,
     batch_size: int = 8192,
     progress: Any = None,
+    allow_training_overlap: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
-    """Estimate the target policy's value per metric and segment from the logs."""
+    """Estimate the target policy's value per metric and segment from the logs.
+
+    A policy that acts with a trained model (a router) is refused on logs the
+    model learned from, unless ``allow_training_overlap`` (then the result's
+    ``meta.warnings`` says so first).
+    """
     logs = DecisionLogs.open(logs_dir)
+    target = load_policy(policy)
+    overlap_warnings = training_overlap(logs, target.learned_from(), allow_training_overlap)
     plan = prepare(logs, policy, **options)
     if engine == "local":
         from .engines.local import run_local
@@ -319,4 +360,5 @@ def simulate_policy(
         raise FrontdeskError(f"unknown engine {engine!r}; use local or spark")
     result = finalise(sums, plan, min_ess)
     result["meta"]["engine"] = engine
+    result["meta"]["warnings"] = overlap_warnings + result["meta"]["warnings"]
     return result

@@ -22,8 +22,9 @@ import numpy as np
 
 from .._version import __version__
 from ..atomic import atomic_folder
+from ..errors import DataError, FrontdeskError
 from ..index.manifest import sha256_file
-from ..routing.logs import LOGS_FORMAT_VERSION
+from ..routing.logs import LOGS_FORMAT_VERSION, simulated_organisation
 from .dispatch import Decision, Epoch, SequentialDispatcher
 from .world import CHANNELS, Contacts, OrgConfig, QueryPool, World
 
@@ -221,29 +222,104 @@ def simulate_org(
     LOGS_DIR holds ``contacts-DDD.parquet`` (one per day), ``agents.json``
     (the roster as the organisation knows it), ``pool.parquet`` (the question
     texts contacts are drawn from) and ``world.json`` (config, channels,
-    topics, file checksums). The hidden outcome model is not written: it is
-    regenerated from the seed by ``frontdesk eval router``.
+    topics, the logged days, file checksums). The hidden outcome model is not
+    written: it is regenerated from the seed by ``frontdesk eval router`` and
+    ``frontdesk simulate truth``.
     """
+    world = World(config, pool)
+    days = list(range(config.days))
+    return _write_logs(world, days, config.contacts_per_day, Path(out), {}, progress)
+
+
+def continue_org(
+    logs_dir: str | Path,
+    out: str | Path,
+    days: int,
+    contacts: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """``days`` more days of the organisation that wrote ``logs_dir``, into a new log folder.
+
+    The same world (roster, users, contact pool, hidden outcome model) and the
+    same logging policy; days are numbered after the last logged one, so
+    contact ids are new. ``contacts`` spreads that many contacts over the new
+    days (default: as many per day as ``logs_dir`` has). These are the
+    held-out logs on which a model trained on ``logs_dir`` is judged.
+    """
+    from ..routing.logs import DecisionLogs
+
+    src = DecisionLogs.open(logs_dir)
+    config = OrgConfig.from_json(src.config)  # refuses logs the simulator did not write
+    root = Path(logs_dir)
+    if Path(out).resolve() == root.resolve():
+        raise FrontdeskError(f"{out}: is the folder being continued; write the new days elsewhere")
+    if not (root / "pool.parquet").is_file():
+        raise DataError(str(root / "pool.parquet"), None, None, "missing: the contact pool")
+    world = World(config, read_pool(root))
+    check_roster(world, src)
+    logged = logged_days(src.meta)
+    first = max(logged) + 1
+    per_day = contacts_per_day(src.meta) if contacts is None else max(1, round(contacts / days))
+    extra = {
+        "continues": {
+            "logs": str(root.resolve()),
+            "world_sha256": src.world_sha256,
+            "days": logged,
+        }
+    }
+    return _write_logs(world, list(range(first, first + days)), per_day, Path(out), extra, progress)
+
+
+def logged_days(meta: dict[str, Any]) -> list[int]:
+    """The days a simulator log folder holds (``world.json``)."""
+    if "days" in meta:
+        return [int(d) for d in meta["days"]]
+    return list(range(int(meta["config"]["days"])))
+
+
+def contacts_per_day(meta: dict[str, Any]) -> int:
+    """How many contacts each logged day of a simulator log folder has."""
+    if "contacts_per_day" in meta:
+        return int(meta["contacts_per_day"])
+    return OrgConfig.from_json(meta["config"]).contacts_per_day
+
+
+def check_roster(world: World, logs: Any) -> None:
+    """The rebuilt world's roster must be the one logged (else it is not the same world)."""
+    logged = [a.agent_id for a in logs.roster()]
+    if logged != world.agents.ids:
+        raise DataError(
+            str(logs.root / "agents.json"), None, None,
+            f"{len(logged)} agents, the rebuilt world has {len(world.agents.ids)} "
+            "(or other ids): not the world these logs were written in",
+        )  # fmt: skip
+
+
+def _write_logs(
+    world: World,
+    days: list[int],
+    per_day: int,
+    out: Path,
+    extra: dict[str, Any],
+    progress: Callable[[int], None] | None,
+) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    world = World(config, pool)
+    config = world.config
     logger = SequentialDispatcher("logging", config.temperature, config.seed)
-    out = Path(out)
-    summary: dict[str, Any] = {"days": config.days, "contacts": 0}
+    summary: dict[str, Any] = {"days": days, "contacts": 0, "capacity_violations": 0}
     with atomic_folder(out, LOGS_MARKER, "log folder") as tmp:
         files = {}
-        for day in range(config.days):
-            run = run_day(world, world.contacts(day), logger, day)
+        for day in days:
+            run = run_day(world, world.contacts(day, per_day), logger, day)
             name = f"contacts-{day:03d}.parquet"
             pq.write_table(log_table(world, run, "logging"), tmp / name)
             files[name] = sha256_file(tmp / name)
             summary["contacts"] += len(run.contacts)
-            summary["capacity_violations"] = (
-                summary.get("capacity_violations", 0) + run.capacity_violations
-            )
+            summary["capacity_violations"] += run.capacity_violations
             if progress:
                 progress(1)
-        pq.write_table(pool_table(pool), tmp / "pool.parquet")
+        pq.write_table(pool_table(world.pool), tmp / "pool.parquet")
         files["pool.parquet"] = sha256_file(tmp / "pool.parquet")
         roster = world.agents.public_rows(world.topics)
         (tmp / "agents.json").write_text(json.dumps(roster, indent=1) + "\n")
@@ -251,8 +327,12 @@ def simulate_org(
         meta = {
             "format_version": LOGS_FORMAT_VERSION,
             "frontdesk_version": __version__,
+            "organisation": simulated_organisation(config.to_json(), files["pool.parquet"]),
             **world.public_json(),
             "logging_policy": {"name": "rule-softmax", "temperature": config.temperature},
+            "days": days,
+            "contacts_per_day": per_day,
+            **extra,
             "files": files,
             "summary": summary,
         }

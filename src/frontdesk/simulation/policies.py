@@ -90,6 +90,10 @@ class TargetPolicy:
         """Columns this policy reads beyond the eligible sets."""
         return set()
 
+    def learned_from(self) -> list[str]:
+        """Folders of the trained models this policy acts with (their lineage applies)."""
+        return []
+
 
 class LoggingPolicy(TargetPolicy):
     name = "logging"
@@ -204,6 +208,9 @@ class RouterPolicy(TargetPolicy):
     def needs(self) -> set[str]:
         return {"text", "turns", "wait_min", *PROFILE_FIELDS}
 
+    def learned_from(self) -> list[str]:
+        return [self.path]
+
 
 class MixturePolicy(TargetPolicy):
     def __init__(self, parts: list[tuple[float, TargetPolicy]]) -> None:
@@ -219,6 +226,9 @@ class MixturePolicy(TargetPolicy):
 
     def needs(self) -> set[str]:
         return set().union(*(p.needs() for _, p in self.parts))
+
+    def learned_from(self) -> list[str]:
+        return _unique(f for _, p in self.parts for f in p.learned_from())
 
 
 class Condition:
@@ -291,6 +301,11 @@ class RulesPolicy(TargetPolicy):
             extra |= self.router.needs()
         return fields | extra
 
+    def learned_from(self) -> list[str]:
+        nested = [r["policy"] for r in self.rules if "policy" in r]
+        parts = [self.router, self.default, self.within, *nested]
+        return _unique(f for p in parts if p is not None for f in p.learned_from())
+
     def _router_values(self, batch: Batch) -> list[dict[str, Any]]:
         if self.router is None:
             return [{} for _ in range(len(batch))]
@@ -353,6 +368,10 @@ class RulesPolicy(TargetPolicy):
                 break
             out.append(default[i] if probs is None else probs)
         return out
+
+
+def _unique(items: Any) -> list[str]:
+    return list(dict.fromkeys(items))
 
 
 def _plain(v: Any) -> Any:

@@ -45,7 +45,7 @@ def spark_session(master: str = "local[*]") -> Any:
 def run_spark(
     logs: DecisionLogs, plan: dict[str, Any], master: str = "local[*]", spark: Any = None
 ) -> dict[tuple[str, str, int], np.ndarray]:
-    """Sums per (segment, metric, replicate), computed by Spark."""
+    """Sums per (segment, metric, replicate) and the largest weight, computed by Spark."""
     from pyspark.sql import functions as F
 
     spark = spark or spark_session(master)
@@ -73,14 +73,19 @@ def run_spark(
                 check_rows(pdf, "spark partition")
                 yield partial_sums(pdf, local_plan)
 
-    schema = "seg string, metric string, rep long, " + ", ".join(
-        f"v{i} double" for i in range(N_VALUES)
+    schema = (
+        "seg string, metric string, rep long, "
+        + ", ".join(f"v{i} double" for i in range(N_VALUES))
+        + ", wmax double"
     )
     parts = df.mapInPandas(per_batch, schema)
     try:
         rows = (
             parts.groupBy("seg", "metric", "rep")
-            .agg(*(F.sum(f"v{i}").alias(f"v{i}") for i in range(N_VALUES)))
+            .agg(
+                *(F.sum(f"v{i}").alias(f"v{i}") for i in range(N_VALUES)),
+                F.max("wmax").alias("wmax"),
+            )
             .collect()
         )
     except Exception as exc:  # a worker's DataError/PolicyError arrives wrapped by Spark
@@ -91,6 +96,8 @@ def run_spark(
                 raise FrontdeskError(f"in a Spark worker: {message}") from None
         raise
     return {
-        (r["seg"], r["metric"], int(r["rep"])): np.array([r[f"v{i}"] for i in range(N_VALUES)])
+        (r["seg"], r["metric"], int(r["rep"])): np.array(
+            [*(r[f"v{i}"] for i in range(N_VALUES)), r["wmax"]]
+        )
         for r in rows
     }

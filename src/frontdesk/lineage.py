@@ -1,0 +1,247 @@
+"""Lineage: which logged decisions a trained model learned from, and whether given logs overlap.
+
+A model folder that can act as a policy (a router) keeps ``lineage.json``
+(the log folder's path, organisation and ``world.json`` fingerprint, the
+sha256 of every decision file read, the days and contact-id range) and
+``lineage_contacts.npy`` (a sorted 64-bit hash of every contact id it
+learned from). Both are covered by the folder's manifest, so a tampered
+lineage fails the checksum check. ``Lineage.overlap`` compares that with a
+log folder: the same decision file, or (within one organisation, or where
+either side does not say which organisation it is) the same contact ids.
+Off-policy estimates on overlapping rows re-weight the very outcomes the
+model was fitted to, and overstate it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import FrontdeskError
+
+LINEAGE_FILE = "lineage.json"
+CONTACTS_FILE = "lineage_contacts.npy"
+LINEAGE_FORMAT_VERSION = 1
+
+
+class LineageError(FrontdeskError):
+    """A model's lineage is missing or malformed, so what it learned from is unknown."""
+
+
+class TrainingOverlapError(FrontdeskError):
+    """A model would be judged on logged decisions it learned from."""
+
+
+def contact_hashes(ids: Sequence[str]) -> np.ndarray:
+    """A 64-bit hash (blake2b) of each contact id, in order."""
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(str(i).encode(), digest_size=8).digest(), "little")
+            for i in ids
+        ),
+        dtype=np.uint64,
+        count=len(ids),
+    )
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """What a model learned from among some logs: rows, their days, identical files."""
+
+    rows: int
+    of_rows: int
+    days: list[int]
+    files: list[str]
+
+    def describe(self, logs: str) -> str:
+        """``2,000 of the 2,000 rows of logs/org (days 0-3; the very files it read: …)``."""
+        notes = [f"days {_ranges(self.days)}"] if self.days else []
+        if self.files:
+            names = self.files if len(self.files) <= 2 else [self.files[0], "…", self.files[-1]]
+            notes.append(f"{len(self.files)} of the very files it read: {' '.join(names)}")
+        where = f"{self.rows:,} of the {self.of_rows:,} rows of {logs}"
+        return where + (f" ({'; '.join(notes)})" if notes else "")
+
+
+@dataclass(frozen=True, eq=False)
+class Lineage:
+    """What one model learned from (see the module docstring)."""
+
+    logs: str
+    organisation: str | None
+    world_sha256: str | None
+    files: dict[str, str]
+    rows: int
+    days: list[int]
+    first_contact: str
+    last_contact: str
+    contacts: np.ndarray  # sorted uint64 hashes
+
+    @classmethod
+    def of_logs(cls, logs: Any, contact_ids: Sequence[str], days: Sequence[int]) -> Lineage:
+        """The lineage of a model trained on these rows of a DecisionLogs folder."""
+        ordered = sorted(contact_ids)
+        return cls(
+            logs=str(Path(logs.root).resolve()),
+            organisation=logs.organisation,
+            world_sha256=logs.world_sha256,
+            files=logs.file_checksums(),
+            rows=len(contact_ids),
+            days=sorted({int(d) for d in days}),
+            first_contact=ordered[0] if ordered else "",
+            last_contact=ordered[-1] if ordered else "",
+            contacts=np.unique(contact_hashes(contact_ids)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": LINEAGE_FORMAT_VERSION,
+            "kind": "decision-logs",
+            "logs": self.logs,
+            "organisation": self.organisation,
+            "world_sha256": self.world_sha256,
+            "files": self.files,
+            "rows": self.rows,
+            "days": self.days,
+            "contact_ids": {"first": self.first_contact, "last": self.last_contact},
+            "contacts_file": CONTACTS_FILE,
+        }
+
+    def save(self, folder: str | Path) -> None:
+        """Write lineage.json and the contact hashes into a model folder being built."""
+        folder = Path(folder)
+        np.save(folder / CONTACTS_FILE, self.contacts)
+        (folder / LINEAGE_FILE).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Lineage:
+        """Read a model folder's lineage; the folder's manifest is verified first."""
+        from .index.manifest import read_manifest
+
+        folder = Path(folder)
+        read_manifest(folder)  # a tampered lineage (or model) fails here
+        path = folder / LINEAGE_FILE
+        if not path.is_file():
+            raise LineageError(
+                f"{folder}: no {LINEAGE_FILE}, so which logs it learned from is unknown "
+                "(trained by an older frontdesk?); retrain it with `frontdesk train router`"
+            )
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise LineageError(f"{path}: not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise LineageError(f"{path}: not a JSON object")
+        if data.get("format_version") != LINEAGE_FORMAT_VERSION:
+            raise LineageError(
+                f"{path}: format_version {data.get('format_version')!r}; this frontdesk reads "
+                f"{LINEAGE_FORMAT_VERSION}"
+            )
+        try:
+            contacts = np.load(folder / str(data.get("contacts_file", CONTACTS_FILE)))
+            ids = data["contact_ids"]
+            lineage = cls(
+                logs=str(data["logs"]),
+                organisation=data.get("organisation"),
+                world_sha256=data.get("world_sha256"),
+                files={str(k): str(v) for k, v in data["files"].items()},
+                rows=int(data["rows"]),
+                days=[int(d) for d in data["days"]],
+                first_contact=str(ids["first"]),
+                last_contact=str(ids["last"]),
+                contacts=np.asarray(contacts, dtype=np.uint64),
+            )
+        except FileNotFoundError as exc:
+            raise LineageError(f"{path}: {Path(exc.filename).name} is missing") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise LineageError(f"{path}: malformed ({type(exc).__name__}: {exc})") from None
+        if len(lineage.contacts) > lineage.rows:
+            raise LineageError(
+                f"{path}: {len(lineage.contacts)} contact hashes for {lineage.rows} rows"
+            )
+        return lineage
+
+    def overlap(self, logs: Any) -> Overlap | None:
+        """The rows of ``logs`` (a DecisionLogs) this model learned from, or None."""
+        learned_files = set(self.files.values())
+        same_files = sorted(n for n, d in logs.file_checksums().items() if d in learned_files)
+        ids, days = logs.contact_days()
+        other = logs.organisation
+        same_org = self.organisation is None or other is None or other == self.organisation
+        rows, seen_days = 0, []
+        if same_org and ids and len(self.contacts):
+            h = contact_hashes(ids)
+            pos = np.searchsorted(self.contacts, h).clip(max=len(self.contacts) - 1)
+            hit = self.contacts[pos] == h
+            rows = int(hit.sum())
+            seen_days = sorted({d for d, m in zip(days, hit.tolist(), strict=True) if m})
+        if not rows and not same_files:
+            return None
+        return Overlap(rows, len(ids), seen_days, same_files)
+
+
+def training_overlap(logs: Any, models: Sequence[str], allow: bool = False) -> list[str]:
+    """Refuse (or, with ``allow``, warn about) judging models on logs they learned from.
+
+    ``models`` are model folders (a policy's ``learned_from()``); ``logs`` a
+    DecisionLogs. Returns the warnings; raises TrainingOverlapError on an
+    overlap and LineageError on a model whose lineage is unknown, unless ``allow``.
+    """
+    warnings: list[str] = []
+    for folder in models:
+        try:
+            lineage = Lineage.load(folder)
+        except LineageError as exc:
+            if not allow:
+                raise LineageError(
+                    f"{exc}; or pass --allow-training-overlap to judge it unchecked"
+                ) from None
+            warnings.append(f"not checked for training overlap: {exc}")
+            continue
+        found = lineage.overlap(logs)
+        if found is None:
+            continue
+        what = (
+            f"{folder} learned from {found.describe(str(logs.root))}: estimates there "
+            "re-weight the outcomes it was fitted to and overstate it"
+        )
+        if allow:
+            warnings.append(f"training overlap: {what}")
+            continue
+        last = max(lineage.days) if lineage.days else None
+        if logs.meta.get("config"):
+            fix = (
+                f"judge it on held-out days: `frontdesk simulate org --continue {logs.root} "
+                "--days 3 --out LOGS_FRESH`, then `simulate policy LOGS_FRESH`"
+            )
+        else:
+            fix = "judge it on logs of contacts it did not learn from" + (
+                f" (after day {last})" if last is not None else ""
+            )
+        raise TrainingOverlapError(
+            f"{what}; {fix} (--allow-training-overlap runs anyway, with a warning)"
+        )
+    return warnings
+
+
+def _ranges(days: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` as ``0-2, 5``."""
+    out: list[str] = []
+    start = prev = None
+    for d in sorted(days):
+        if start is None:
+            start = prev = d
+        elif d == prev + 1:  # type: ignore[operator]
+            prev = d
+        else:
+            out.append(f"{start}-{prev}" if start != prev else f"{start}")
+            start = prev = d
+    if start is not None:
+        out.append(f"{start}-{prev}" if start != prev else f"{start}")
+    return ", ".join(out)
