@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frontdesk.errors import IndexIntegrityError
 from frontdesk.index.manifest import FORMAT_VERSION, write_manifest
 from frontdesk.lineage import (
     CONTACTS_FILE,
@@ -94,6 +93,15 @@ def test_an_export_without_organisation_is_matched_by_contact_id(org, tmp_path: 
     (export / "world.json").write_text(json.dumps(meta))
     found = lineage.overlap(DecisionLogs.open(export))
     assert found is not None and found.rows == 300 and len(found.files) == 3
+    assert not found.by_contact_id_only  # the very files: no doubt whose contacts they are
+    # Re-written (other bytes, same contacts): the contact ids alone match, and it says so.
+    import pyarrow.parquet as pq
+
+    for f in export.glob("contacts-*.parquet"):
+        pq.write_table(pq.read_table(f), f, compression="gzip")
+    found = lineage.overlap(DecisionLogs.open(export))
+    assert found is not None and found.rows == 300 and found.files == []
+    assert found.by_contact_id_only and '"organisation" in world.json' in found.describe("x")
 
 
 def test_missing_tampered_or_malformed_lineage_is_refused(org, tmp_path: Path) -> None:
@@ -101,7 +109,7 @@ def test_missing_tampered_or_malformed_lineage_is_refused(org, tmp_path: Path) -
     # Tampered: the manifest's checksum catches it.
     text = (folder / LINEAGE_FILE).read_text()
     (folder / LINEAGE_FILE).write_text(text.replace('"rows": 300', '"rows": 3'))
-    with pytest.raises(IndexIntegrityError, match=r"lineage\.json: checksum mismatch"):
+    with pytest.raises(LineageError, match=r"lineage\.json: checksum mismatch.*retrain it"):
         Lineage.load(folder)
     # Missing (a model from before lineage existed).
     (folder / LINEAGE_FILE).unlink()

@@ -70,7 +70,8 @@ def _progress(quiet: bool = False) -> Progress:
         TimeElapsedColumn(),
         console=err,
         transient=True,
-        disable=quiet,
+        disable=quiet
+        or not err.is_terminal,  # a pipe or a log file gets no bar (nor its blank line)
     )
 
 

@@ -94,6 +94,9 @@ def simulate_org_cmd(
         Path | None,
         typer.Option("--queries", help="Labelled texts contacts are drawn from (needs --catalog)."),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace logs already at --out.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate contacts, agents and a logging policy; write Parquet logs with propensities."""
@@ -103,20 +106,26 @@ def simulate_org_cmd(
 
     with _errors_and_warnings():
         if continue_from is not None:
-            fixed = {"--agents": agents, "--seed": seed, "--temperature": temperature,
-                     "--catalog": catalog, "--queries": queries}  # fmt: skip
-            given = [k for k, v in fixed.items() if v is not None]
-            if given:
+            logged = _logged_config(continue_from)
+            fixed = {"--agents": (agents, "agents"), "--seed": (seed, "seed"),
+                     "--temperature": (temperature, "temperature")}  # fmt: skip
+            changed = [
+                f"{flag} {v} (the logs': {logged[key]})"
+                for flag, (v, key) in fixed.items()
+                if v is not None and key in logged and v != logged[key]
+            ]
+            changed += [flag for flag, v in (("--catalog", catalog), ("--queries", queries)) if v]
+            if changed:
                 raise FrontdeskError(
                     f"--continue keeps the organisation of {continue_from}: "
-                    f"{', '.join(given)} cannot change it (only --days and --contacts)"
+                    f"{', '.join(changed)} would change it (only --days and --contacts can)"
                 )
             n_days = days or 3
             with _progress(quiet=as_json) as bar:
                 task = bar.add_task("simulating days", total=n_days)
                 summary = continue_org(
                     continue_from, out_dir, n_days, contacts,
-                    progress=lambda n: bar.advance(task, n),
+                    progress=lambda n: bar.advance(task, n), overwrite=overwrite,
                 )  # fmt: skip
             summary = {"out": str(out_dir), "continues": str(continue_from), **summary}
         else:
@@ -142,14 +151,15 @@ def simulate_org_cmd(
             with _progress(quiet=as_json) as bar:
                 task = bar.add_task("simulating days", total=n_days)
                 summary = simulate_org(
-                    config, pool, out_dir, progress=lambda n: bar.advance(task, n)
-                )
+                    config, pool, out_dir, progress=lambda n: bar.advance(task, n),
+                    overwrite=overwrite,
+                )  # fmt: skip
             summary = {"out": str(out_dir), "seed": config.seed, "agents": config.agents,
                        **summary}  # fmt: skip
     if as_json:
         _print_json(summary)
         return
-    d = summary["days"]
+    d = summary["logged_days"]
     span = f"day {d[0]}" if len(d) == 1 else f"days {d[0]}-{d[-1]}"
     whose = (
         f"more of {continue_from}'s organisation"
@@ -159,6 +169,15 @@ def simulate_org_cmd(
     out.print(
         f"[green]wrote[/] {summary['contacts']} logged decisions over {span} ({whose}) to {out_dir}"
     )
+
+
+def _logged_config(logs_dir: Path) -> dict[str, Any]:
+    """The simulator config of a log folder, or {} when there is none to read."""
+    try:
+        cfg = json.loads((logs_dir / "world.json").read_text()).get("config")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
 
 
 @train_app.command("router")
@@ -414,35 +433,51 @@ def simulate_policy_cmd(
 
             files = write_policy_report(result, report_dir)
             result["meta"]["report_files"] = [str(f) for f in files]
+    for w in result["meta"]["warnings"]:  # on stderr, with --json too
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
     if as_json:
         _print_json(result)
         return
+    _print_policy_tables(result)
+    if report_dir is not None:
+        out.print(f"report: {report_dir}/report.md, report.html")
+
+
+def _print_policy_tables(result: dict[str, Any]) -> None:
+    """One table per metric, a row per (segment, estimator): fits an 80-column terminal."""
+    from rich import box
+
     meta = result["meta"]
     quality = meta["reward_model_quality"]
     for m in (k for k in result if k != "meta"):
-        table = Table(title=f"{m} under {meta['policy']}", title_justify="left")
-        for col in ("segment", "n", "ESS", "logged", *meta["estimators"]):
-            table.add_column(col, justify="left" if col == "segment" else "right")
+        table = Table(
+            title=f"{m} under {meta['policy']}", title_justify="left", box=box.SIMPLE_HEAD,
+            collapse_padding=True, pad_edge=False,
+        )  # fmt: skip
+        for col in ("segment", "n", "ESS", "estimator", "value", "95 % interval", "vs logged"):
+            table.add_column(col, justify="left" if col in {"segment", "estimator"} else "right")
         rows = [("overall", result[m]["overall"]), *sorted(result[m]["segments"].items())]
         for name, e in rows:
-            flag = " [yellow](low ESS)[/]" if e.get("low_ess") else ""
-            cells = [
-                f"{e[x]['value']:.4f} [{e[x]['ci'][0]:.4f}, {e[x]['ci'][1]:.4f}] "
-                f"({e[x]['difference']:+.4f})"
-                for x in meta["estimators"]
-            ]
-            table.add_row(name + flag, str(e["n"]), f"{e['ess']:.0f}", f"{e['logged']:.4f}", *cells)
+            ess = f"{e['ess']:.0f}" + (" [yellow]low[/]" if e.get("low_ess") else "")
+            table.add_row(name, str(e["n"]), ess, "logged", f"{e['logged']:.4f}", "", "")
+            for x in meta["estimators"]:
+                v = e[x]
+                table.add_row(
+                    "", "", "", x, f"{v['value']:.4f}", f"[{v['ci'][0]:.4f}, {v['ci'][1]:.4f}]",
+                    f"{v['difference']:+.4f}",
+                )  # fmt: skip
+            table.add_section()
         out.print(table)
         q = quality[m]
         out.print(
-            f"[dim]reward model, cross-fitted: RMSE {q['rmse']:.4g} against {q['constant_rmse']:.4g} "
-            f"for a constant (R² {q['r2']:.3f}); largest importance weight "
-            f"{result[m]['overall']['max_weight']:.3g}[/]"
+            f"[dim]reward model R² {q['r2']:.3f} (RMSE {q['rmse']:.4g}, a constant's "
+            f"{q['constant_rmse']:.4g}); largest weight {result[m]['overall']['max_weight']:.3g}[/]"
         )
-    for w in meta["warnings"]:
-        err.print(f"[yellow]warning:[/] {w}", highlight=False)
-    if report_dir is not None:
-        out.print(f"report: {report_dir}/report.md, report.html")
+    if "dm" in meta["estimators"]:
+        out.print(
+            "[dim]DM's interval counts row-to-row noise only, not the reward model's own error: "
+            "read it as too narrow.[/]"
+        )
 
 
 @simulate_app.command("truth")
@@ -457,18 +492,14 @@ def simulate_truth_cmd(
 
     What `simulate policy` estimates, known exactly because the simulator wrote the logs: the yardstick for its estimates. Segment keys are `simulate policy`'s.
     """
-    from .simulation.offpolicy import METRICS, OVERALL
+    from .simulation.offpolicy import OVERALL
     from .simulation.truth import true_values
 
     seg = segment if segment is not None else ["segment"]
     wanted = [m.strip() for m in metrics.split(",") if m.strip()]
-    with _errors_and_warnings():
-        unknown = [m for m in wanted if m not in METRICS]
-        if unknown:
-            raise FrontdeskError(f"unknown metric {unknown[0]!r}; use {', '.join(METRICS)}")
-        with _progress(quiet=as_json) as bar:
-            bar.add_task("scoring every logged contact exactly", total=None)
-            values = true_values(logs_dir, policy, metrics=wanted, segments=seg)
+    with _errors_and_warnings(), _progress(quiet=as_json) as bar:
+        bar.add_task("scoring every logged contact exactly", total=None)
+        values = true_values(logs_dir, policy, metrics=wanted, segments=seg)
     result: dict[str, Any] = {
         m: {("overall" if k == OVERALL else k): v for k, v in sorted(
             per.items(), key=lambda kv: (kv[0] != OVERALL, kv[0]))}

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FrontdeskError
+from .errors import FrontdeskError, IndexIntegrityError
 
 LINEAGE_FILE = "lineage.json"
 CONTACTS_FILE = "lineage_contacts.npy"
@@ -58,6 +58,7 @@ class Overlap:
     of_rows: int
     days: list[int]
     files: list[str]
+    by_contact_id_only: bool = False  # neither files nor organisation matched: ids alone did
 
     def describe(self, logs: str) -> str:
         """``2,000 of the 2,000 rows of logs/org (days 0-3; the very files it read: …)``."""
@@ -65,6 +66,11 @@ class Overlap:
         if self.files:
             names = self.files if len(self.files) <= 2 else [self.files[0], "…", self.files[-1]]
             notes.append(f"{len(self.files)} of the very files it read: {' '.join(names)}")
+        if self.by_contact_id_only:
+            notes.append(
+                "matched by contact id alone, as the logs or the model name no organisation; "
+                'if they are another organisation\'s, say so with "organisation" in world.json'
+            )
         where = f"{self.rows:,} of the {self.of_rows:,} rows of {logs}"
         return where + (f" ({'; '.join(notes)})" if notes else "")
 
@@ -85,8 +91,7 @@ class Lineage:
 
     @classmethod
     def of_logs(cls, logs: Any, contact_ids: Sequence[str], days: Sequence[int]) -> Lineage:
-        """The lineage of a model trained on these rows of a DecisionLogs folder."""
-        ordered = sorted(contact_ids)
+        """The lineage of a model trained on these rows (in the order read) of a DecisionLogs."""
         return cls(
             logs=str(Path(logs.root).resolve()),
             organisation=logs.organisation,
@@ -94,12 +99,13 @@ class Lineage:
             files=logs.file_checksums(),
             rows=len(contact_ids),
             days=sorted({int(d) for d in days}),
-            first_contact=ordered[0] if ordered else "",
-            last_contact=ordered[-1] if ordered else "",
+            first_contact=str(contact_ids[0]) if len(contact_ids) else "",
+            last_contact=str(contact_ids[-1]) if len(contact_ids) else "",
             contacts=np.unique(contact_hashes(contact_ids)),
         )
 
     def to_json(self) -> dict[str, Any]:
+        """lineage.json's content (the contact hashes go to their own .npy file)."""
         return {
             "format_version": LINEAGE_FORMAT_VERSION,
             "kind": "decision-logs",
@@ -125,7 +131,13 @@ class Lineage:
         from .index.manifest import read_manifest
 
         folder = Path(folder)
-        read_manifest(folder)  # a tampered lineage (or model) fails here
+        try:
+            read_manifest(folder)  # a tampered lineage (or model) fails here
+        except IndexIntegrityError as exc:
+            raise LineageError(
+                f"{exc}; what it learned from cannot be trusted: retrain it "
+                "(`frontdesk train router`)"
+            ) from None
         path = folder / LINEAGE_FILE
         if not path.is_file():
             raise LineageError(
@@ -168,22 +180,30 @@ class Lineage:
         return lineage
 
     def overlap(self, logs: Any) -> Overlap | None:
-        """The rows of ``logs`` (a DecisionLogs) this model learned from, or None."""
+        """The rows of ``logs`` (a DecisionLogs) this model learned from, or None.
+
+        Streams the logs' contact ids and days in batches (two columns read).
+        """
         learned_files = set(self.files.values())
-        same_files = sorted(n for n, d in logs.file_checksums().items() if d in learned_files)
-        ids, days = logs.contact_days()
+        same_files = [n for n, d in logs.file_checksums().items() if d in learned_files]
         other = logs.organisation
         same_org = self.organisation is None or other is None or other == self.organisation
-        rows, seen_days = 0, []
-        if same_org and ids and len(self.contacts):
-            h = contact_hashes(ids)
+        rows, total, seen_days = 0, 0, set()
+        for _, batch in logs.batches(columns=["contact_id", "day"]):
+            total += batch.num_rows
+            if not (same_org and len(self.contacts)):
+                continue
+            h = contact_hashes([str(c) for c in batch.column("contact_id").to_pylist()])
             pos = np.searchsorted(self.contacts, h).clip(max=len(self.contacts) - 1)
             hit = self.contacts[pos] == h
-            rows = int(hit.sum())
-            seen_days = sorted({d for d, m in zip(days, hit.tolist(), strict=True) if m})
+            if hit.any():
+                rows += int(hit.sum())
+                day = np.asarray(batch.column("day").to_numpy(zero_copy_only=False))
+                seen_days.update(int(d) for d in np.unique(day[hit]))
         if not rows and not same_files:
             return None
-        return Overlap(rows, len(ids), seen_days, same_files)
+        unnamed = self.organisation is None or other is None
+        return Overlap(rows, total, sorted(seen_days), same_files, unnamed and not same_files)
 
 
 def training_overlap(logs: Any, models: Sequence[str], allow: bool = False) -> list[str]:

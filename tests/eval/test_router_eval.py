@@ -68,3 +68,23 @@ def test_cli_simulate_train_route_eval(tmp_path: Path) -> None:
     assert (tmp_path / "rep" / "report.html").is_file()
     bad = runner.invoke(app, ["route", str(model), "--text", "x", "--weights", "speed=1"])
     assert bad.exit_code == 2 and "unknown weight" in bad.stderr
+
+
+def test_fresh_days_come_after_the_logs_and_the_router_training(
+    router_dir: Path, org_logs: Path, encoder, tmp_path
+) -> None:
+    import warnings
+
+    from frontdesk.routing import Router
+    from frontdesk.simulation import continue_org
+
+    router = Router.load(router_dir, encoder=encoder)  # trained on days 0-2
+    continue_org(org_logs, tmp_path / "fresh", days=2)  # days 3-4 of the same organisation
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same organisation: no "another organisation" warning
+        result = evaluate_router(router, tmp_path / "fresh", days=1)
+    assert result["days"] == [5]
+    # A router that learned from later days than the logs given: fresh days follow its training.
+    training = {**router.config["training"], "days": [0, 1, 2, 7]}
+    router.config = {**router.config, "training": training}
+    assert evaluate_router(router, org_logs, days=1)["days"] == [8]

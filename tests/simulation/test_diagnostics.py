@@ -69,3 +69,17 @@ def test_a_reward_model_no_better_than_a_constant_is_flagged() -> None:
     result, moments = result_of(terms(), quality)
     (warning,) = diagnose(result, moments, min_ess=50)
     assert warning.startswith("utility: the reward model's cross-fitted RMSE 0.51 is no better")
+
+
+def test_a_segment_the_policy_never_enters_is_void_not_infinite() -> None:
+    r = RNG.binomial(1, 0.4, N).astype(float)
+    q = np.full(N, 0.4)
+    z = row_terms(r, np.full(N, 0.5), np.zeros(N), q, q)  # pi of every logged action is 0
+    result, moments = result_of(z, low_ess=True)
+    warnings = diagnose(result, moments, min_ess=50)
+    assert result["utility"]["overall"]["max_weight_share"] == 0.0
+    assert any(
+        w.startswith("the policy would take none of the logged decisions in overall")
+        for w in warnings
+    )
+    assert not any("half-widths" in w or "one contact" in w for w in warnings)

@@ -221,7 +221,7 @@ def test_router_policies_and_router_scores_in_rules(
         estimators=["dr", "snipw"],
     )  # fmt: skip
     o = res["utility"]["overall"]
-    assert res["meta"]["policy"].startswith("router(")
+    assert res["meta"]["policy"] == "router(router, argmax)"
     assert o["ess"] < o["n"]  # a deterministic router differs from the logging policy
     assert o["dr"]["ci"][0] <= o["dr"]["value"] <= o["dr"]["ci"][1]
     spec = {
@@ -279,6 +279,7 @@ def test_cli_refuses_a_router_on_its_training_logs(
     assert waived.exit_code == 0, waived.output
     meta = json.loads(waived.stdout)["meta"]
     assert meta["warnings"][0].startswith("training overlap: ")
+    assert "warning: training overlap: " in waived.stderr  # the console hears it with --json too
     assert "training overlap: " in (tmp_path / "rep" / "report.html").read_text()
     console = CliRunner().invoke(
         app, [*base[:2], str(org_logs), *base[2:], "--allow-training-overlap"]
@@ -347,12 +348,24 @@ def test_cli_simulate_truth_and_continue(org_logs: Path, tmp_path: Path) -> None
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
-    assert summary["days"] == [3] and summary["contacts"] == 500
+    assert summary["logged_days"] == [3] and summary["days"] == 1
+    assert summary["contacts"] == 500
     bad = CliRunner().invoke(
         app, ["simulate", "org", "--continue", str(org_logs), "--seed", "3", "--out", str(tmp_path / "x")]
     )  # fmt: skip
-    assert bad.exit_code == 2 and "--seed cannot change it" in bad.stderr
+    assert bad.exit_code == 2 and "--seed 3 (the logs': 8) would change it" in bad.stderr
     assert not (tmp_path / "x").exists()
+    same = CliRunner().invoke(  # the logs' own seed and agents change nothing: accepted
+        app, ["simulate", "org", "--continue", str(org_logs), "--seed", "8", "--agents", "10",
+              "--days", "1", "--out", str(tmp_path / "same"), "--json"],
+    )  # fmt: skip
+    assert same.exit_code == 0, same.output
+    again = CliRunner().invoke(
+        app, ["simulate", "org", "--continue", str(org_logs), "--days", "1", "--out", str(fresh)]
+    )
+    assert (
+        again.exit_code == 2 and "already exists" in again.stderr and "--overwrite" in again.stderr
+    )
     truth = CliRunner().invoke(
         app, ["simulate", "truth", str(fresh), "--policy", "rule", "--metrics", "utility,resolution",
               "--json"],
@@ -383,3 +396,21 @@ def test_cli_simulate_truth_and_continue(org_logs: Path, tmp_path: Path) -> None
         )
         assert refused.stdout == ""
     assert not (tmp_path / "y").exists()
+
+
+def test_policy_typos_and_list_segments_are_refused_by_name(org_logs: Path) -> None:
+    fax = {"rules": [{"when": {"segment": "enterprise"}, "channel": "fax", "unavailable": "skip"}]}
+    with pytest.raises(
+        PolicyError,
+        match=r"policy rules: names channel 'fax', which .* does not have \(phone, chat, email\)",
+    ):
+        simulate_policy(org_logs, fax, metrics=["csat"])
+    typo = {"rules": [{"when": {"segmnt": "enterprise"}, "channel": "phone"}]}
+    with pytest.raises(PolicyError, match=r"policy rules: reads 'segmnt', which is not a column"):
+        simulate_policy(org_logs, typo, metrics=["csat"])
+    with pytest.raises(FrontdeskError, match=r"--segment turns: holds a list<.*> per row"):
+        simulate_policy(org_logs, "uniform", metrics=["csat"], segments=["turns"])
+    with pytest.raises(FrontdeskError, match="no metric asked for"):
+        simulate_policy(org_logs, "uniform", metrics=[])
+    with pytest.raises(FrontdeskError, match="no estimator asked for"):
+        simulate_policy(org_logs, "uniform", metrics=["csat"], estimators=[])

@@ -150,7 +150,7 @@ def test_continue_refuses_what_it_cannot_continue(tmp_path: Path, demo_pool) -> 
     from frontdesk.simulation import continue_org
 
     simulate_org(SMALL, demo_pool, tmp_path / "logs")
-    with pytest.raises(FrontdeskError, match="is the folder being continued"):
+    with pytest.raises(FrontdeskError, match=r"is \(inside\) the folder being continued"):
         continue_org(tmp_path / "logs", tmp_path / "logs", days=1)
     export = tmp_path / "export"
     shutil.copytree(tmp_path / "logs", export)
@@ -159,8 +159,20 @@ def test_continue_refuses_what_it_cannot_continue(tmp_path: Path, demo_pool) -> 
     (export / "world.json").write_text(json.dumps(meta))
     with pytest.raises(DataError, match=r"world\.json: config: missing: .*simulate org"):
         continue_org(export, tmp_path / "out", days=1)
-    with pytest.raises(DataError, match="world.json: missing: not a frontdesk log folder"):
+    with pytest.raises(DataError, match="nowhere: folder not found"):
         continue_org(tmp_path / "nowhere", tmp_path / "out2", days=1)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "manifest.json").write_text("{}")
+    with pytest.raises(DataError, match="not a frontdesk log folder .it is a model folder"):
+        continue_org(tmp_path / "model", tmp_path / "out2", days=1)
+    # An existing folder is replaced only when asked.
+    continue_org(tmp_path / "logs", tmp_path / "fresh", days=1)
+    with pytest.raises(FrontdeskError, match="fresh: already exists; .* --overwrite"):
+        continue_org(tmp_path / "logs", tmp_path / "fresh", days=2)
+    with pytest.raises(FrontdeskError, match="logs: already exists"):
+        simulate_org(SMALL, demo_pool, tmp_path / "logs")
+    continue_org(tmp_path / "logs", tmp_path / "fresh", days=2, overwrite=True)
+    assert len(list((tmp_path / "fresh").glob("contacts-*.parquet"))) == 2
     assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no temp folder
 
@@ -204,3 +216,76 @@ def test_truth_on_continued_days_and_refusals(tmp_path: Path, demo_pool) -> None
     (moved / "world.json").write_text(json.dumps(meta))
     with pytest.raises(DataError, match="config: missing"):
         true_values(moved, "rule", metrics=["utility"], segments=[])
+
+
+def test_continue_and_truth_refuse_another_world(tmp_path: Path, demo_pool) -> None:
+    import json
+    import shutil
+
+    import pyarrow as pa
+
+    from frontdesk.errors import DataError, FrontdeskError
+    from frontdesk.simulation import continue_org
+    from frontdesk.simulation.truth import true_values
+
+    logs = tmp_path / "logs"
+    simulate_org(SMALL, demo_pool, logs)
+    with pytest.raises(FrontdeskError, match="fewer than one per day"):
+        continue_org(logs, tmp_path / "a", days=3, contacts=2)
+    with pytest.raises(FrontdeskError, match=r"is \(inside\) the folder being continued"):
+        continue_org(logs, logs / "inner", days=1)
+
+    def copy_with(name: str, change) -> Path:  # type: ignore[no-untyped-def]
+        out = tmp_path / name
+        shutil.copytree(logs, out)
+        meta = json.loads((out / "world.json").read_text())
+        change(out, meta)
+        meta.pop("files", None)  # as an export without checksums: the contents are checked
+        (out / "world.json").write_text(json.dumps(meta))
+        return out
+
+    foreign = copy_with("foreign", lambda out, meta: meta["config"].update(colour="blue"))
+    relisted = copy_with(
+        "relisted",
+        lambda out, meta: (out / "agents.json").write_text(
+            (out / "agents.json").read_text().replace('"capacity": 1', '"capacity": 3', 1)
+        ),
+    )
+
+    def rewrite_day(out: Path, meta: dict) -> None:  # type: ignore[type-arg]
+        f = out / "contacts-001.parquet"
+        t = pq.read_table(f)
+        texts = t["text"].to_pylist()
+        texts[0] = "not what this world's contact said"
+        pq.write_table(t.set_column(t.schema.get_field_index("text"), "text", pa.array(texts)), f)
+
+    rewritten = copy_with("rewritten", rewrite_day)
+    for folder, says in (
+        (foreign, r"world\.json: config: not a simulator configuration"),
+        (relisted, r"agents\.json: not the roster of the world rebuilt"),
+        (rewritten, r"text: contact c001-00000 is not the one the rebuilt world has"),
+    ):
+        with pytest.raises(DataError, match=says):
+            continue_org(folder, tmp_path / f"{folder.name}-more", days=1)
+        with pytest.raises(DataError, match=says):
+            true_values(folder, "rule", metrics=["utility"], segments=[])
+        assert not (tmp_path / f"{folder.name}-more").exists()
+    with pytest.raises(FrontdeskError, match="--segment nosuch: not a column of"):
+        true_values(logs, "rule", metrics=["utility"], segments=["nosuch"])
+    with pytest.raises(FrontdeskError, match="no metric asked for"):
+        true_values(logs, "rule", metrics=[], segments=[])
+
+
+def test_log_files_are_read_in_day_order_past_day_999(tmp_path: Path) -> None:
+    import json
+
+    from frontdesk.routing import DecisionLogs
+
+    for name in ("contacts-1000.parquet", "contacts-999.parquet", "contacts-998.parquet"):
+        (tmp_path / name).write_bytes(b"")
+    meta = {"format_version": 1, "channels": {}, "topics": []}
+    (tmp_path / "world.json").write_text(json.dumps(meta))
+    logs = DecisionLogs.open(tmp_path, verify=False)
+    assert [f.name for f in logs.files] == [
+        "contacts-998.parquet", "contacts-999.parquet", "contacts-1000.parquet",
+    ]  # fmt: skip

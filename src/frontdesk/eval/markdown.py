@@ -33,11 +33,12 @@ def md_to_html(md: list[str], title: str = "frontdesk evaluation") -> str:
             body.append("</ul>")
             in_list = False
         if line.startswith("|") and not line.startswith("|---"):
+            cell = "td" if in_table else "th"  # a table's first row is its header
             if not in_table:
                 body.append("<table>")
                 in_table = True
             cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
-            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+            body.append("<tr>" + "".join(f"<{cell}>{c}</{cell}>" for c in cells) + "</tr>")
             continue
         if line.startswith("|---"):
             continue
@@ -62,8 +63,8 @@ def md_to_html(md: list[str], title: str = "frontdesk evaluation") -> str:
         body.append("</ul>")
     style = (
         "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-        "table{border-collapse:collapse}td{border:1px solid #ccc;padding:2px 8px}"
-        "tr:first-child td{font-weight:bold;background:#f4f4f4}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
+        "th{font-weight:bold;background:#f4f4f4;text-align:left}"
     )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

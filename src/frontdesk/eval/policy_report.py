@@ -29,7 +29,8 @@ def write_policy_report(result: dict[str, Any], out_dir: str | Path) -> list[Pat
     md = [
         f"# Policy simulation: {meta.get('policy', '')}",
         "",
-        f"Engine `{meta.get('engine', '')}`; estimators {', '.join(ests)}; segments by "
+        f"Logs {meta.get('logs', '')}; engine {meta.get('engine', '')}; estimators "
+        f"{', '.join(ests)}; segments by "
         f"{', '.join(meta.get('segments_by', [])) or 'none'}; reward model cross-fitted in "
         f"{meta.get('folds')} folds; segments with ESS below {meta.get('min_ess')} are flagged "
         f"(low ESS: {', '.join(meta.get('low_ess_segments', [])) or 'none'}).",
@@ -37,8 +38,14 @@ def write_policy_report(result: dict[str, Any], out_dir: str | Path) -> list[Pat
     ]
     warnings = meta.get("warnings", [])
     md += ["## Warnings", ""]
-    md += [f"- warning: {w}" for w in warnings] if warnings else ["None."]
+    md += [f"- {w}" for w in warnings] if warnings else ["None."]
     md += [""]
+    if "dm" in ests:
+        md += [
+            "DM's interval counts row-to-row noise only, not the reward model's own error: "
+            "read it as too narrow.",
+            "",
+        ]
     quality = meta.get("reward_model_quality", {})
     if quality:
         md += [

@@ -23,8 +23,8 @@ from ..routing.logs import DecisionLogs
 from ..routing.router import Router
 from ..schema import Conversation
 from ..simulation.dispatch import BatchDispatcher, Epoch, SequentialDispatcher, oracle_values
-from ..simulation.org import check_roster, contacts_per_day, logged_days, read_pool, run_day
-from ..simulation.world import SEGMENTS, OrgConfig, World
+from ..simulation.org import contacts_per_day, logged_days, rebuild_world, run_day
+from ..simulation.world import SEGMENTS, World
 from .markdown import md_table, md_to_html
 
 METRICS = ("resolution", "handle_time", "csat", "cost", "utility", "wait")
@@ -55,17 +55,23 @@ def evaluate_router(
 ) -> dict[str, Any]:
     """Random, rule, router and oracle on ``days`` fresh days; overall and per segment."""
     logs = DecisionLogs.open(logs_dir)
-    trained_on = router.config.get("training", {}).get("logs_world_sha256")
-    if trained_on and trained_on != logs.world_sha256:
+    training = router.config.get("training", {})
+    same_org = (
+        training.get("organisation") == logs.organisation
+        if training.get("organisation") and logs.organisation
+        else training.get("logs_world_sha256") == logs.world_sha256
+    )
+    if training and not same_org:
         warnings.warn(
-            f"{logs_dir}: not the logs this router was trained on (world.json differs); "
-            "judging it on another organisation",
+            f"{logs_dir}: not the organisation this router was trained on; judging it on "
+            "another organisation",
             stacklevel=2,
         )
-    config = OrgConfig.from_json(logs.config)
-    world = World(config, read_pool(Path(logs_dir)))
-    check_roster(world, logs)
-    first = max(logged_days(logs.meta)) + 1  # the first day after the logged ones
+    world = rebuild_world(logs)
+    config = world.config
+    # The first day after the logged ones, and after every day the router learned from.
+    seen = [*logged_days(logs.meta), *(training.get("days", []) if same_org else [])]
+    first = max(seen) + 1
     eval_days = list(range(first, first + days))
     per_day = contacts_per_day(logs.meta)
     contacts = {d: world.contacts(d, per_day) for d in eval_days}

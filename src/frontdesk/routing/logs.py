@@ -40,8 +40,17 @@ class DecisionLogs:
     def open(cls, path: str | Path, verify: bool = True) -> DecisionLogs:
         root = Path(path)
         meta_path = root / "world.json"
+        if not root.is_dir():
+            raise DataError(str(root), None, None, "folder not found")
         if not meta_path.is_file():
-            raise DataError(str(meta_path), None, None, "missing: not a frontdesk log folder")
+            hint = (
+                " (it is a model folder: give the log folder it was trained on, or new logs)"
+                if (root / "manifest.json").is_file()
+                else ""
+            )
+            raise DataError(
+                str(meta_path), None, None, f"missing: not a frontdesk log folder{hint}"
+            )
         try:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
@@ -54,7 +63,8 @@ class DecisionLogs:
         for key in ("channels", "topics"):
             if key not in meta:
                 raise DataError(str(meta_path), None, key, "missing")
-        files = sorted(root.glob("contacts-*.parquet"))
+        # By name length first, so contacts-1000 comes after contacts-999.
+        files = sorted(root.glob("contacts-*.parquet"), key=lambda f: (len(f.name), f.name))
         if not files:
             raise DataError(str(root), None, None, "no contacts-*.parquet files")
         logs = cls(root, meta, files)

@@ -166,6 +166,7 @@ def train_router(
         **summary,
         "logs": str(Path(logs_dir).resolve()),
         "logs_world_sha256": logs.world_sha256,
+        "organisation": logs.organisation,
         "seed": seed,
     }
     lineage = Lineage.of_logs(logs, cols["contact_id"], cols["day"])

@@ -11,7 +11,9 @@ extra and is the same on every engine:
   model, the propensities or the overlap between the policies is off there.
 - **Few effective rows.** ESS below ``min_ess``, and the largest importance
   weight: when one contact carries more than ``MAX_WEIGHT_SHARE`` of a
-  segment's total weight, the estimate is that contact's outcome.
+  segment's total weight, the estimate is that contact's outcome. Where the
+  total weight is 0 the policy takes none of the logged actions, and only
+  DM (the reward model alone) says anything.
 - **A poor reward model.** Per metric, the reward model's cross-fitted RMSE
   (each row predicted by the model that did not see its fold) next to a
   constant's (each fold predicted by the other folds' mean). When it is no
@@ -68,18 +70,23 @@ def diagnose(
     warnings: list[str] = []
     metrics = [m for m in result if m != "meta"]
     low: list[str] = []
+    unsupported: list[str] = []
     heavy: dict[str, float] = {}
     for m in metrics:
         dr_dm, ipw_dm = [], []
         for seg, entry in _entries(result[m]):
             mom = moments[(m, seg)]
             total_w = float(mom.s1[0])
-            share = entry["max_weight"] / total_w if total_w > 0 else float("inf")
+            share = entry["max_weight"] / total_w if total_w > 0 else 0.0
             entry["max_weight_share"] = share
-            if share > MAX_WEIGHT_SHARE:
-                heavy[seg] = max(heavy.get(seg, 0.0), share)
             if entry["low_ess"] and seg not in low:
                 low.append(seg)
+            if total_w <= 0:  # the policy takes none of the logged actions here
+                if seg not in unsupported:
+                    unsupported.append(seg)
+                continue
+            if share > MAX_WEIGHT_SHARE:
+                heavy[seg] = max(heavy.get(seg, 0.0), share)
             e = estimate(mom, ("dm", "ipw", "dr"))
             if "dm" not in e:
                 continue
@@ -99,6 +106,11 @@ def diagnose(
                 f"{m}: IPW is more than {IPW_DM_INTERVALS:g} of its interval half-widths from "
                 "DM in " + ", ".join(ipw_dm) + ": the reward model or the propensities are off"
             )
+    if unsupported:
+        warnings.append(
+            "the policy would take none of the logged decisions in " + ", ".join(unsupported)
+            + ": no logged outcome speaks for it there, and every estimate but DM is void"
+        )  # fmt: skip
     if low:
         warnings.append(
             f"low effective sample size (< {min_ess:g}), do not trust: " + ", ".join(low)
@@ -111,7 +123,7 @@ def diagnose(
         )
     quality = result.get("meta", {}).get("reward_model_quality", {})
     for m, q in quality.items():
-        if q["r2"] < MIN_R2:
+        if q["r2"] <= MIN_R2:
             warnings.append(
                 f"{m}: the reward model's cross-fitted RMSE {q['rmse']:.4g} is no better than "
                 f"a constant's {q['constant_rmse']:.4g} (R² {q['r2']:.3f}): it fits noise on "

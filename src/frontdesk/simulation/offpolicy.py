@@ -36,7 +36,14 @@ from .estimators import (
     poisson_weights,
     row_terms,
 )
-from .policies import Batch, PolicyError, load_policy, parse_policy, spec_to_json
+from .policies import (
+    Batch,
+    PolicyError,
+    checked_probabilities,
+    load_policy,
+    parse_policy,
+    spec_to_json,
+)
 from .reward_model import (
     READ_COLUMNS,
     RewardFeatures,
@@ -73,6 +80,11 @@ def prepare(
                 f"unknown estimator {e!r}; use {', '.join(ESTIMATORS)} (ips and snips are "
                 "accepted for ipw and snipw)"
             )
+    if not metrics or not estimators:
+        raise FrontdeskError(
+            f"no {'metric' if not metrics else 'estimator'} asked for; use some of "
+            f"{', '.join(METRICS if not metrics else ESTIMATORS)}"
+        )
     for m in metrics:
         if m not in METRICS:
             raise FrontdeskError(f"unknown metric {m!r}; use {', '.join(METRICS)}")
@@ -81,6 +93,7 @@ def prepare(
             "folds must be >= 2 (cross-fitting: no row is predicted by a model that saw it)"
         )
     target = load_policy(policy)  # fails early on a bad spec
+    check_request(logs, target, segments)
     needed = {*READ_COLUMNS, "propensity", "eligible_propensities", *segments, *target.needs()}
     needed |= {metric_column(m) for m in metrics}
     logs.check_columns(sorted(needed))
@@ -124,6 +137,43 @@ def prepare(
         "fit_rows": len(df),
         "reward_model_quality": quality,
     }
+
+
+def check_request(logs: DecisionLogs, target: Any, segments: Sequence[str]) -> None:
+    """The policy's columns and channels, and the segment columns, must be the logs' own.
+
+    Errors blame the policy or the option, not a log file: a typo in a rule's
+    ``when`` or ``channel`` is the policy's, and a list column cannot segment.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schemas = [pq.read_schema(f) for f in logs.files]
+    present = set.intersection(*(set(s.names) for s in schemas))
+    missing = sorted(target.needs() - present)
+    if missing:
+        raise PolicyError(
+            f"policy {target.name}: reads {missing[0]!r}, which is not a column of {logs.root} "
+            "(a rule's `when` fields are log columns or router.channel/confidence/utility)"
+        )
+    unknown = sorted(target.channels_named() - set(logs.channels))
+    if unknown:
+        raise PolicyError(
+            f"policy {target.name}: names channel {unknown[0]!r}, which {logs.root} does not "
+            f"have ({', '.join(logs.channels)})"
+        )
+    for col in segments:
+        if col not in present:
+            raise FrontdeskError(
+                f"--segment {col}: not a column of {logs.root} (try segment, country, plan, "
+                "language, topic, channel)"
+            )
+        kind = schemas[0].field(col).type
+        if pa.types.is_nested(kind):
+            raise FrontdeskError(
+                f"--segment {col}: holds a {kind} per row; segment by a column with one value "
+                "per row (segment, country, plan, language, topic, channel, …)"
+            )
 
 
 @lru_cache(maxsize=8)
@@ -181,25 +231,14 @@ def row_terms_frame(df: Any, plan: dict[str, Any]) -> dict[str, np.ndarray]:
     roster = {k: AgentRecord.from_json(v) for k, v in plan["roster"].items()}
     batch = Batch(df, roster, plan["channels"])
     policy = _policy(json.dumps(plan["policy"], sort_keys=True))
-    probs = policy.probabilities(batch)
+    probs = checked_probabilities(policy, batch)
     n = len(df)
     pi_f = np.empty(n)
     chans, agents = df["eligible_channels"].tolist(), df["eligible_agents"].tolist()
     logged_ch, logged_ag = df["channel"].tolist(), df["agent_id"].tolist()
-    ids = df["contact_id"].tolist()
     pi_flat = []
     for i in range(n):
-        p = np.asarray(probs[i], dtype=float)
-        if len(p) != len(chans[i]) or not np.isfinite(p).all() or (p < -1e-12).any():
-            raise PolicyError(
-                f"contact {ids[i]}: policy {policy.name} gave "
-                f"{len(p)} probabilities for {len(chans[i])} eligible actions (or negative ones)"
-            )
-        if abs(p.sum() - 1.0) > 1e-6:
-            raise PolicyError(
-                f"contact {ids[i]}: policy {policy.name} puts "
-                f"{1 - p.sum():.3g} of its probability outside the eligible set"
-            )
+        p = probs[i]
         k = next(
             j
             for j, (h, a) in enumerate(zip(chans[i], agents[i], strict=True))
@@ -360,5 +399,6 @@ def simulate_policy(
         raise FrontdeskError(f"unknown engine {engine!r}; use local or spark")
     result = finalise(sums, plan, min_ess)
     result["meta"]["engine"] = engine
+    result["meta"]["logs"] = str(logs.root)
     result["meta"]["warnings"] = overlap_warnings + result["meta"]["warnings"]
     return result

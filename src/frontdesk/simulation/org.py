@@ -11,6 +11,7 @@ starts with every agent free and runs until its last contact is decided.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 from collections.abc import Callable
@@ -216,6 +217,7 @@ def simulate_org(
     pool: QueryPool,
     out: str | Path,
     progress: Callable[[int], None] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Simulate ``config.days`` days under the logging policy; write LOGS_DIR atomically.
 
@@ -224,8 +226,10 @@ def simulate_org(
     texts contacts are drawn from) and ``world.json`` (config, channels,
     topics, the logged days, file checksums). The hidden outcome model is not
     written: it is regenerated from the seed by ``frontdesk eval router`` and
-    ``frontdesk simulate truth``.
+    ``frontdesk simulate truth``. An existing log folder at ``out`` is
+    replaced only with ``overwrite`` (models trained on it point at it).
     """
+    _refuse_existing(Path(out), overwrite)
     world = World(config, pool)
     days = list(range(config.days))
     return _write_logs(world, days, config.contacts_per_day, Path(out), {}, progress)
@@ -237,6 +241,7 @@ def continue_org(
     days: int,
     contacts: int | None = None,
     progress: Callable[[int], None] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """``days`` more days of the organisation that wrote ``logs_dir``, into a new log folder.
 
@@ -248,26 +253,106 @@ def continue_org(
     """
     from ..routing.logs import DecisionLogs
 
-    src = DecisionLogs.open(logs_dir)
-    config = OrgConfig.from_json(src.config)  # refuses logs the simulator did not write
     root = Path(logs_dir)
-    if Path(out).resolve() == root.resolve():
-        raise FrontdeskError(f"{out}: is the folder being continued; write the new days elsewhere")
-    if not (root / "pool.parquet").is_file():
-        raise DataError(str(root / "pool.parquet"), None, None, "missing: the contact pool")
-    world = World(config, read_pool(root))
-    check_roster(world, src)
+    target = Path(out).resolve()
+    if target == root.resolve() or root.resolve() in target.parents:
+        raise FrontdeskError(
+            f"{out}: is (inside) the folder being continued; write the new days elsewhere"
+        )
+    if contacts is not None and contacts < days:
+        raise FrontdeskError(f"--contacts {contacts} is fewer than one per day over {days} days")
+    _refuse_existing(Path(out), overwrite)
+    src = DecisionLogs.open(logs_dir)
+    world = rebuild_world(src)
     logged = logged_days(src.meta)
-    first = max(logged) + 1
-    per_day = contacts_per_day(src.meta) if contacts is None else max(1, round(contacts / days))
-    extra = {
+    last = max(logged)
+    # The last logged day must be the rebuilt world's own: else the new days are another world's.
+    ids, texts = _day_rows(src, last)
+    check_texts(world, src, contacts_per_day(src.meta), ids, texts)
+    per_day = contacts_per_day(src.meta) if contacts is None else round(contacts / days)
+    extra: dict[str, Any] = {"organisation": src.organisation} if src.organisation else {}
+    extra |= {
         "continues": {
             "logs": str(root.resolve()),
             "world_sha256": src.world_sha256,
             "days": logged,
-        }
+        },
     }
-    return _write_logs(world, list(range(first, first + days)), per_day, Path(out), extra, progress)
+    return _write_logs(world, list(range(last + 1, last + 1 + days)), per_day, Path(out), extra,
+                       progress)  # fmt: skip
+
+
+def rebuild_world(logs: Any) -> World:
+    """The simulator's world behind a log folder (a DecisionLogs), checked against its roster.
+
+    Refuses, with the file and field, logs the simulator did not write (no or
+    a foreign ``config``, no contact pool) and logs whose roster is not the
+    rebuilt world's (another world, or another version of the simulator).
+    """
+    where = str(logs.root / "world.json")
+    try:
+        config = OrgConfig.from_json(logs.config)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise DataError(where, None, "config", f"not a simulator configuration ({exc})") from None
+    pool_file = Path(logs.root) / "pool.parquet"
+    if not pool_file.is_file():
+        raise DataError(str(pool_file), None, None, "missing: the contact pool")
+    world = World(config, read_pool(Path(logs.root)))
+    roster_file = Path(logs.root) / "agents.json"
+    logged = json.loads(roster_file.read_text()) if roster_file.is_file() else None
+    rebuilt = json.loads(json.dumps(world.agents.public_rows(world.topics)))
+    if logged != rebuilt:
+        raise DataError(
+            str(roster_file), None, None,
+            "not the roster of the world rebuilt from world.json's config: these logs were "
+            "written by another world (or another version of the simulator)",
+        )  # fmt: skip
+    return world
+
+
+def check_texts(world: World, logs: Any, per_day: int, ids: list[str], texts: list[str]) -> None:
+    """Every logged contact's text must be the rebuilt world's contact of that id."""
+    days: dict[int, Contacts] = {}
+    for c, text in zip(ids, texts, strict=True):
+        day, j = parse_contact_id(c, logs)
+        if day not in days:
+            days[day] = world.contacts(day, per_day)
+        contacts = days[day]
+        if j >= len(contacts) or world.conversation(contacts, j)["text"] != text:
+            raise DataError(
+                str(logs.root), None, "text",
+                f"contact {c} is not the one the rebuilt world has: these logs were not "
+                "written by this world (or by another version of the simulator)",
+            )  # fmt: skip
+
+
+def parse_contact_id(contact_id: str, logs: Any) -> tuple[int, int]:
+    """Day and position within the day of a simulator contact id ``cDDD-NNNNN``."""
+    head, _, tail = str(contact_id).partition("-")
+    if not (head[:1] == "c" and head[1:].isdigit() and tail.isdigit()):
+        raise DataError(
+            str(logs.root), None, "contact_id",
+            f"{contact_id!r} is not a simulator contact id (cDDD-NNNNN)",
+        )  # fmt: skip
+    return int(head[1:]), int(tail)
+
+
+def _refuse_existing(out: Path, overwrite: bool) -> None:
+    if not overwrite and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FrontdeskError(
+            f"{out}: already exists; choose another --out, or pass --overwrite to replace it "
+            "(a model trained on logs there would lose them)"
+        )
+
+
+def _day_rows(logs: Any, day: int) -> tuple[list[str], list[str]]:
+    import pyarrow.parquet as pq
+
+    f = Path(logs.root) / f"contacts-{day:03d}.parquet"
+    if not f.is_file():
+        raise DataError(str(f), None, None, f"missing: world.json lists day {day}")
+    t = pq.read_table(f, columns=["contact_id", "text"])
+    return [str(c) for c in t.column("contact_id").to_pylist()], t.column("text").to_pylist()
 
 
 def logged_days(meta: dict[str, Any]) -> list[int]:
@@ -284,15 +369,13 @@ def contacts_per_day(meta: dict[str, Any]) -> int:
     return OrgConfig.from_json(meta["config"]).contacts_per_day
 
 
-def check_roster(world: World, logs: Any) -> None:
-    """The rebuilt world's roster must be the one logged (else it is not the same world)."""
-    logged = [a.agent_id for a in logs.roster()]
-    if logged != world.agents.ids:
-        raise DataError(
-            str(logs.root / "agents.json"), None, None,
-            f"{len(logged)} agents, the rebuilt world has {len(world.agents.ids)} "
-            "(or other ids): not the world these logs were written in",
-        )  # fmt: skip
+def pool_digest(pool: QueryPool) -> str:
+    """sha256 of a contact pool's content (not of the Parquet bytes, which vary by writer)."""
+    text = json.dumps(
+        {"texts": pool.texts, "workflow_ids": pool.workflow_ids, "topics": pool.topics},
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _write_logs(
@@ -307,7 +390,9 @@ def _write_logs(
 
     config = world.config
     logger = SequentialDispatcher("logging", config.temperature, config.seed)
-    summary: dict[str, Any] = {"days": days, "contacts": 0, "capacity_violations": 0}
+    summary: dict[str, Any] = {
+        "days": len(days), "logged_days": days, "contacts": 0, "capacity_violations": 0,
+    }  # fmt: skip
     with atomic_folder(out, LOGS_MARKER, "log folder") as tmp:
         files = {}
         for day in days:
@@ -327,7 +412,7 @@ def _write_logs(
         meta = {
             "format_version": LOGS_FORMAT_VERSION,
             "frontdesk_version": __version__,
-            "organisation": simulated_organisation(config.to_json(), files["pool.parquet"]),
+            "organisation": simulated_organisation(config.to_json(), pool_digest(world.pool)),
             **world.public_json(),
             "logging_policy": {"name": "rule-softmax", "temperature": config.temperature},
             "days": days,

@@ -94,6 +94,10 @@ class TargetPolicy:
         """Folders of the trained models this policy acts with (their lineage applies)."""
         return []
 
+    def channels_named(self) -> set[str]:
+        """Channels the policy's spec names (each must be one of the logs')."""
+        return set()
+
 
 class LoggingPolicy(TargetPolicy):
     name = "logging"
@@ -152,7 +156,8 @@ class RouterPolicy(TargetPolicy):
     def __init__(self, path: str, temperature: float = 0.0) -> None:
         self.path = str(Path(path).resolve())
         self.temperature = float(temperature)
-        self.name = f"router({Path(path).name}, T={self.temperature:g})"
+        how = "argmax" if self.temperature == 0 else f"softmax T={self.temperature:g}"
+        self.name = f"router({Path(path).name}, {how})"
 
     @property
     def router(self) -> Any:
@@ -230,6 +235,9 @@ class MixturePolicy(TargetPolicy):
     def learned_from(self) -> list[str]:
         return _unique(f for _, p in self.parts for f in p.learned_from())
 
+    def channels_named(self) -> set[str]:
+        return set().union(*(p.channels_named() for _, p in self.parts))
+
 
 class Condition:
     """``{field: value | [values] | {op: value}}``, all of which must hold."""
@@ -306,6 +314,12 @@ class RulesPolicy(TargetPolicy):
         parts = [self.router, self.default, self.within, *nested]
         return _unique(f for p in parts if p is not None for f in p.learned_from())
 
+    def channels_named(self) -> set[str]:
+        own = {h for r in self.rules if "channel" in r for h in r["channel"]}
+        nested = [r["policy"] for r in self.rules if "policy" in r]
+        parts = [self.default, self.within, *nested]
+        return own.union(*(p.channels_named() for p in parts))
+
     def _router_values(self, batch: Batch) -> list[dict[str, Any]]:
         if self.router is None:
             return [{} for _ in range(len(batch))]
@@ -368,6 +382,28 @@ class RulesPolicy(TargetPolicy):
                 break
             out.append(default[i] if probs is None else probs)
         return out
+
+
+def checked_probabilities(policy: TargetPolicy, batch: Batch) -> list[np.ndarray]:
+    """The policy's probabilities for each row, refused unless a distribution over its eligible set."""
+    probs = policy.probabilities(batch)
+    ids = batch.column("contact_id")
+    out = []
+    for i, raw in enumerate(probs):
+        p = np.asarray(raw, dtype=float)
+        n_eligible = len(batch.eligible(i)[0])
+        if len(p) != n_eligible or not np.isfinite(p).all() or (p < -1e-12).any():
+            raise PolicyError(
+                f"contact {ids[i]}: policy {policy.name} gave "
+                f"{len(p)} probabilities for {n_eligible} eligible actions (or negative ones)"
+            )
+        if abs(p.sum() - 1.0) > 1e-6:
+            raise PolicyError(
+                f"contact {ids[i]}: policy {policy.name} puts "
+                f"{1 - p.sum():.3g} of its probability outside the eligible set"
+            )
+        out.append(p)
+    return out
 
 
 def _unique(items: Any) -> list[str]:

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import FrontdeskError
 from ..routing.features import AgentRecord
 from ..routing.logs import DecisionLogs
-from .offpolicy import OVERALL, segment_keys
-from .org import check_roster, contacts_per_day, read_pool
-from .policies import Batch, load_policy
-from .world import CHANNELS, Contacts, OrgConfig, World
+from .offpolicy import METRICS, OVERALL, check_request, segment_keys
+from .org import check_texts, contacts_per_day, parse_contact_id, rebuild_world
+from .policies import Batch, checked_probabilities, load_policy
+from .world import CHANNELS
 
 
 def true_values(
@@ -37,25 +37,30 @@ def true_values(
     checked against the rebuilt world's contact, so logs of another world, or
     of another version of the simulator, are refused rather than mis-scored.
     """
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise FrontdeskError(
+            f"unknown metric {unknown[0]!r}; use {', '.join(METRICS)}"
+            if unknown
+            else f"no metric asked for; use some of {', '.join(METRICS)}"
+        )
     logs = DecisionLogs.open(logs_dir)
-    config = OrgConfig.from_json(logs.config)
-    pool_file = Path(logs_dir) / "pool.parquet"
-    if not pool_file.is_file():
-        raise DataError(str(pool_file), None, None, "missing: the contact pool")
-    world = World(config, read_pool(Path(logs_dir)))
-    check_roster(world, logs)
+    world = rebuild_world(logs)
     per_day = contacts_per_day(logs.meta)
     target = load_policy(policy)
+    check_request(logs, target, segments)
     roster = {a.agent_id: a for a in logs.roster()}
     agent_pos = {a: i for i, a in enumerate(world.agents.ids)}
     df = logs.read().to_pandas()
     batch = Batch(df, roster, logs.channels)
-    # Flatten every row's eligible pairs, then one vectorised call per day.
     ids = df["contact_id"].tolist()
-    day, idx = _parse_ids(ids, logs)
+    check_texts(world, logs, per_day, ids, df["text"].tolist())
+    parsed = [parse_contact_id(c, logs) for c in ids]
+    day = np.array([d for d, _ in parsed], dtype=int)
+    idx = np.array([j for _, j in parsed], dtype=int)
     days = {int(d): world.contacts(int(d), per_day) for d in np.unique(day)}
-    _check_texts(world, days, day, idx, df["text"].tolist(), logs)
-    probs = target.probabilities(batch)
+    probs = checked_probabilities(target, batch)
+    # Flatten every row's eligible pairs, then one vectorised call per day.
     waits = np.asarray(df["wait_min"].to_numpy(), dtype=float)
     row_of, ch, ag = [], [], []
     for i in range(len(df)):
@@ -81,38 +86,6 @@ def true_values(
                 groups.setdefault(k, []).append(v)
         out[m] = {k: float(np.mean(v)) for k, v in groups.items()}
     return out
-
-
-def _parse_ids(ids: list[str], logs: DecisionLogs) -> tuple[np.ndarray, np.ndarray]:
-    """Day and position within the day from simulator ids ``cDDD-NNNNN``."""
-    day, idx = np.empty(len(ids), dtype=int), np.empty(len(ids), dtype=int)
-    for i, c in enumerate(ids):
-        head, _, tail = str(c).partition("-")
-        if not (head[:1] == "c" and head[1:].isdigit() and tail.isdigit()):
-            raise DataError(
-                str(logs.root), None, "contact_id",
-                f"{c!r} is not a simulator contact id (cDDD-NNNNN)",
-            )  # fmt: skip
-        day[i], idx[i] = int(head[1:]), int(tail)
-    return day, idx
-
-
-def _check_texts(
-    world: World,
-    days: dict[int, Contacts],
-    day: np.ndarray,
-    idx: np.ndarray,
-    texts: list[str],
-    logs: DecisionLogs,
-) -> None:
-    for d, j, text in zip(day.tolist(), idx.tolist(), texts, strict=True):
-        contacts = days[d]
-        if j >= len(contacts) or world.conversation(contacts, j)["text"] != text:
-            raise DataError(
-                str(logs.root), None, "text",
-                f"contact c{d:03d}-{j:05d} is not the one the rebuilt world has: these logs "
-                "were not written by this world (or by another version of the simulator)",
-            )  # fmt: skip
 
 
 __all__ = ["OVERALL", "AgentRecord", "true_values"]
