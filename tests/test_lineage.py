@@ -16,6 +16,7 @@ from frontdesk.lineage import (
     LINEAGE_FILE,
     Lineage,
     LineageError,
+    LineageTamperedError,
     TrainingOverlapError,
     training_overlap,
 )
@@ -151,6 +152,12 @@ def test_training_overlap_refuses_warns_or_passes(org, tmp_path: Path) -> None:
         TrainingOverlapError, match=r"contacts it did not learn from \(after day 1\)"
     ):
         training_overlap(DecisionLogs.open(export), [str(model)])
+    # A tampered model: no waiver helps (the model itself cannot be loaded either).
+    text = (model / LINEAGE_FILE).read_text()
+    (model / LINEAGE_FILE).write_text(text.replace('"rows": 100', '"rows": 10'))
+    with pytest.raises(LineageTamperedError, match="checksum mismatch"):
+        training_overlap(logs, [str(model)], allow=True)
+    (model / LINEAGE_FILE).write_text(text)
     # A model whose lineage is unknown: refused, or with the waiver, "not checked".
     (model / LINEAGE_FILE).unlink()
     (model / CONTACTS_FILE).unlink()

@@ -162,7 +162,7 @@ def simulate_org_cmd(
     d = summary["logged_days"]
     span = f"day {d[0]}" if len(d) == 1 else f"days {d[0]}-{d[-1]}"
     whose = (
-        f"more of {continue_from}'s organisation"
+        f"{continue_from} continued"
         if continue_from is not None
         else f"{summary['agents']} agents, seed {summary['seed']}"
     )
@@ -443,6 +443,12 @@ def simulate_policy_cmd(
         out.print(f"report: {report_dir}/report.md, report.html")
 
 
+def _num(x: float, sign: bool = False) -> str:
+    """Four significant places at most, so tables of minutes and of rates are alike in width."""
+    places = 4 if abs(x) < 10 else 3 if abs(x) < 100 else 2
+    return f"{x:+.{places}f}" if sign else f"{x:.{places}f}"
+
+
 def _print_policy_tables(result: dict[str, Any]) -> None:
     """One table per metric, a row per (segment, estimator): fits an 80-column terminal."""
     from rich import box
@@ -459,12 +465,12 @@ def _print_policy_tables(result: dict[str, Any]) -> None:
         rows = [("overall", result[m]["overall"]), *sorted(result[m]["segments"].items())]
         for name, e in rows:
             ess = f"{e['ess']:.0f}" + (" [yellow]low[/]" if e.get("low_ess") else "")
-            table.add_row(name, str(e["n"]), ess, "logged", f"{e['logged']:.4f}", "", "")
+            table.add_row(name, str(e["n"]), ess, "logged", _num(e["logged"]), "", "")
             for x in meta["estimators"]:
                 v = e[x]
                 table.add_row(
-                    "", "", "", x, f"{v['value']:.4f}", f"[{v['ci'][0]:.4f}, {v['ci'][1]:.4f}]",
-                    f"{v['difference']:+.4f}",
+                    "", "", "", x, _num(v["value"]), f"[{_num(v['ci'][0])}, {_num(v['ci'][1])}]",
+                    _num(v["difference"], sign=True),
                 )  # fmt: skip
             table.add_section()
         out.print(table)
@@ -475,8 +481,7 @@ def _print_policy_tables(result: dict[str, Any]) -> None:
         )
     if "dm" in meta["estimators"]:
         out.print(
-            "[dim]DM's interval counts row-to-row noise only, not the reward model's own error: "
-            "read it as too narrow.[/]"
+            "[dim]DM's interval ignores the reward model's own error: read it as too narrow.[/]"
         )
 
 

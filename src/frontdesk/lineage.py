@@ -34,6 +34,10 @@ class LineageError(FrontdeskError):
     """A model's lineage is missing or malformed, so what it learned from is unknown."""
 
 
+class LineageTamperedError(LineageError):
+    """A model folder no longer matches its manifest: neither it nor its lineage can be used."""
+
+
 class TrainingOverlapError(FrontdeskError):
     """A model would be judged on logged decisions it learned from."""
 
@@ -71,6 +75,9 @@ class Overlap:
                 "matched by contact id alone, as the logs or the model name no organisation; "
                 'if they are another organisation\'s, say so with "organisation" in world.json'
             )
+        if not self.rows:  # the same files, though not (by organisation) the same contacts
+            names = self.files if len(self.files) <= 2 else [self.files[0], "…", self.files[-1]]
+            return f"{len(self.files)} of the very files of {logs} ({' '.join(names)})"
         where = f"{self.rows:,} of the {self.of_rows:,} rows of {logs}"
         return where + (f" ({'; '.join(notes)})" if notes else "")
 
@@ -134,7 +141,7 @@ class Lineage:
         try:
             read_manifest(folder)  # a tampered lineage (or model) fails here
         except IndexIntegrityError as exc:
-            raise LineageError(
+            raise LineageTamperedError(
                 f"{exc}; what it learned from cannot be trusted: retrain it "
                 "(`frontdesk train router`)"
             ) from None
@@ -217,6 +224,8 @@ def training_overlap(logs: Any, models: Sequence[str], allow: bool = False) -> l
     for folder in models:
         try:
             lineage = Lineage.load(folder)
+        except LineageTamperedError:
+            raise  # the model itself cannot be loaded either: no waiver helps
         except LineageError as exc:
             if not allow:
                 raise LineageError(

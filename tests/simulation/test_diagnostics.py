@@ -60,7 +60,7 @@ def test_one_heavy_contact_and_low_ess_are_flagged() -> None:
     warnings = diagnose(result, moments, min_ess=50)
     share = result["utility"]["overall"]["max_weight_share"]
     assert share > MAX_WEIGHT_SHARE
-    assert f"overall ({share:.0%})" in next(w for w in warnings if w.startswith("one contact"))
+    assert f"overall ({share:.1%})" in next(w for w in warnings if w.startswith("one contact"))
     assert "low effective sample size (< 50), do not trust: overall" in warnings
 
 

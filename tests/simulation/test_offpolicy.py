@@ -308,6 +308,12 @@ def test_cli_refuses_a_router_on_its_training_logs(
         assert res.exit_code == 2 and says in res.stderr, res.output
         assert res.stderr.strip().count("\n") == 0 and res.stdout == ""
         assert not (tmp_path / "never").exists()
+    # The waiver is offered for an unknown lineage, not for a tampered model (it cannot help).
+    waived = CliRunner().invoke(
+        app, ["simulate", "policy", str(fresh_logs), "--policy", str(tampered),
+              "--allow-training-overlap"],
+    )  # fmt: skip
+    assert waived.exit_code == 2 and "--allow-training-overlap" not in waived.stderr
     held_out = CliRunner().invoke(app, [*base[:2], str(fresh_logs), *base[2:], "--json"])
     assert held_out.exit_code == 0, held_out.output
     assert not any(
@@ -414,3 +420,22 @@ def test_policy_typos_and_list_segments_are_refused_by_name(org_logs: Path) -> N
         simulate_policy(org_logs, "uniform", metrics=[])
     with pytest.raises(FrontdeskError, match="no estimator asked for"):
         simulate_policy(org_logs, "uniform", metrics=["csat"], estimators=[])
+
+
+def test_a_rule_value_no_row_has_is_a_warning(org_logs: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "policy.json"
+    spec.write_text(json.dumps({
+        "rules": [{"when": {"segment": "enterprize"}, "channel": "phone", "unavailable": "skip"}],
+    }))  # fmt: skip
+    res = simulate_policy(org_logs, str(spec), metrics=["csat"], estimators=["dr"])
+    (warning,) = [w for w in res["meta"]["warnings"] if "no logged row" in w]
+    assert warning.startswith(f"{spec}.rules[0].when.segment: enterprize is in no logged row")
+    assert "enterprise" in warning and "never applies" in warning
+    with pytest.raises(FrontdeskError, match="--segment contact_id: more than 500 distinct"):
+        simulate_policy(org_logs, "uniform", metrics=["csat"], segments=["contact_id"])
+    with pytest.raises(FrontdeskError, match="--segment utility: holds a double per row"):
+        simulate_policy(org_logs, "uniform", metrics=["csat"], segments=["utility"])
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({"rules": [{"when": {"segmnt": "x"}, "channel": "phone"}]}))
+    with pytest.raises(PolicyError, match=rf"policy {typo}: reads 'segmnt'"):
+        simulate_policy(org_logs, str(typo), metrics=["csat"])

@@ -261,7 +261,7 @@ def test_continue_and_truth_refuse_another_world(tmp_path: Path, demo_pool) -> N
 
     rewritten = copy_with("rewritten", rewrite_day)
     for folder, says in (
-        (foreign, r"world\.json: config: not a simulator configuration"),
+        (foreign, r"world\.json: config\.colour: not a field of this simulator"),
         (relisted, r"agents\.json: not the roster of the world rebuilt"),
         (rewritten, r"text: contact c001-00000 is not the one the rebuilt world has"),
     ):

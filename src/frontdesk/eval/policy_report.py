@@ -42,8 +42,7 @@ def write_policy_report(result: dict[str, Any], out_dir: str | Path) -> list[Pat
     md += [""]
     if "dm" in ests:
         md += [
-            "DM's interval counts row-to-row noise only, not the reward model's own error: "
-            "read it as too narrow.",
+            "DM's interval ignores the reward model's own error: read it as too narrow.",
             "",
         ]
     quality = meta.get("reward_model_quality", {})

@@ -118,7 +118,7 @@ def diagnose(
     if heavy:
         warnings.append(
             f"one contact carries more than {MAX_WEIGHT_SHARE:.0%} of the importance weight in "
-            + ", ".join(f"{s} ({v:.0%})" for s, v in heavy.items())
+            + ", ".join(f"{s} ({v:.1%})" for s, v in heavy.items())
             + ": the estimate there rests on a few contacts"
         )
     quality = result.get("meta", {}).get("reward_model_quality", {})

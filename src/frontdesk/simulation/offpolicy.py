@@ -57,6 +57,7 @@ METRICS = ("resolution", "handle_time", "csat", "cost", "utility")
 N_VALUES = len(Moments.flat_names())  # 28 sums; the engines' sums carry one more value, max w
 OVERALL = "__overall__"
 DEFAULT_MIN_ESS = 50.0
+MAX_SEGMENT_VALUES = 500
 
 
 def prepare(
@@ -93,7 +94,7 @@ def prepare(
             "folds must be >= 2 (cross-fitting: no row is predicted by a model that saw it)"
         )
     target = load_policy(policy)  # fails early on a bad spec
-    check_request(logs, target, segments)
+    request_warnings = check_request(logs, target, segments, policy)
     needed = {*READ_COLUMNS, "propensity", "eligible_propensities", *segments, *target.needs()}
     needed |= {metric_column(m) for m in metrics}
     logs.check_columns(sorted(needed))
@@ -136,30 +137,36 @@ def prepare(
         "columns": sorted(needed),
         "fit_rows": len(df),
         "reward_model_quality": quality,
+        "request_warnings": request_warnings,
     }
 
 
-def check_request(logs: DecisionLogs, target: Any, segments: Sequence[str]) -> None:
+def check_request(
+    logs: DecisionLogs, target: Any, segments: Sequence[str], source: Any = None
+) -> list[str]:
     """The policy's columns and channels, and the segment columns, must be the logs' own.
 
-    Errors blame the policy or the option, not a log file: a typo in a rule's
-    ``when`` or ``channel`` is the policy's, and a list column cannot segment.
+    Errors blame the policy (``source``, its file) or the option, not a log
+    file: a typo in a rule's ``when`` field or ``channel`` is the policy's; a
+    list, float or near-unique column cannot segment. Returns warnings for rule
+    values that no logged row has (a typo there makes a rule that never applies).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    name = f"policy {source}" if isinstance(source, str | Path) else f"policy {target.name}"
     schemas = [pq.read_schema(f) for f in logs.files]
     present = set.intersection(*(set(s.names) for s in schemas))
     missing = sorted(target.needs() - present)
     if missing:
         raise PolicyError(
-            f"policy {target.name}: reads {missing[0]!r}, which is not a column of {logs.root} "
+            f"{name}: reads {missing[0]!r}, which is not a column of {logs.root} "
             "(a rule's `when` fields are log columns or router.channel/confidence/utility)"
         )
     unknown = sorted(target.channels_named() - set(logs.channels))
     if unknown:
         raise PolicyError(
-            f"policy {target.name}: names channel {unknown[0]!r}, which {logs.root} does not "
+            f"{name}: names channel {unknown[0]!r}, which {logs.root} does not "
             f"have ({', '.join(logs.channels)})"
         )
     for col in segments:
@@ -169,11 +176,43 @@ def check_request(logs: DecisionLogs, target: Any, segments: Sequence[str]) -> N
                 "language, topic, channel)"
             )
         kind = schemas[0].field(col).type
-        if pa.types.is_nested(kind):
+        if pa.types.is_nested(kind) or pa.types.is_floating(kind):
             raise FrontdeskError(
-                f"--segment {col}: holds a {kind} per row; segment by a column with one value "
-                "per row (segment, country, plan, language, topic, channel, …)"
+                f"--segment {col}: holds a {kind} per row; segment by a column with a few "
+                "values (segment, country, plan, language, topic, channel, …)"
             )
+        n = len(_distinct(logs, col, MAX_SEGMENT_VALUES + 1))
+        if n > MAX_SEGMENT_VALUES:
+            raise FrontdeskError(
+                f"--segment {col}: more than {MAX_SEGMENT_VALUES} distinct values, so segments of "
+                "a few rows each; segment by a column with a few values"
+            )
+    warnings = []
+    for where, cond in target.conditions():
+        for field, wanted in cond.wanted_values():
+            if field not in present:
+                continue
+            values = _distinct(logs, field, 50)
+            if len(values) <= 50 and not {str(w) for w in wanted} & {str(v) for v in values}:
+                shown = ", ".join(sorted(str(v) for v in values)[:8])
+                warnings.append(
+                    f"{where}.{field}: {wanted[0] if len(wanted) == 1 else wanted}"
+                    f" is in no logged row (values: {shown}{', …' if len(values) > 8 else ''}): "
+                    "the rule never applies"
+                )
+    return warnings
+
+
+def _distinct(logs: DecisionLogs, column: str, limit: int) -> set[Any]:
+    """A column's distinct values over every file, stopping once there are more than ``limit``."""
+    import pyarrow.parquet as pq
+
+    seen: set[Any] = set()
+    for f in logs.files:
+        seen.update(pq.read_table(f, columns=[column]).column(column).unique().to_pylist())
+        if len(seen) > limit:
+            break
+    return seen
 
 
 @lru_cache(maxsize=8)
@@ -344,7 +383,7 @@ def finalise(
         "reward_model_rows": plan["fit_rows"],
         "reward_model_quality": plan["reward_model_quality"],
     }
-    result["meta"]["warnings"] = diagnose(result, moments, min_ess)
+    result["meta"]["warnings"] = plan["request_warnings"] + diagnose(result, moments, min_ess)
     return result
 
 

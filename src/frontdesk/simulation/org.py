@@ -290,10 +290,18 @@ def rebuild_world(logs: Any) -> World:
     rebuilt world's (another world, or another version of the simulator).
     """
     where = str(logs.root / "world.json")
+    cfg = logs.config
+    known = set(OrgConfig.__dataclass_fields__)
+    unknown = sorted(set(cfg) - known) if isinstance(cfg, dict) else []
+    if unknown:
+        raise DataError(
+            where, None, f"config.{unknown[0]}",
+            "not a field of this simulator's configuration (written by another version?)",
+        )  # fmt: skip
     try:
-        config = OrgConfig.from_json(logs.config)
+        config = OrgConfig.from_json(cfg)
     except (TypeError, ValueError, AttributeError) as exc:
-        raise DataError(where, None, "config", f"not a simulator configuration ({exc})") from None
+        raise DataError(where, None, "config", f"not a simulator configuration: {exc}") from None
     pool_file = Path(logs.root) / "pool.parquet"
     if not pool_file.is_file():
         raise DataError(str(pool_file), None, None, "missing: the contact pool")

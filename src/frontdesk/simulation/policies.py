@@ -98,6 +98,10 @@ class TargetPolicy:
         """Channels the policy's spec names (each must be one of the logs')."""
         return set()
 
+    def conditions(self) -> list[tuple[str, Condition]]:
+        """Every rule condition of the spec, with where it is (``policy.yaml.rules[0].when``)."""
+        return []
+
 
 class LoggingPolicy(TargetPolicy):
     name = "logging"
@@ -238,6 +242,9 @@ class MixturePolicy(TargetPolicy):
     def channels_named(self) -> set[str]:
         return set().union(*(p.channels_named() for _, p in self.parts))
 
+    def conditions(self) -> list[tuple[str, Condition]]:
+        return [c for _, p in self.parts for c in p.conditions()]
+
 
 class Condition:
     """``{field: value | [values] | {op: value}}``, all of which must hold."""
@@ -262,6 +269,12 @@ class Condition:
     @property
     def fields(self) -> set[str]:
         return {f for f, _, _ in self.tests}
+
+    def wanted_values(self) -> list[tuple[str, list[Any]]]:
+        """(field, values) of the equality tests: what a typo in a value would make unmatchable."""
+        return [
+            (f, list(w) if op == "in" else [w]) for f, op, w in self.tests if op in {"eq", "in"}
+        ]
 
     def holds(self, values: Mapping[str, Any]) -> bool:
         for field, op, want in self.tests:
@@ -319,6 +332,11 @@ class RulesPolicy(TargetPolicy):
         nested = [r["policy"] for r in self.rules if "policy" in r]
         parts = [self.default, self.within, *nested]
         return own.union(*(p.channels_named() for p in parts))
+
+    def conditions(self) -> list[tuple[str, Condition]]:
+        own = [(r["at"], r["when"]) for r in self.rules]
+        nested = [r["policy"] for r in self.rules if "policy" in r]
+        return own + [c for p in (self.default, self.within, *nested) for c in p.conditions()]
 
     def _router_values(self, batch: Batch) -> list[dict[str, Any]]:
         if self.router is None:
@@ -515,7 +533,9 @@ def parse_policy(
             at = f"{where}.rules[{j}]"
             if not isinstance(r, Mapping):
                 raise PolicyError(f"{at}: a mapping with 'when' and 'channel' or 'policy'")
-            rule: dict[str, Any] = {"when": Condition(r.get("when", {}), f"{at}.when")}
+            rule: dict[str, Any] = {
+                "when": Condition(r.get("when", {}), f"{at}.when"), "at": f"{at}.when",
+            }  # fmt: skip
             if router is None and rule["when"].fields & _ROUTER_FIELDS:
                 raise PolicyError(f"{at}.when: router.* fields need a top-level 'router: DIR'")
             if ("channel" in r) == ("policy" in r):

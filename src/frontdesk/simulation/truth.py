@@ -9,6 +9,7 @@ what their intervals are checked against.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,8 @@ def true_values(
     world = rebuild_world(logs)
     per_day = contacts_per_day(logs.meta)
     target = load_policy(policy)
-    check_request(logs, target, segments)
+    for w in check_request(logs, target, segments, policy):
+        warnings.warn(w, stacklevel=2)
     roster = {a.agent_id: a for a in logs.roster()}
     agent_pos = {a: i for i, a in enumerate(world.agents.ids)}
     df = logs.read().to_pandas()
