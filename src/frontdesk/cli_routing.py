@@ -172,10 +172,12 @@ def simulate_org_cmd(
 
 
 def _logged_config(logs_dir: Path) -> dict[str, Any]:
-    """The simulator config of a log folder, or {} when there is none to read."""
+    """The simulator config of a log folder, or {} (``continue_org`` then says what is wrong)."""
+    from .routing.logs import DecisionLogs
+
     try:
-        cfg = json.loads((logs_dir / "world.json").read_text()).get("config")
-    except (OSError, ValueError, AttributeError):
+        cfg = DecisionLogs.open(logs_dir, verify=False).meta.get("config")
+    except FrontdeskError:
         return {}
     return cfg if isinstance(cfg, dict) else {}
 

@@ -26,13 +26,14 @@ weighted replicate sums.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ..lineage import contact_hashes
 
 Z_NAMES = ("w", "wr", "dm", "u", "s", "r")
 ESTIMATORS = ("dm", "ipw", "snipw", "dr", "sndr", "switch-dr")
@@ -206,13 +207,8 @@ _POISSON1_CDF = np.cumsum([math.exp(-1) / math.factorial(k) for k in range(16)])
 
 
 def id_hashes(ids: Sequence[str]) -> np.ndarray:
-    return np.array(
-        [
-            int.from_bytes(hashlib.blake2b(str(i).encode(), digest_size=8).digest(), "little")
-            for i in ids
-        ],
-        dtype=np.uint64,
-    )
+    """The 64-bit hash of each contact id that folds, bootstrap weights and lineage share."""
+    return contact_hashes(ids)
 
 
 def poisson_weights(ids: Sequence[str], replicates: int, seed: int = 0) -> np.ndarray:

@@ -318,8 +318,13 @@ def rebuild_world(logs: Any) -> World:
     return world
 
 
-def check_texts(world: World, logs: Any, per_day: int, ids: list[str], texts: list[str]) -> None:
-    """Every logged contact's text must be the rebuilt world's contact of that id."""
+def check_texts(
+    world: World, logs: Any, per_day: int, ids: list[str], texts: list[str]
+) -> dict[int, Contacts]:
+    """Every logged contact's text must be the rebuilt world's contact of that id.
+
+    Returns the rebuilt contacts of each day seen, for the caller to score.
+    """
     days: dict[int, Contacts] = {}
     for c, text in zip(ids, texts, strict=True):
         day, j = parse_contact_id(c, logs)
@@ -332,6 +337,7 @@ def check_texts(world: World, logs: Any, per_day: int, ids: list[str], texts: li
                 f"contact {c} is not the one the rebuilt world has: these logs were not "
                 "written by this world (or by another version of the simulator)",
             )  # fmt: skip
+    return days
 
 
 def parse_contact_id(contact_id: str, logs: Any) -> tuple[int, int]:

@@ -56,11 +56,10 @@ def true_values(
     df = logs.read().to_pandas()
     batch = Batch(df, roster, logs.channels)
     ids = df["contact_id"].tolist()
-    check_texts(world, logs, per_day, ids, df["text"].tolist())
+    days = check_texts(world, logs, per_day, ids, df["text"].tolist())
     parsed = [parse_contact_id(c, logs) for c in ids]
     day = np.array([d for d, _ in parsed], dtype=int)
     idx = np.array([j for _, j in parsed], dtype=int)
-    days = {int(d): world.contacts(int(d), per_day) for d in np.unique(day)}
     probs = checked_probabilities(target, batch)
     # Flatten every row's eligible pairs, then one vectorised call per day.
     waits = np.asarray(df["wait_min"].to_numpy(), dtype=float)
