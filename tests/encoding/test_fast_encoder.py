@@ -20,8 +20,8 @@ from frontdesk.encoding import (
     is_fast_encoder,
     read_manifest,
 )
-from frontdesk.encoding.encoder import default_model_path, model_fingerprint
-from frontdesk.encoding.fast import MANIFEST
+from frontdesk.encoding.backend import MANIFEST
+from frontdesk.encoding.model_files import default_model_path, model_fingerprint
 
 # Varied on purpose: short and long, typos, numbers, questions and statements.
 BANKING_TEXTS = [

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from frontdesk import IndexIntegrityError, Suggester, WorkflowIndex, build_index
-from frontdesk.encoding import encoder as encoder_module
+from frontdesk.encoding import model_files
 from frontdesk.index import builder
 
 from ..conftest import TINY_CATALOG, write_jsonl
@@ -220,7 +220,7 @@ def test_missing_model_package_falls_back_to_bm25(
     def gone():
         raise ModelUnavailableError("the bundled encoder package is not installed")
 
-    monkeypatch.setattr(encoder_module, "default_model_path", gone)
+    monkeypatch.setattr(model_files, "default_model_path", gone)
     with pytest.warns(RuntimeWarning, match="falling back to BM25 alone"):
         s = Suggester.load(tiny_index)
     assert s.mode == "sparse"

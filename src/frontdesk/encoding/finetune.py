@@ -27,7 +27,8 @@ from typing import Any
 from ..atomic import atomic_folder
 from ..errors import FrontdeskError
 from ..schema import LabelledQuery, Workflow
-from .encoder import ContextEncoder, model_fingerprint
+from .encoder import ContextEncoder
+from .model_files import model_fingerprint
 
 Progress = Callable[[int, int, float], None]  # (batches done, total, last loss)
 PROVENANCE = "frontdesk-finetune.json"

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..atomic import atomic_folder
 from ..errors import FrontdeskError, ModelUnavailableError
-from .fast import (
+from .backend import (
     MANIFEST,
     FastBackend,
     StageProgress,
@@ -47,6 +47,7 @@ from .fast import (
     transformer_folder,
     write_manifest,
 )
+from .model_files import env_threads
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -162,8 +163,6 @@ class OnnxTextEncoder(FastBackend):
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
-
-        from .encoder import env_threads
 
         self.folder = Path(folder)
         manifest = read_manifest(self.folder)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..atomic import atomic_folder
 from ..errors import FrontdeskError, ModelUnavailableError
-from .fast import (
+from .backend import (
     MANIFEST,
     FastBackend,
     StageProgress,

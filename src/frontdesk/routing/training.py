@@ -20,7 +20,7 @@ import numpy as np
 from .._version import __version__
 from ..atomic import atomic_folder
 from ..encoding import ContextEncoder
-from ..encoding.encoder import default_model_path
+from ..encoding.model_files import default_model_path
 from ..errors import DataError
 from ..index.manifest import FORMAT_VERSION, write_manifest
 from ..lineage import Lineage
