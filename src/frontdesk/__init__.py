@@ -1,14 +1,15 @@
 """frontdesk: workflow suggestion, routing, off-policy simulation and scoring for support."""
 
 from ._version import __version__
-from .api import ContactDecision, FrontDesk, Suggester
 from .config import Settings
+from .desk import ContactDecision, FrontDesk
 from .encoding import ContextEncoder, EncodedContexts
 from .errors import DataError, FrontdeskError, IndexIntegrityError, ModelUnavailableError
 from .index import WorkflowIndex, build_index
 from .loaders import load_catalog, load_conversations, load_queries
 from .routing import AgentRecord, RouteDecision, Router, RoutingWeights
 from .schema import Conversation, LabelledQuery, Suggestion, Turn, UserProfile, Workflow
+from .suggester import Suggester
 
 __all__ = [
     "AgentRecord",

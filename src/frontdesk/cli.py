@@ -289,7 +289,7 @@ def suggest(
     as_json: JsonOpt = False,
 ) -> None:
     """Suggest workflows for one message (with optional earlier turns and profile)."""
-    from .api import Suggester
+    from .suggester import Suggester
 
     with _errors_and_warnings():
         conv = _conversation(text, turn or [], profile)
@@ -363,10 +363,10 @@ def evaluate(
         return
     if index_dir is None or queries is None:
         raise typer.BadParameter("INDEX_DIR and QUERIES are required unless --compare is given")
-    from .api import Suggester
     from .eval import evaluate_suggester
     from .eval.report import SUMMARY_KEYS, write_report
     from .loaders import load_queries
+    from .suggester import Suggester
 
     details: list[Any] = []
     with _errors_and_warnings():
@@ -793,9 +793,9 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """Build the bundled demo catalog's index and suggest for example conversations."""
-    from .api import Suggester
     from .eval import evaluate_suggester
     from .loaders import load_conversations, load_queries
+    from .suggester import Suggester
 
     with _errors_and_warnings():
         t0 = time.perf_counter()

@@ -276,7 +276,8 @@ def route_cmd(
         available = _agents(agent) if agent else list(router.roster)
         result: dict[str, Any] = {}
         if index is not None:
-            from .api import FrontDesk, Suggester
+            from .desk import FrontDesk
+            from .suggester import Suggester
 
             desk = FrontDesk(Suggester.load(index, ranker=ranker, encoder=router.encoder), router)
             decided = desk.handle([conv], available, waits=[wait])[0]

@@ -268,7 +268,7 @@ def test_labelled_examples_of_a_replaced_workflow_stay(tmp_path: Path, encoder) 
     # the kept example now comes before the new own texts in document order; the
     # ranker's features still read the new whole text as the workflow's text
     from frontdesk.ranking import WorkflowPriors
-    from frontdesk.ranking.training import full_extractor
+    from frontdesk.ranking.features import full_extractor
 
     assert docs.index("the bank bounced my money") < docs.index("Payout failed")
     extractor = full_extractor(idx, WorkflowPriors.fit(idx.workflows, []))

@@ -36,9 +36,9 @@ from frontdesk.ranking.calibration import (
     confidence_inputs,
 )
 from frontdesk.ranking.classifier import WorkflowClassifier
-from frontdesk.ranking.features import retrieve_candidates
+from frontdesk.ranking.features import full_extractor, retrieve_candidates
 from frontdesk.ranking.reranker import BASE_WEIGHTS
-from frontdesk.ranking.training import full_extractor, train_ranker
+from frontdesk.ranking.training import train_ranker
 
 from ..conftest import TINY_CATALOG, write_jsonl
 

@@ -1,7 +1,7 @@
 """Offline evaluation: ranking metrics over labelled queries."""
 
+from ..datasets.splits import carve_validation
 from .metrics import METRICS, evaluate_ranks, rank_of
-from .splits import carve_validation
 from .suggestions import evaluate_suggester
 from .thresholds import ranker_tradeoff, tradeoff_rows
 

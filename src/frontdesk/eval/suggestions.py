@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..api import Suggester
 from ..schema import LabelledQuery
+from ..suggester import Suggester
 from .metrics import METRICS, evaluate_ranks, rank_of
 from .report import RowResult
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..encoding import EncodedContexts
+from ..index import WorkflowIndex
 from ..retrieval import HybridSearcher, Ranked
 from ..schema import Workflow
 from .classifier import WorkflowClassifier
@@ -256,3 +257,20 @@ class FeatureExtractor:
                     out[r, col[f"profile_{f}_fit"]] = value
         out[:, col["query_tokens"]] = n_tokens
         return out
+
+
+def full_extractor(
+    index: WorkflowIndex, priors: WorkflowPriors, classifier: WorkflowClassifier | None = None
+) -> FeatureExtractor:
+    """Features against the whole index (inference, and an explicit validation file)."""
+    assert index.title_vectors is not None and index.prototypes is not None
+    return FeatureExtractor(
+        index.workflows,
+        index.document_vectors(),
+        index.doc_workflow,
+        index.doc_kind != 0,
+        index.title_vectors,
+        index.prototypes,
+        priors,
+        classifier,
+    )

@@ -19,20 +19,26 @@ from typing import Any
 
 import numpy as np
 
-from ..api import Suggester
 from ..config import Settings
 from ..datasets.multiturn import KINDS, make_multiturn
+from ..datasets.splits import carve_validation
 from ..encoding import ContextEncoder
 from ..errors import FrontdeskError
-from ..eval.splits import carve_validation
 from ..index import WorkflowIndex
 from ..index.builder import document_key
 from ..retrieval.subset import subset_searcher
 from ..schema import LabelledQuery
+from ..suggester import Suggester
 from .abstention import check_goal_for, choose_abstention, warn_if_missed
 from .calibration import CONFIDENCE_INPUTS, PlattCalibrator, ValidationOutcomes, confidence_inputs
 from .classifier import WorkflowClassifier
-from .features import FEATURE_NAMES, CandidateSet, FeatureExtractor, retrieve_candidates
+from .features import (
+    FEATURE_NAMES,
+    CandidateSet,
+    FeatureExtractor,
+    full_extractor,
+    retrieve_candidates,
+)
 from .priors import WorkflowPriors
 from .reranker import (
     DEFAULT_PARAMS,
@@ -42,39 +48,6 @@ from .reranker import (
 )
 
 Progress = Callable[[str, int, int], None]
-
-
-def retrieval_signature(suggester: Suggester) -> dict[str, Any]:
-    """The retrieval settings a ranker's features depend on; inference must use the same."""
-    s = suggester.settings
-    assert suggester.dense is not None
-    return {
-        "fusion": s.fusion,
-        "dense_weight": s.dense_weight,
-        "rrf_k": s.rrf_k,
-        "dense_aggregate": s.dense_aggregate,
-        "dense_depth": s.dense_depth,
-        "sparse_depth": s.sparse_depth,
-        "prototype_weight": suggester.dense.prototype_weight,
-        "context_weight": s.context_weight,
-    }
-
-
-def full_extractor(
-    index: WorkflowIndex, priors: WorkflowPriors, classifier: WorkflowClassifier | None = None
-) -> FeatureExtractor:
-    """Features against the whole index (inference, and an explicit validation file)."""
-    assert index.title_vectors is not None and index.prototypes is not None
-    return FeatureExtractor(
-        index.workflows,
-        index.document_vectors(),
-        index.doc_workflow,
-        index.doc_kind != 0,
-        index.title_vectors,
-        index.prototypes,
-        priors,
-        classifier,
-    )
 
 
 def _fit_classifier(
@@ -441,7 +414,7 @@ def train_ranker(
         "params": DEFAULT_PARAMS,
         "best_iteration": int(booster.best_iteration or booster.current_iteration()),
         "base_weight": base_weight,
-        "retrieval": retrieval_signature(suggester),
+        "retrieval": suggester.retrieval_signature(),
         "index": {
             "path": str(index_dir),
             "created_at": index.manifest["created_at"],

@@ -24,7 +24,7 @@ class SuggesterRuntime(Scorer):
     ]
 
     def load(self) -> None:
-        from ...api import Suggester
+        from ...suggester import Suggester
 
         p = self.settings.parameters
         ranker = p.get("ranker")
