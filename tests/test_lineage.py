@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frontdesk.index.manifest import FORMAT_VERSION, write_manifest
+from frontdesk.artifacts import FORMAT_VERSION, write_manifest
 from frontdesk.lineage import (
     CONTACTS_FILE,
     LINEAGE_FILE,
@@ -21,7 +21,7 @@ from frontdesk.lineage import (
     training_overlap,
 )
 from frontdesk.loaders import load_catalog
-from frontdesk.routing import DecisionLogs
+from frontdesk.logs import DecisionLogs
 from frontdesk.simulation import OrgConfig, continue_org, simulate_org
 from frontdesk.simulation.world import pool_from_catalog
 

@@ -173,7 +173,7 @@ def simulate_org_cmd(
 
 def _logged_config(logs_dir: Path) -> dict[str, Any]:
     """The simulator config of a log folder, or {} (``continue_org`` then says what is wrong)."""
-    from .routing.logs import DecisionLogs
+    from .logs import DecisionLogs
 
     try:
         cfg = DecisionLogs.open(logs_dir, verify=False).meta.get("config")

@@ -135,7 +135,7 @@ class Lineage:
     @classmethod
     def load(cls, folder: str | Path) -> Lineage:
         """Read a model folder's lineage; the folder's manifest is verified first."""
-        from .index.manifest import read_manifest
+        from .artifacts import read_manifest
 
         folder = Path(folder)
         try:

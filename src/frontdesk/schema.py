@@ -6,6 +6,8 @@ catalog can carry team-specific fields through the pipeline untouched.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -173,3 +175,29 @@ class Suggestions(list[Suggestion]):
             "confidence": self.confidence,
             "suggestions": [s.model_dump() for s in self],
         }
+
+
+@dataclass
+class AgentRecord:
+    """An agent as the organisation knows it (listed skills, not true ones)."""
+
+    agent_id: str
+    channels: list[str]
+    languages: list[str]
+    capacity: int
+    cost_per_minute: float
+    skills: dict[str, float]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> AgentRecord:
+        return cls(
+            agent_id=str(d["agent_id"]),
+            channels=list(d.get("channels", [])),
+            languages=list(d.get("languages", ["en"])),
+            capacity=int(d.get("capacity", 1)),
+            cost_per_minute=float(d.get("cost_per_minute", 1.0)),
+            skills={str(k): float(v) for k, v in dict(d.get("skills", {})).items()},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)

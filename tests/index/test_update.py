@@ -298,7 +298,7 @@ def test_an_index_keeps_its_layout_through_updates(tmp_path: Path, encoder) -> N
     assert after.manifest["counts"]["workflow_texts"] == len(TINY_CATALOG) + 1
     assert NEW["title"] not in after.documents()
     # a manifest from before the key existed reads as "text"
-    from frontdesk.index.manifest import write_manifest
+    from frontdesk.artifacts import write_manifest
 
     m = json.loads((root / "manifest.json").read_text())
     del m["layout"]
@@ -331,7 +331,7 @@ def test_missing_dense_files_are_refused_not_dropped(tmp_path: Path, index_dir: 
 
 
 def test_a_second_writer_is_turned_away(tmp_path: Path, index_dir: Path, encoder) -> None:
-    from frontdesk.atomic import folder_lock
+    from frontdesk.artifacts import folder_lock
 
     with folder_lock(index_dir), pytest.raises(FrontdeskError, match="another build or update"):
         update_index(index_dir, remove=["api-key-rotate"], encoder=encoder)

@@ -18,10 +18,10 @@ from frontdesk import (
     Suggester,
     build_index,
 )
+from frontdesk.artifacts import read_manifest, write_manifest
 from frontdesk.cli import app
 from frontdesk.eval import evaluate_suggester
 from frontdesk.eval.thresholds import ranker_tradeoff
-from frontdesk.index.manifest import read_manifest, write_manifest
 from frontdesk.ranking import (
     FEATURE_NAMES,
     LambdaRankReranker,
@@ -578,7 +578,7 @@ def test_ranker_for_another_encoder_is_refused(trained, tmp_path: Path, encoder)
     cfg = json.loads((bad / "ranker.json").read_text())
     cfg["index"]["model_sha256"] = "f" * 64
     (bad / "ranker.json").write_text(json.dumps(cfg))
-    from frontdesk.index.manifest import write_manifest
+    from frontdesk.artifacts import write_manifest
 
     m = json.loads((bad / "manifest.json").read_text())
     write_manifest(bad, m)  # re-sign, so only the encoder check can refuse it
@@ -595,7 +595,7 @@ def test_ranker_for_another_document_layout_warns(trained, tmp_path: Path, encod
     cfg = json.loads((old / "ranker.json").read_text())
     del cfg["index"]["layout"]
     (old / "ranker.json").write_text(json.dumps(cfg))
-    from frontdesk.index.manifest import write_manifest
+    from frontdesk.artifacts import write_manifest
 
     write_manifest(old, json.loads((old / "manifest.json").read_text()))
     with pytest.warns(RuntimeWarning, match="laid out differently.*retrain it"):

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from frontdesk import Conversation, FrontDesk, Suggester, build_index
+from frontdesk.artifacts import write_manifest
 from frontdesk.errors import DataError, FrontdeskError, IndexIntegrityError
-from frontdesk.index.manifest import write_manifest
+from frontdesk.logs import DecisionLogs
 from frontdesk.routing import (
-    DecisionLogs,
     NoEligibleAgentError,
     Router,
     RoutingWeights,

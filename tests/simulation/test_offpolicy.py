@@ -294,7 +294,7 @@ def test_cli_refuses_a_router_on_its_training_logs(
     shutil.copytree(router_dir, unknown)
     for name in ("lineage.json", "lineage_contacts.npy"):
         (unknown / name).unlink()
-    from frontdesk.index.manifest import read_manifest, write_manifest
+    from frontdesk.artifacts import read_manifest, write_manifest
 
     write_manifest(unknown, {k: v for k, v in read_manifest(router_dir).items() if k != "files"})
     for folder, says in (

@@ -110,7 +110,7 @@ def test_world_needs_agents(demo_pool) -> None:
 def test_continue_writes_later_days_of_the_same_world(tmp_path: Path, demo_pool) -> None:
     import json
 
-    from frontdesk.routing import DecisionLogs
+    from frontdesk.logs import DecisionLogs
     from frontdesk.simulation import continue_org
 
     simulate_org(SMALL, demo_pool, tmp_path / "logs")
@@ -279,7 +279,7 @@ def test_continue_and_truth_refuse_another_world(tmp_path: Path, demo_pool) -> N
 def test_log_files_are_read_in_day_order_past_day_999(tmp_path: Path) -> None:
     import json
 
-    from frontdesk.routing import DecisionLogs
+    from frontdesk.logs import DecisionLogs
 
     for name in ("contacts-1000.parquet", "contacts-999.parquet", "contacts-998.parquet"):
         (tmp_path / name).write_bytes(b"")

@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..atomic import atomic_folder
+from ..artifacts import atomic_folder
 from ..errors import FrontdeskError
 from ..schema import LabelledQuery, Workflow
 from .encoder import ContextEncoder

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_folder
+from ..artifacts import atomic_folder
 from ..errors import FrontdeskError, ModelUnavailableError
 from .backend import (
     MANIFEST,

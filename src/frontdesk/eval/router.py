@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FrontdeskError
-from ..routing.logs import DecisionLogs
+from ..logs import DecisionLogs
 from ..routing.router import Router
 from ..schema import Conversation
 from ..simulation.dispatch import BatchDispatcher, Epoch, SequentialDispatcher, oracle_values

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..atomic import atomic_folder, folder_lock
+from ..artifacts import FORMAT_VERSION, atomic_folder, folder_lock, write_manifest
 from ..config import Settings
 from ..encoding import ContextEncoder
 from ..loaders import load_catalog, load_queries
@@ -20,7 +20,6 @@ from ..retrieval.dense import workflow_prototypes
 from ..retrieval.tuning import tune_prototype_weight
 from ..schema import LabelledQuery, Workflow
 from .dense import build_dense, write_dense
-from .manifest import FORMAT_VERSION, write_manifest
 from .tokenize import Tokenizer
 
 # What each indexed document is: the workflow's own text, or an example question.

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts import read_manifest
 from ..errors import IndexIntegrityError
 from ..schema import Workflow
 from .dense import read_dense, reconstruct_all
-from .manifest import read_manifest
 from .tokenize import Tokenizer
 
 

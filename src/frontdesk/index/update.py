@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_folder, folder_lock
+from ..artifacts import atomic_folder, folder_lock, sha256_file, write_manifest
 from ..config import Settings
 from ..encoding import ContextEncoder
 from ..errors import FrontdeskError, IndexIntegrityError
@@ -41,7 +41,6 @@ from .builder import (
     write_documents,
 )
 from .dense import add_to_trained, build_dense, choose_kind, describe, ivf_lists, tune_search
-from .manifest import sha256_file, write_manifest
 from .store import WorkflowIndex
 
 Progress = Callable[[str, int, int], None]

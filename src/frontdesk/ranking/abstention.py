@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts import read_manifest
 from ..errors import FrontdeskError
-from ..index.manifest import read_manifest
 from .calibration import ValidationOutcomes, check_goals, choose_threshold, decision_accuracy
 from .reranker import LambdaRankReranker
 

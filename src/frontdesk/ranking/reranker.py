@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..atomic import atomic_folder
+from ..artifacts import FORMAT_VERSION, atomic_folder, read_manifest, write_manifest
 from ..errors import IndexIntegrityError
-from ..index.manifest import FORMAT_VERSION, read_manifest, write_manifest
 from .calibration import PlattCalibrator, ValidationOutcomes
 from .classifier import WorkflowClassifier
 from .features import FEATURE_NAMES

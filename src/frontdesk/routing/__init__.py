@@ -1,10 +1,10 @@
 """Routing: the best channel and agent for a contact, within capacity."""
 
+from ..schema import AgentRecord
 from .agent_matcher import AgentMatcher
 from .assignment import PairValues, assign_batch
 from .channel_model import ChannelModel
-from .features import AgentHistory, AgentRecord, ContextFeaturizer
-from .logs import DecisionLogs
+from .features import AgentHistory, ContextFeaturizer
 from .router import NoEligibleAgentError, RouteDecision, Router, RoutingWeights
 from .training import train_router
 
@@ -14,7 +14,6 @@ __all__ = [
     "AgentRecord",
     "ChannelModel",
     "ContextFeaturizer",
-    "DecisionLogs",
     "NoEligibleAgentError",
     "PairValues",
     "RouteDecision",

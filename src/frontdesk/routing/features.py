@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,32 +24,6 @@ CATEGORICAL_PROFILE = ("segment", "plan", "language", "country")
 N_PCA = 32
 SHRINK = 10.0  # pseudo-contacts pulling an agent's cluster stats to its own mean
 AGENT_STATS = ("resolution", "csat", "handle_ratio")
-
-
-@dataclass
-class AgentRecord:
-    """An agent as the organisation knows it (listed skills, not true ones)."""
-
-    agent_id: str
-    channels: list[str]
-    languages: list[str]
-    capacity: int
-    cost_per_minute: float
-    skills: dict[str, float]
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> AgentRecord:
-        return cls(
-            agent_id=str(d["agent_id"]),
-            channels=list(d.get("channels", [])),
-            languages=list(d.get("languages", ["en"])),
-            capacity=int(d.get("capacity", 1)),
-            cost_per_minute=float(d.get("cost_per_minute", 1.0)),
-            skills={str(k): float(v) for k, v in dict(d.get("skills", {})).items()},
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class ContextFeaturizer:

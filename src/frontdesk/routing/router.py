@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts import FORMAT_VERSION, read_manifest
 from ..encoding import ContextEncoder, EncodedContexts
 from ..errors import FrontdeskError, IndexIntegrityError
-from ..index.manifest import FORMAT_VERSION, read_manifest
-from ..schema import Conversation, UserProfile
+from ..schema import AgentRecord, Conversation, UserProfile
 from .agent_matcher import AgentMatcher
 from .assignment import PairValues, assign_batch
 from .channel_model import ChannelModel
-from .features import AgentHistory, AgentRecord, ContextFeaturizer
+from .features import AgentHistory, ContextFeaturizer
 
 CONFIG_FILE = "router.json"
 KIND = "frontdesk-router"

@@ -18,17 +18,16 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..atomic import atomic_folder
+from ..artifacts import FORMAT_VERSION, atomic_folder, write_manifest
 from ..encoding import ContextEncoder
 from ..encoding.model_files import default_model_path
 from ..errors import DataError
-from ..index.manifest import FORMAT_VERSION, write_manifest
 from ..lineage import Lineage
-from ..schema import Conversation
+from ..logs import DecisionLogs
+from ..schema import AgentRecord, Conversation
 from .agent_matcher import AgentMatcher
 from .channel_model import ChannelModel
-from .features import AgentHistory, AgentRecord, ContextFeaturizer, fit_topic_classifier
-from .logs import DecisionLogs
+from .features import AgentHistory, ContextFeaturizer, fit_topic_classifier
 from .router import CONFIG_FILE, KIND, Router, RoutingWeights
 
 FOLDS = 5

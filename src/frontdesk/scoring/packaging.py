@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_folder
+from ..artifacts import atomic_folder
 from ..errors import FrontdeskError
 from .settings import SETTINGS_FILE, valid_name
 

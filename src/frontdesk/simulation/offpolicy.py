@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import DataError, FrontdeskError
 from ..lineage import training_overlap
-from ..routing.logs import DecisionLogs
+from ..logs import DecisionLogs
 from .diagnostics import diagnose, reward_model_quality
 from .estimators import (
     ESTIMATORS,
@@ -265,7 +265,7 @@ def check_rows(df: Any, where: str, first_row: int = 1) -> None:
 
 def row_terms_frame(df: Any, plan: dict[str, Any]) -> dict[str, np.ndarray]:
     """Per metric, the (n, 6) per-row terms for these log rows under the plan's policy."""
-    from ..routing.features import AgentRecord
+    from ..schema import AgentRecord
 
     roster = {k: AgentRecord.from_json(v) for k, v in plan["roster"].items()}
     batch = Batch(df, roster, plan["channels"])

@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..atomic import atomic_folder
+from ..artifacts import atomic_folder, sha256_file
 from ..errors import DataError, FrontdeskError
-from ..index.manifest import sha256_file
-from ..routing.logs import LOGS_FORMAT_VERSION, simulated_organisation
+from ..logs import LOGS_FORMAT_VERSION, simulated_organisation
 from .dispatch import Decision, Epoch, SequentialDispatcher
 from .world import CHANNELS, Contacts, OrgConfig, QueryPool, World
 
@@ -251,7 +250,7 @@ def continue_org(
     days (default: as many per day as ``logs_dir`` has). These are the
     held-out logs on which a model trained on ``logs_dir`` is judged.
     """
-    from ..routing.logs import DecisionLogs
+    from ..logs import DecisionLogs
 
     root = Path(logs_dir)
     target = Path(out).resolve()

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FrontdeskError
-from ..routing.logs import PROFILE_FIELDS
+from ..logs import PROFILE_FIELDS
 from .dispatch import rule_score
 from .world import CHANNELS
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import FrontdeskError
-from ..routing.features import AgentRecord
-from ..routing.logs import DecisionLogs
+from ..logs import DecisionLogs
+from ..schema import AgentRecord
 from .offpolicy import METRICS, OVERALL, check_request, segment_keys
 from .org import check_texts, contacts_per_day, parse_contact_id, rebuild_world
 from .policies import Batch, checked_probabilities, load_policy

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ...routing.logs import DecisionLogs
+from ...logs import DecisionLogs
 from ..offpolicy import add_frame, check_rows, partial_sums
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import DataError, FrontdeskError
-from ...routing.logs import DecisionLogs
+from ...logs import DecisionLogs
 from ..offpolicy import N_VALUES, check_rows, partial_sums
 
 

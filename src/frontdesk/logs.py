@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from .features import AgentRecord
+from .errors import DataError
+from .schema import AgentRecord
 
 LOGS_FORMAT_VERSION = 1
 REQUIRED_COLUMNS = (
@@ -75,7 +75,7 @@ class DecisionLogs:
 
     def verify_checksums(self) -> None:
         """Files listed in world.json must match their sha256 (a log export may list none)."""
-        from ..index.manifest import sha256_file
+        from .artifacts import sha256_file
 
         for name, digest in (self.meta.get("files") or {}).items():
             f = self.root / name
@@ -92,7 +92,7 @@ class DecisionLogs:
     @property
     def world_sha256(self) -> str:
         """Fingerprint of world.json: which organisation (seed, config, files) these logs are."""
-        from ..index.manifest import sha256_file
+        from .artifacts import sha256_file
 
         return sha256_file(self.root / "world.json")
 
@@ -111,7 +111,7 @@ class DecisionLogs:
 
     def file_checksums(self) -> dict[str, str]:
         """sha256 of each ``contacts-*.parquet`` (from world.json when listed there)."""
-        from ..index.manifest import sha256_file
+        from .artifacts import sha256_file
 
         listed = self.meta.get("files") or {}
         return {f.name: listed.get(f.name) or sha256_file(f) for f in self.files}
