@@ -26,8 +26,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from frontdesk.eval.offpolicy_coverage import coverage_study, summarise  # noqa: E402
 from frontdesk.loaders import load_catalog  # noqa: E402
-from frontdesk.simulation.estimators import ESTIMATORS  # noqa: E402
-from frontdesk.simulation.world import pool_from_catalog  # noqa: E402
+from frontdesk.ope.estimators import ESTIMATORS  # noqa: E402
+from frontdesk.orgsim.world import pool_from_catalog  # noqa: E402
 
 
 def main() -> None:

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from cli_runner import run_cli  # benchmarks/ sibling (scripts run from there)
 from frontdesk.loaders import load_catalog
-from frontdesk.simulation import OrgConfig, simulate_org
-from frontdesk.simulation.estimators import ESTIMATORS
-from frontdesk.simulation.offpolicy import simulate_policy
-from frontdesk.simulation.truth import true_values
-from frontdesk.simulation.world import pool_from_catalog
+from frontdesk.ope.estimators import ESTIMATORS
+from frontdesk.ope.offpolicy import simulate_policy
+from frontdesk.orgsim import OrgConfig, simulate_org
+from frontdesk.orgsim.truth import true_values
+from frontdesk.orgsim.world import pool_from_catalog
 
 MILD = {"mixture": [{"weight": 0.7, "policy": "logging"}, {"weight": 0.3, "policy": "rule"}]}
 ENTERPRISE_PHONE = {

@@ -107,15 +107,26 @@ def demo_pool():
     from importlib import resources
 
     from frontdesk.loaders import load_catalog
-    from frontdesk.simulation.world import pool_from_catalog
+    from frontdesk.orgsim.world import pool_from_catalog
 
     path = Path(str(resources.files("frontdesk") / "data" / "demo_catalog.jsonl"))
     return pool_from_catalog(load_catalog(path))
 
 
+# A small simulated organisation over the demo pool, for the simulator and off-policy tests.
+SMALL_ORG_KW = dict(seed=5, contacts=600, agents=8, days=2)
+
+
+@pytest.fixture(scope="session")
+def small_world(demo_pool):
+    from frontdesk.orgsim import OrgConfig, World
+
+    return World(OrgConfig(**SMALL_ORG_KW), demo_pool)
+
+
 @pytest.fixture(scope="session")
 def org_logs(tmp_path_factory: pytest.TempPathFactory, demo_pool) -> Path:
-    from frontdesk.simulation import OrgConfig, simulate_org
+    from frontdesk.orgsim import OrgConfig, simulate_org
 
     out = tmp_path_factory.mktemp("org") / "logs"
     simulate_org(OrgConfig(**ROUTER_ORG_KW), demo_pool, out)

@@ -22,8 +22,8 @@ from frontdesk.lineage import (
 )
 from frontdesk.loaders import load_catalog
 from frontdesk.logs import DecisionLogs
-from frontdesk.simulation import OrgConfig, continue_org, simulate_org
-from frontdesk.simulation.world import pool_from_catalog
+from frontdesk.orgsim import OrgConfig, continue_org, simulate_org
+from frontdesk.orgsim.world import pool_from_catalog
 
 ORG = OrgConfig(seed=3, contacts=300, agents=6, days=3)
 

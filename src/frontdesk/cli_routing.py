@@ -101,8 +101,8 @@ def simulate_org_cmd(
 ) -> None:
     """Simulate contacts, agents and a logging policy; write Parquet logs with propensities."""
     from .loaders import load_catalog, load_queries
-    from .simulation import OrgConfig, continue_org, simulate_org
-    from .simulation.world import pool_from_catalog
+    from .orgsim import OrgConfig, continue_org, simulate_org
+    from .orgsim.world import pool_from_catalog
 
     with _errors_and_warnings():
         if continue_from is not None:
@@ -410,7 +410,7 @@ def simulate_policy_cmd(
 
     A policy that acts with a trained router is refused on the logs the router learned from: judge it on held-out days (`simulate org --continue`).
     """
-    from .simulation.offpolicy import simulate_policy
+    from .ope.offpolicy import simulate_policy
 
     seg = segment if segment is not None else ["segment"]
     with _errors_and_warnings():
@@ -500,8 +500,8 @@ def simulate_truth_cmd(
 
     What `simulate policy` estimates, known exactly because the simulator wrote the logs: the yardstick for its estimates. Segment keys are `simulate policy`'s.
     """
-    from .simulation.offpolicy import OVERALL
-    from .simulation.truth import true_values
+    from .ope.kernel import OVERALL
+    from .orgsim.truth import true_values
 
     seg = segment if segment is not None else ["segment"]
     wanted = [m.strip() for m in metrics.split(",") if m.strip()]

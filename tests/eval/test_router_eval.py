@@ -75,8 +75,8 @@ def test_fresh_days_come_after_the_logs_and_the_router_training(
 ) -> None:
     import warnings
 
+    from frontdesk.orgsim import continue_org
     from frontdesk.routing import Router
-    from frontdesk.simulation import continue_org
 
     router = Router.load(router_dir, encoder=encoder)  # trained on days 0-2
     continue_org(org_logs, tmp_path / "fresh", days=2)  # days 3-4 of the same organisation

@@ -163,8 +163,8 @@ def test_router_predictions_track_the_true_outcomes(org_logs: Path, router: Rout
     """On logged contacts, predicted P(resolved) correlates with the simulator's truth."""
     from scipy.stats import spearmanr
 
-    from frontdesk.simulation import OrgConfig, World
-    from frontdesk.simulation.org import read_pool
+    from frontdesk.orgsim import OrgConfig, World
+    from frontdesk.orgsim.org import read_pool
 
     logs = DecisionLogs.open(org_logs)
     world = World(OrgConfig.from_json(logs.config), read_pool(org_logs))

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from ..simulation import OrgConfig, QueryPool, continue_org, simulate_org
-from ..simulation.estimators import ESTIMATORS
-from ..simulation.offpolicy import OVERALL, simulate_policy
-from ..simulation.truth import true_values
+from ..ope.estimators import ESTIMATORS
+from ..ope.kernel import OVERALL
+from ..ope.offpolicy import simulate_policy
+from ..orgsim import OrgConfig, QueryPool, continue_org, simulate_org
+from ..orgsim.truth import true_values
 
 SETTINGS = ("fresh", "training")
 

@@ -20,11 +20,11 @@ import numpy as np
 
 from ..errors import FrontdeskError
 from ..logs import DecisionLogs
+from ..orgsim.dispatch import BatchDispatcher, Epoch, SequentialDispatcher, oracle_values
+from ..orgsim.org import contacts_per_day, logged_days, rebuild_world, run_day
+from ..orgsim.world import SEGMENTS, World
 from ..routing.router import Router
 from ..schema import Conversation
-from ..simulation.dispatch import BatchDispatcher, Epoch, SequentialDispatcher, oracle_values
-from ..simulation.org import contacts_per_day, logged_days, rebuild_world, run_day
-from ..simulation.world import SEGMENTS, World
 from .markdown import md_table, md_to_html
 
 METRICS = ("resolution", "handle_time", "csat", "cost", "utility", "wait")

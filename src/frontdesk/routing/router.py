@@ -23,6 +23,7 @@ from ..artifacts import FORMAT_VERSION, read_manifest
 from ..encoding import ContextEncoder, EncodedContexts
 from ..errors import FrontdeskError, IndexIntegrityError
 from ..schema import AgentRecord, Conversation, UserProfile
+from ..utility import UtilityWeights
 from .agent_matcher import AgentMatcher
 from .assignment import PairValues, assign_batch
 from .channel_model import ChannelModel
@@ -36,41 +37,8 @@ class NoEligibleAgentError(FrontdeskError):
     """No available agent serves a channel in the user's language with a free slot."""
 
 
-@dataclass(frozen=True)
-class RoutingWeights:
-    """Utility = resolution * P(resolved) + csat * (CSAT-1)/4 - handle_time * min/60 - cost * $/10."""
-
-    resolution: float = 1.0
-    csat: float = 0.5
-    handle_time: float = 0.5
-    cost: float = 0.5
-
-    def utility(self, res: Any, csat: Any, handle: Any, cost: Any) -> Any:
-        return (
-            self.resolution * res
-            + self.csat * (csat - 1.0) / 4.0
-            - self.handle_time * handle / 60.0
-            - self.cost * cost / 10.0
-        )
-
-    @classmethod
-    def parse(cls, text: str | None) -> RoutingWeights:
-        """``"resolution=1,csat=0.5,handle_time=0.5,cost=0.5"`` (any subset)."""
-        if not text:
-            return cls()
-        values: dict[str, float] = {}
-        for part in text.split(","):
-            key, _, val = part.partition("=")
-            key = key.strip()
-            if key not in cls.__dataclass_fields__:
-                raise FrontdeskError(
-                    f"--weights: unknown weight {key!r}; use {', '.join(cls.__dataclass_fields__)}"
-                )
-            try:
-                values[key] = float(val)
-            except ValueError:
-                raise FrontdeskError(f"--weights: {key}={val!r} is not a number") from None
-        return cls(**values)
+# The utility the router maximises (one definition, shared with the simulator and off-policy).
+RoutingWeights = UtilityWeights
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from frontdesk.simulation.diagnostics import MAX_WEIGHT_SHARE, diagnose
-from frontdesk.simulation.estimators import Moments, row_terms
+from frontdesk.ope.diagnostics import MAX_WEIGHT_SHARE, diagnose
+from frontdesk.ope.estimators import Moments, row_terms
 
 RNG = np.random.default_rng(0)
 N = 2000

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from frontdesk.cli import app
 from frontdesk.errors import DataError, FrontdeskError
-from frontdesk.simulation import OrgConfig, simulate_org
-from frontdesk.simulation.offpolicy import simulate_policy
-from frontdesk.simulation.policies import PolicyError, TargetPolicy
-from frontdesk.simulation.truth import true_values
+from frontdesk.ope.offpolicy import simulate_policy
+from frontdesk.ope.policies import PolicyError, TargetPolicy
+from frontdesk.orgsim import OrgConfig, simulate_org
+from frontdesk.orgsim.truth import true_values
 
 ENTERPRISE_PHONE = {
     "rules": [{"when": {"segment": "enterprise"}, "channel": "phone", "unavailable": "skip"}],
@@ -109,17 +109,17 @@ def test_mass_outside_the_eligible_set_is_refused(org_logs: Path) -> None:
         def probabilities(self, batch):  # type: ignore[no-untyped-def]
             return [np.full(len(c), 0.5 / len(c)) for c in batch.column("eligible_channels")]
 
-    from frontdesk.simulation import offpolicy
+    from frontdesk.ope import kernel
 
-    plan_policy = offpolicy._policy
-    offpolicy._policy = lambda _spec: Leaky()  # type: ignore[assignment]
+    plan_policy = kernel.plan_policy
+    kernel.plan_policy = lambda _spec: Leaky()  # type: ignore[assignment]
     try:
         with pytest.raises(
             PolicyError, match="puts 0.5 of its probability outside the eligible set"
         ):
             simulate_policy(org_logs, "uniform", metrics=["csat"])
     finally:
-        offpolicy._policy = plan_policy
+        kernel.plan_policy = plan_policy
 
 
 def test_cli_simulate_policy_json_and_report(org_logs: Path, tmp_path: Path) -> None:
@@ -202,7 +202,7 @@ def test_dr_interval_covers_the_truth(demo_pool) -> None:
 @pytest.fixture(scope="module")
 def fresh_logs(org_logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Held-out days of the router's organisation: the logs a trained router is judged on."""
-    from frontdesk.simulation import continue_org
+    from frontdesk.orgsim import continue_org
 
     out = tmp_path_factory.mktemp("fresh") / "logs"
     continue_org(org_logs, out, days=3)

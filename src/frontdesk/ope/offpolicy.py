@@ -1,29 +1,22 @@
 """Segment simulation of a target policy from logged decisions (off-policy evaluation).
 
 ``prepare`` fits what the estimators need once (cross-fitted reward models)
-and returns a JSON-able plan. ``partial_sums`` is the one per-batch function
-every engine runs: it checks the rows, asks the target policy for its
-probabilities over each row's eligible actions, computes the per-row terms
-of :mod:`~frontdesk.simulation.estimators` for every metric and sums them
-per segment (long format: segment, metric, replicate, values). The local
-engine adds those sums up in Python; the Spark engine runs the same
-function with ``mapInPandas`` and adds them up with ``groupBy``.
+and returns a JSON-able plan. An engine (local or Spark) runs the per-batch
+function of :mod:`~frontdesk.ope.kernel` over the logs and adds up its sums.
 ``finalise`` turns the sums into the result, with the diagnostics of
-:mod:`~frontdesk.simulation.diagnostics`. A policy that acts with a trained
+:mod:`~frontdesk.ope.diagnostics`. A policy that acts with a trained
 model is refused on logs that model learned from (:mod:`frontdesk.lineage`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, FrontdeskError
+from ..errors import FrontdeskError
 from ..lineage import training_overlap
 from ..logs import DecisionLogs
 from .diagnostics import diagnose, reward_model_quality
@@ -33,29 +26,21 @@ from .estimators import (
     canonical_estimator,
     estimate,
     id_hashes,
-    poisson_weights,
-    row_terms,
 )
+from .kernel import N_VALUES, OVERALL
 from .policies import (
-    Batch,
     PolicyError,
-    checked_probabilities,
     load_policy,
-    parse_policy,
     spec_to_json,
 )
 from .reward_model import (
     READ_COLUMNS,
     RewardFeatures,
     fit_reward_models,
-    fold_of,
     metric_column,
-    predict,
 )
 
 METRICS = ("resolution", "handle_time", "csat", "cost", "utility")
-N_VALUES = len(Moments.flat_names())  # 28 sums; the engines' sums carry one more value, max w
-OVERALL = "__overall__"
 DEFAULT_MIN_ESS = 50.0
 MAX_SEGMENT_VALUES = 500
 
@@ -215,134 +200,6 @@ def _distinct(logs: DecisionLogs, column: str, limit: int) -> set[Any]:
     return seen
 
 
-@lru_cache(maxsize=8)
-def _policy(spec_json: str) -> Any:
-    d = json.loads(spec_json)
-    return parse_policy(d["spec"], "policy", base=Path(d["base"]))
-
-
-def segment_keys(df: Any, fields: Sequence[str]) -> list[list[str]]:
-    """Per row: the overall key plus one key per segment field (``value``, or ``field=value``)."""
-    keys = [[OVERALL] for _ in range(len(df))]
-    for f in fields:
-        for row, v in zip(keys, df[f].tolist(), strict=True):
-            row.append(str(v) if len(fields) == 1 else f"{f}={v}")
-    return keys
-
-
-def check_rows(df: Any, where: str, first_row: int = 1) -> None:
-    """Propensities in (0, 1] and the logged action among the eligible ones."""
-    p = np.asarray(df["propensity"].to_numpy(), dtype=float)
-    bad = np.flatnonzero(~((p > 0) & (p <= 1)))
-    if len(bad):
-        i = int(bad[0])
-        raise DataError(
-            where, first_row + i, "propensity",
-            f"{float(p[i])!r} for contact {df['contact_id'].iat[i]}; propensities must be in (0, 1]",
-        )  # fmt: skip
-    for i, (h, a, hs, ags) in enumerate(
-        zip(
-            df["channel"],
-            df["agent_id"],
-            df["eligible_channels"],
-            df["eligible_agents"],
-            strict=True,
-        )
-    ):
-        if hs is None or len(hs) == 0 or len(hs) != len(ags):
-            raise DataError(
-                where,
-                first_row + i,
-                "eligible_channels",
-                "empty or not aligned with eligible_agents",
-            )
-        if not any(x == h and y == a for x, y in zip(hs, ags, strict=True)):
-            raise DataError(
-                where, first_row + i, "agent_id",
-                f"the logged action ({h}, {a}) is not in the row's eligible set",
-            )  # fmt: skip
-
-
-def row_terms_frame(df: Any, plan: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Per metric, the (n, 6) per-row terms for these log rows under the plan's policy."""
-    from ..schema import AgentRecord
-
-    roster = {k: AgentRecord.from_json(v) for k, v in plan["roster"].items()}
-    batch = Batch(df, roster, plan["channels"])
-    policy = _policy(json.dumps(plan["policy"], sort_keys=True))
-    probs = checked_probabilities(policy, batch)
-    n = len(df)
-    pi_f = np.empty(n)
-    chans, agents = df["eligible_channels"].tolist(), df["eligible_agents"].tolist()
-    logged_ch, logged_ag = df["channel"].tolist(), df["agent_id"].tolist()
-    pi_flat = []
-    for i in range(n):
-        p = probs[i]
-        k = next(
-            j
-            for j, (h, a) in enumerate(zip(chans[i], agents[i], strict=True))
-            if h == logged_ch[i] and a == logged_ag[i]
-        )
-        pi_f[i] = p[k]
-        pi_flat.append(p)
-    pi_flat_arr = np.concatenate(pi_flat)
-    features = RewardFeatures(plan["features"]["vocab"], plan["roster"], plan["channels"])
-    fold = fold_of(df["contact_id"].tolist(), plan["folds"])
-    x_f = features.factual(df)
-    x_e, row_of = features.eligible(df)
-    mu = np.asarray(df["propensity"].to_numpy(), dtype=float)
-    out = {}
-    for m in plan["metrics"]:
-        models = plan["models"][m]
-        q_f = predict(models, x_f, fold)
-        q_e = predict(models, x_e, fold[row_of])
-        dm = np.bincount(row_of, weights=pi_flat_arr * q_e, minlength=n)
-        r = np.asarray(df[metric_column(m)].to_numpy(), dtype=float)
-        out[m] = row_terms(r, mu, pi_f, dm, q_f, plan["switch_tau"])
-    return out
-
-
-def partial_sums(df: Any, plan: dict[str, Any]) -> Any:
-    """Sums per (segment, metric, replicate) for one batch: the engines' shared function.
-
-    Replicate -1 holds the 28 moment sums and, in ``wmax``, the largest
-    importance weight; replicates 0..B-1 hold, in their first 7 values, the
-    bootstrap weight sum and weighted sums of z.
-    """
-    import pandas as pd
-
-    terms = row_terms_frame(df, plan)
-    keys = segment_keys(df, plan["segments"])
-    boot = (
-        poisson_weights(df["contact_id"].tolist(), plan["bootstrap"], plan["seed"])
-        if plan["bootstrap"]
-        else None
-    )
-    groups: dict[str, list[int]] = {}
-    for i, ks in enumerate(keys):
-        for k in ks:
-            groups.setdefault(k, []).append(i)
-    rows = []
-    for seg, idx_list in groups.items():
-        idx = np.array(idx_list)
-        for m, z in terms.items():
-            zs = z[idx]
-            rows.append((seg, m, -1, Moments.flat_rows(zs).sum(axis=0), float(zs[:, 0].max())))
-            if boot is not None:
-                b = boot[idx]
-                sums = np.column_stack([b.sum(axis=0), b.T @ zs])
-                pad = np.zeros((len(sums), N_VALUES))
-                pad[:, :7] = sums
-                rows.extend((seg, m, r, pad[r], 0.0) for r in range(len(sums)))
-    values = np.array([r[3] for r in rows]) if rows else np.zeros((0, N_VALUES))
-    frame = pd.DataFrame(values, columns=[f"v{i}" for i in range(N_VALUES)])
-    frame["wmax"] = np.array([r[4] for r in rows], dtype=float)
-    frame.insert(0, "rep", np.array([r[2] for r in rows], dtype=np.int64))
-    frame.insert(0, "metric", [r[1] for r in rows])
-    frame.insert(0, "seg", [r[0] for r in rows])
-    return frame
-
-
 def finalise(
     sums: dict[tuple[str, str, int], np.ndarray],
     plan: dict[str, Any],
@@ -385,23 +242,6 @@ def finalise(
     }
     result["meta"]["warnings"] = plan["request_warnings"] + diagnose(result, moments, min_ess)
     return result
-
-
-def add_frame(acc: dict[tuple[str, str, int], np.ndarray], frame: Any) -> None:
-    """Add a partial-sums frame into a dict accumulator (the local engine's reduce).
-
-    The sums add; the last value, the largest weight, is a maximum.
-    """
-    vals = frame[[*(f"v{i}" for i in range(N_VALUES)), "wmax"]].to_numpy()
-    for (seg, m, rep), v in zip(
-        zip(frame["seg"], frame["metric"], frame["rep"], strict=True), vals, strict=True
-    ):
-        key = (str(seg), str(m), int(rep))
-        if key in acc:
-            old = acc[key]
-            acc[key] = np.append(old[:N_VALUES] + v[:N_VALUES], max(old[N_VALUES], v[N_VALUES]))
-        else:
-            acc[key] = v.copy()
 
 
 def simulate_policy(

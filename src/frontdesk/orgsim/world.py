@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from ..routing.router import RoutingWeights as UtilityWeights
+from ..utility import UtilityWeights
 
 CHANNELS: tuple[str, ...] = ("phone", "chat", "email")
 SEGMENTS: tuple[str, ...] = ("individual", "small_business", "enterprise", "platform")

@@ -15,18 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..routing.assignment import PairValues, assign_batch
+from ..routing.rule import rule_score
 from .world import CHANNELS, SEGMENTS, Contacts, World
+
 
 # The skills-based rule's channel preference per segment (phone, chat, email): what a
 # support-operations team would write down, not what the hidden outcome model says.
-RULE_CHANNEL_PREFERENCE = {
-    "individual": (0.2, 1.0, 0.5),
-    "small_business": (0.6, 0.8, 0.4),
-    "enterprise": (1.0, 0.5, 0.0),
-    "platform": (0.3, 0.5, 0.6),
-}
-
-
 @dataclass
 class Epoch:
     """The waiting contacts at one decision time and the agents' free slots."""
@@ -62,17 +56,6 @@ def eligible_pairs(world: World, contacts: Contacts, row: int, free: np.ndarray)
     return c_idx, a_idx
 
 
-def rule_score(
-    listed_skill: np.ndarray, segment: str, channel: np.ndarray, cost_per_minute: np.ndarray
-) -> np.ndarray:
-    """The skills-based rule: listed skill on the contact's menu topic, segment's channel, cost.
-
-    ``channel`` indexes CHANNELS; used by the simulator and by the off-policy ``rule`` policy.
-    """
-    pref = np.array(RULE_CHANNEL_PREFERENCE.get(segment, (0.5, 0.5, 0.5)))[channel]
-    return 2.0 * listed_skill + pref - 0.1 * cost_per_minute
-
-
 def rule_scores(
     world: World, contacts: Contacts, row: int, ch: np.ndarray, ag: np.ndarray
 ) -> np.ndarray:
@@ -80,7 +63,10 @@ def rule_scores(
     topic = world.query_topic[int(contacts.query[row])]
     seg = SEGMENTS[int(world.user_segment[int(contacts.user[row])])]
     return rule_score(
-        world.agents.listed_skill[ag, topic], seg, ch, world.agents.cost_per_minute[ag]
+        world.agents.listed_skill[ag, topic],
+        seg,
+        [CHANNELS[int(h)] for h in ch],
+        world.agents.cost_per_minute[ag],
     )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...errors import DataError, FrontdeskError
 from ...logs import DecisionLogs
-from ..offpolicy import N_VALUES, check_rows, partial_sums
+from ..kernel import N_VALUES, check_rows, partial_sums
 
 
 def spark_session(master: str = "local[*]") -> Any:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from frontdesk.ope.policies import Batch, PolicyError, load_policy
 from frontdesk.routing import AgentRecord
-from frontdesk.simulation.policies import Batch, PolicyError, load_policy
 
 ROSTER = {
     "a1": AgentRecord("a1", ["phone", "chat"], ["en"], 2, 1.0, {"payouts": 0.9, "refunds": 0.2}),

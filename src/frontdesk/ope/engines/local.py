@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ...logs import DecisionLogs
-from ..offpolicy import add_frame, check_rows, partial_sums
+from ..kernel import add_frame, check_rows, partial_sums
 
 
 def run_local(

@@ -9,11 +9,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from frontdesk.simulation import World, run_day, simulate_org
-from frontdesk.simulation.dispatch import BatchDispatcher, SequentialDispatcher, oracle_values
-from frontdesk.simulation.world import CHANNELS, SEGMENTS
+from frontdesk.orgsim import OrgConfig, World, run_day, simulate_org
+from frontdesk.orgsim.dispatch import BatchDispatcher, SequentialDispatcher, oracle_values
+from frontdesk.orgsim.world import CHANNELS, SEGMENTS
 
-from .conftest import SMALL
+from ..conftest import SMALL_ORG_KW
+
+SMALL = OrgConfig(**SMALL_ORG_KW)
 
 
 def test_same_seed_same_logs_other_seed_other_logs(tmp_path: Path, demo_pool) -> None:
@@ -111,7 +113,7 @@ def test_continue_writes_later_days_of_the_same_world(tmp_path: Path, demo_pool)
     import json
 
     from frontdesk.logs import DecisionLogs
-    from frontdesk.simulation import continue_org
+    from frontdesk.orgsim import continue_org
 
     simulate_org(SMALL, demo_pool, tmp_path / "logs")
     continue_org(tmp_path / "logs", tmp_path / "fresh", days=2)
@@ -147,7 +149,7 @@ def test_continue_refuses_what_it_cannot_continue(tmp_path: Path, demo_pool) -> 
     import shutil
 
     from frontdesk.errors import DataError, FrontdeskError
-    from frontdesk.simulation import continue_org
+    from frontdesk.orgsim import continue_org
 
     simulate_org(SMALL, demo_pool, tmp_path / "logs")
     with pytest.raises(FrontdeskError, match=r"is \(inside\) the folder being continued"):
@@ -184,8 +186,8 @@ def test_truth_on_continued_days_and_refusals(tmp_path: Path, demo_pool) -> None
     import pyarrow as pa
 
     from frontdesk.errors import DataError
-    from frontdesk.simulation import continue_org
-    from frontdesk.simulation.truth import true_values
+    from frontdesk.orgsim import continue_org
+    from frontdesk.orgsim.truth import true_values
 
     simulate_org(SMALL, demo_pool, tmp_path / "logs")
     continue_org(tmp_path / "logs", tmp_path / "fresh", days=1, contacts=120)
@@ -225,8 +227,8 @@ def test_continue_and_truth_refuse_another_world(tmp_path: Path, demo_pool) -> N
     import pyarrow as pa
 
     from frontdesk.errors import DataError, FrontdeskError
-    from frontdesk.simulation import continue_org
-    from frontdesk.simulation.truth import true_values
+    from frontdesk.orgsim import continue_org
+    from frontdesk.orgsim.truth import true_values
 
     logs = tmp_path / "logs"
     simulate_org(SMALL, demo_pool, logs)

@@ -46,8 +46,7 @@ import numpy as np
 
 from ..errors import FrontdeskError
 from ..logs import PROFILE_FIELDS
-from .dispatch import rule_score
-from .world import CHANNELS
+from ..routing.rule import rule_score
 
 _OPS = {"lt", "le", "gt", "ge", "eq", "ne", "in"}
 _ROUTER_FIELDS = {"router.channel", "router.confidence", "router.utility"}
@@ -135,7 +134,7 @@ class SkillsRulePolicy(TargetPolicy):
             scores = rule_score(
                 np.array([r.skills.get(topic, 0.0) for r in recs]),
                 seg,
-                np.array([CHANNELS.index(h) for h in chans]),
+                list(chans),
                 np.array([r.cost_per_minute for r in recs]),
             )
             p = np.zeros(len(scores))

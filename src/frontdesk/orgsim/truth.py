@@ -18,10 +18,11 @@ import numpy as np
 
 from ..errors import FrontdeskError
 from ..logs import DecisionLogs
+from ..ope.kernel import OVERALL, segment_keys
+from ..ope.offpolicy import METRICS, check_request
+from ..ope.policies import Batch, checked_probabilities, load_policy
 from ..schema import AgentRecord
-from .offpolicy import METRICS, OVERALL, check_request, segment_keys
 from .org import check_texts, contacts_per_day, parse_contact_id, rebuild_world
-from .policies import Batch, checked_probabilities, load_policy
 from .world import CHANNELS
 
 

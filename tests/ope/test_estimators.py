@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from frontdesk.simulation.estimators import (
+from frontdesk.ope.estimators import (
     ESTIMATORS,
     Moments,
     estimate,

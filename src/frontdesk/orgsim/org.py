@@ -1,6 +1,6 @@
 """Run the simulated organisation over days and write its decision logs as Parquet.
 
-The generative model is documented in :mod:`frontdesk.simulation.world`. Time
+The generative model is documented in :mod:`frontdesk.orgsim.world`. Time
 moves in epochs of ``OrgConfig.epoch_minutes``: contacts that arrived wait;
 agents whose contacts ended free their slots; the dispatcher decides the
 waiting contacts; each decided contact holds one of its agent's slots for
