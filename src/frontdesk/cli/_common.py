@@ -1,0 +1,155 @@
+"""Helpers every command module shares: consoles, options, errors as one line, progress."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..errors import FrontdeskError
+
+RankerOpt = Annotated[
+    Path | None, typer.Option("--ranker", help="Rerank with a model from `train ranker`.")
+]
+
+
+out = Console(soft_wrap=True)
+
+
+err = Console(stderr=True, soft_wrap=True)
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+ModeOpt = Annotated[str, typer.Option("--mode", help="hybrid, dense or sparse (BM25 alone).")]
+
+
+@contextmanager
+def errors_and_warnings():  # type: ignore[no-untyped-def]
+    """Frontdesk errors become one red line and exit code 2; warnings go to stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        err.print(f"[yellow]warning:[/] {message}")
+
+    old = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    except (FrontdeskError, FileExistsError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        warnings.showwarning = old
+
+
+def progress(quiet: bool = False) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=quiet
+        or not err.is_terminal,  # a pipe or a log file gets no bar (nor its blank line)
+    )
+
+
+def stage_ticker(bar: Progress, description: str) -> Any:
+    """A ``progress(stage, done, total)`` callback that drives one bar of ``bar``."""
+    task = bar.add_task(description, total=None)
+
+    def tick(stage: str, done: int, total: int) -> None:
+        bar.update(task, description=stage, completed=done, total=total)
+
+    return tick
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in {"hybrid", "dense", "sparse"}:
+        raise typer.BadParameter("must be hybrid, dense or sparse", param_hint="--mode")
+    return mode
+
+
+def build(
+    catalog: Path,
+    out_dir: Path,
+    examples: Path | None,
+    model: Path | None,
+    sparse_only: bool,
+    quiet: bool,
+    dense_index: str | None = None,
+) -> dict[str, Any]:
+    from ..config import Settings
+    from ..index import build_index
+
+    settings = Settings.from_env(model=str(model) if model else None, dense_index=dense_index)
+    with progress(quiet) as bar:
+        tick = stage_ticker(bar, "encoding")
+
+        return build_index(
+            catalog,
+            out_dir,
+            examples=examples,
+            settings=settings,
+            dense=not sparse_only,
+            progress=tick,
+        )
+
+
+def conversation(text: str, turns: list[str], profile: str | None):  # type: ignore[no-untyped-def]
+    from ..schema import Conversation
+
+    parsed = []
+    for t in turns:
+        role, sep, said = t.partition(":")
+        if not sep or role.strip() not in {"user", "agent"}:
+            raise typer.BadParameter("use 'user: text' or 'agent: text'", param_hint="--turn")
+        parsed.append({"role": role.strip(), "text": said.strip()})
+    try:
+        user = json.loads(profile) if profile else {}
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc.msg}", param_hint="--profile") from None
+    return Conversation(text=text, context={"turns": parsed, "user": user})
+
+
+def bundled(name: str) -> Path:
+    return Path(str(resources.files("frontdesk") / "data" / name))
+
+
+WeightsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--weights",
+        help="Utility weights, e.g. 'resolution=1,csat=0.5,handle_time=0.5,cost=0.5'.",
+    ),
+]
+
+
+PolicyOpt = Annotated[
+    str,
+    typer.Option("--policy", help="POLICY.yaml|.json, a router folder, or logging|uniform|rule."),
+]
+
+
+SegmentOpt = Annotated[
+    list[str] | None, typer.Option("--segment", help="Log column to segment by (repeatable).")
+]
+
+
+MetricsOpt = Annotated[
+    str, typer.Option("--metrics", help="Comma list of resolution,handle_time,csat,cost,utility.")
+]

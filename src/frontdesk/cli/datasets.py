@@ -1,0 +1,76 @@
+"""``frontdesk datasets``: import public datasets, make multi-turn sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import (
+    JsonOpt,
+    errors_and_warnings,
+    out,
+    print_json,
+)
+
+datasets_app = typer.Typer(
+    help="Import public datasets into frontdesk's formats.", no_args_is_help=True
+)
+
+
+@datasets_app.command("import")
+def datasets_import(
+    name: Annotated[str, typer.Argument(help="banking77, clinc150 or abcd.")],
+    src: Annotated[Path, typer.Argument(help="The dataset's folder.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the .jsonl files.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write workflows.jsonl and train/val/test.jsonl from a public dataset."""
+    from ..datasets import IMPORTERS
+
+    if name not in IMPORTERS:
+        raise typer.BadParameter(f"must be one of {', '.join(IMPORTERS)}", param_hint="NAME")
+    with errors_and_warnings():
+        counts = IMPORTERS[name](src, out_dir)
+    if as_json:
+        print_json({"dataset": name, "out": str(out_dir), "counts": counts})
+        return
+    out.print(
+        f"[green]imported[/] {name} -> {out_dir}: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
+
+
+@datasets_app.command("multiturn")
+def datasets_multiturn(
+    queries: Annotated[Path, typer.Argument(help="Single-turn labelled queries (.jsonl).")],
+    kind: Annotated[str, typer.Option("--kind", help="distractor_first or vague_follow_up.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Two-turn queries to write.")],
+    distractors: Annotated[
+        Path | None,
+        typer.Option(
+            "--distractors",
+            help="Queries whose null-labelled texts serve as "
+            "out-of-scope first turns (beside built-in small talk).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Two-turn benchmark rows from single-turn ones (deterministic for a seed)."""
+    from ..datasets.multiturn import KINDS, make_multiturn
+    from ..loaders import load_queries, write_jsonl
+
+    if kind not in KINDS:
+        raise typer.BadParameter(f"must be one of {', '.join(KINDS)}", param_hint="--kind")
+    with errors_and_warnings():
+        rows = load_queries(queries)
+        lines = (
+            [q.text for q in load_queries(distractors) if q.label is None] if distractors else []
+        )
+        n = write_jsonl(out_file, make_multiturn(rows, kind, seed=seed, distractors=lines))
+    if as_json:
+        print_json({"out": str(out_file), "kind": kind, "seed": seed, "rows": n})
+        return
+    out.print(f"[green]wrote[/] {n} {kind} rows to {out_file}")

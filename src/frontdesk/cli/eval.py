@@ -1,0 +1,229 @@
+"""``frontdesk eval``: suggestions on labelled queries, a ranker's thresholds, a router."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+from typer.core import TyperGroup
+
+from ._common import (
+    JsonOpt,
+    ModeOpt,
+    RankerOpt,
+    WeightsOpt,
+    check_mode,
+    err,
+    errors_and_warnings,
+    out,
+    print_json,
+    progress,
+    stage_ticker,
+)
+
+
+class _DefaultSubcommandGroup(TyperGroup):
+    """``frontdesk eval INDEX QUERIES`` keeps working beside ``frontdesk eval router ...``."""
+
+    default = "suggestions"
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0] not in self.commands and args[0] not in {"--help", "-h"}:
+            args = [self.default, *args]
+        return super().parse_args(ctx, args)
+
+
+eval_app = typer.Typer(
+    cls=_DefaultSubcommandGroup,
+    help="Offline evaluation: `eval INDEX QUERIES` (suggestions), `eval thresholds RANKER` "
+    "(abstention trade-off on validation) or `eval router MODEL LOGS`.",
+    no_args_is_help=True,
+)
+
+
+@eval_app.command("suggestions")
+def evaluate(
+    index_dir: Annotated[Path | None, typer.Argument(help="Index folder.")] = None,
+    queries: Annotated[Path | None, typer.Argument(help="Labelled queries (.jsonl).")] = None,
+    mode: ModeOpt = "hybrid",
+    ranker: RankerOpt = None,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report", help="Write report.md/.html/.json and plots here.")
+    ] = None,
+    slices: Annotated[
+        list[str] | None,
+        typer.Option("--slice", help="Slice metrics by a profile field or 'tag' (repeatable)."),
+    ] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option("--compare", help="Two `eval --json` outputs to show side by side."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accuracy and ranking metrics over a labelled query file (or --compare two runs)."""
+    if compare is not None:
+        _compare(compare, as_json)
+        return
+    if index_dir is None or queries is None:
+        raise typer.BadParameter("INDEX_DIR and QUERIES are required unless --compare is given")
+    from ..eval import evaluate_suggester
+    from ..eval.report import SUMMARY_KEYS, write_report
+    from ..loaders import load_queries
+    from ..suggester import Suggester
+
+    details: list[Any] = []
+    with errors_and_warnings():
+        suggester = Suggester.load(index_dir, mode=check_mode(mode), ranker=ranker)  # type: ignore[arg-type]
+        rows = load_queries(queries, workflow_ids=set(suggester.index.workflow_ids))
+        n = len(rows) if ranker else sum(q.label is not None for q in rows)
+        with progress(quiet=as_json) as bar:
+            task = bar.add_task("evaluating", total=n)
+            report = evaluate_suggester(
+                suggester, rows, progress=lambda m: bar.advance(task, m), details=details
+            )
+    report["index"] = str(index_dir)
+    report["queries"] = str(queries)
+    if ranker is not None:
+        report["ranker"] = str(ranker)
+    if report_dir is not None:
+        files = write_report(report, details, suggester.index.workflows, report_dir, slices or [])
+        report["report_files"] = [str(f) for f in files]
+    if as_json:
+        print_json(report)
+        return
+    table = Table(title=f"{queries} on {index_dir} ({report['mode']})", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in SUMMARY_KEYS:
+        if key in report:
+            table.add_row(key, f"{report[key]:.4f}")
+    table.add_row("n", str(report["n"]))
+    out.print(table)
+    if report_dir is not None:
+        out.print(f"report: {report_dir}/report.md, report.html")
+
+
+def _compare(paths: tuple[Path, Path], as_json: bool) -> None:
+    from ..eval.report import compare_reports
+
+    try:
+        a, b = (json.loads(p.read_text()) for p in paths)
+    except (OSError, json.JSONDecodeError) as exc:
+        err.print(f"[red]error:[/] cannot read a run to compare: {exc}")
+        raise typer.Exit(2) from None
+    diff = compare_reports(a, b)
+    if as_json:
+        print_json({"a": str(paths[0]), "b": str(paths[1]), "metrics": diff})
+        return
+    table = Table(title=f"A = {paths[0]}   B = {paths[1]}", title_justify="left")
+    for col in ("metric", "A", "B", "B - A"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for key, v in diff.items():
+        sign = "green" if v["delta"] > 0 else "red" if v["delta"] < 0 else "dim"
+        table.add_row(key, f"{v['a']:.4f}", f"{v['b']:.4f}", f"[{sign}]{v['delta']:+.4f}[/]")
+    out.print(table)
+
+
+@eval_app.command("thresholds")
+def eval_thresholds_cmd(
+    ranker_dir: Annotated[Path, typer.Argument(help="Ranker folder (from `train ranker`).")],
+    step: Annotated[
+        float, typer.Option("--step", help="Thresholds from 0 to 1 in this step.")
+    ] = 0.05,
+    as_json: JsonOpt = False,
+) -> None:
+    """The abstention trade-off on a ranker's validation rows, threshold by threshold.
+
+    What each threshold would cost and catch, to choose a goal for `train threshold`.
+    """
+    from ..eval.thresholds import ranker_tradeoff
+
+    with errors_and_warnings():
+        result = ranker_tradeoff(ranker_dir, step=step)
+    if as_json:
+        print_json(result)
+        return
+    table = Table(
+        title=f"{ranker_dir}: abstention trade-off on validation",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,  # seven columns in 80 characters
+    )
+    columns = {
+        "threshold": "threshold", "abstained_rate": "abstained",
+        "in_scope_accuracy": "in-scope acc", "answered_accuracy": "answered acc",
+        "oos_recall": "OOS recall", "oos_precision": "OOS prec",
+        "decision_accuracy": "decision acc",
+    }  # fmt: skip
+    for key, header in columns.items():
+        width = 10 if key == "threshold" else max(map(len, header.split()))
+        table.add_column(header, justify="right", min_width=width)
+    for row in result["table"]:
+        # the grid's steps are at least 0.001; the stored threshold in full
+        t = f"* {row['threshold']:.6f}" if row["stored"] else f"{row['threshold']:.3f}"
+        cells = ["n/a" if row[key] is None else f"{row[key]:.2%}" for key in list(columns)[1:]]
+        table.add_row(t, *cells)
+    out.print(table)
+    auroc = "" if result["auroc"] is None else f", AUROC {result['auroc']:.4f}"
+    out.print(
+        f"{result['val_rows']} validation rows, {result['val_out_of_scope']} out of scope{auroc}"
+    )
+    out.print(f"* the stored threshold: {result['abstention_goal']}")
+    stored = next(row for row in result["table"] if row["stored"])
+    for name, key in (("in-scope accuracy", "in_scope_accuracy"), ("OOS recall", "oos_recall")):
+        if stored[f"{key}_95ci"] is not None:
+            lo, hi = stored[f"{key}_95ci"]
+            out.print(
+                f"  {name} there {stored[key]:.2%}, 95 % interval {lo:.1%}-{hi:.1%} "
+                "(validation's size only)"
+            )
+
+
+@eval_app.command("router")
+def eval_router_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="Router folder from `train router`.")],
+    logs_dir: Annotated[Path, typer.Argument(help="The log folder the router was trained on.")],
+    days: Annotated[int, typer.Option("--days", min=1, help="Fresh days to simulate.")] = 3,
+    weights: WeightsOpt = None,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report", help="Write report.md/.html/.json and plots here.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Random, rule, router and oracle on fresh simulated days, judged by the true outcomes."""
+    from ..eval.router import METRICS, POLICIES, evaluate_router, write_router_report
+    from ..routing import Router, RoutingWeights
+
+    with errors_and_warnings():
+        router = Router.load(model_dir, weights=RoutingWeights.parse(weights) if weights else None)
+        with progress(quiet=as_json) as bar:
+            tick = stage_ticker(bar, "simulating")
+
+            result = evaluate_router(router, logs_dir, days=days, progress=tick)
+        if report_dir is not None:
+            files = write_router_report(result, report_dir)
+            result["report_files"] = [str(f) for f in files]
+    if as_json:
+        print_json(result)
+        return
+    pol = result["policies"]
+    table = Table(
+        title=f"{result['contacts']} contacts on fresh days {result['days']}", title_justify="left"
+    )
+    table.add_column("policy")
+    for m in METRICS:
+        table.add_column(m, justify="right")
+    for p in (*POLICIES, "logging"):
+        table.add_row(p, *(f"{pol[p][m]:.3f}" for m in METRICS))
+    out.print(table)
+    gc = result["gap_closed"]
+    closed = f"{gc:.1%}" if gc is not None else "n/a"
+    out.print(
+        f"gap closed (rule → oracle): {closed}; "
+        f"capacity violations: {result['capacity_violations']}"
+    )
+    if report_dir is not None:
+        out.print(f"report: {report_dir}/report.md, report.html")

@@ -1,0 +1,160 @@
+"""``frontdesk index``: build, inspect and update workflow indexes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ._common import (
+    JsonOpt,
+    build,
+    errors_and_warnings,
+    out,
+    print_json,
+    progress,
+    stage_ticker,
+)
+
+index_app = typer.Typer(help="Build and inspect workflow indexes.", no_args_is_help=True)
+
+
+@index_app.command("build")
+def index_build(
+    catalog: Annotated[Path, typer.Argument(help="Workflow catalog (.jsonl, .yaml).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Index folder to (re)place.")],
+    examples: Annotated[
+        Path | None, typer.Option("--examples", help="Labelled queries to index as examples.")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="sentence-transformers folder to encode with.")
+    ] = None,
+    sparse_only: Annotated[
+        bool, typer.Option("--sparse-only", help="BM25 only, no encoder.")
+    ] = False,
+    dense_index: Annotated[
+        str | None,
+        typer.Option(
+            "--dense-index",
+            help="auto (flat up to FRONTDESK_EXACT_MAX vectors, IVF-SQ8 above), flat, hnsw or ivf.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a FAISS + BM25 index of a catalog (written atomically)."""
+    from ..index.dense import DENSE_KINDS
+
+    if dense_index is not None and dense_index not in DENSE_KINDS:
+        raise typer.BadParameter(
+            f"must be one of {', '.join(DENSE_KINDS)}", param_hint="--dense-index"
+        )
+    with errors_and_warnings():
+        t0 = time.perf_counter()
+        manifest = build(
+            catalog, out_dir, examples, model, sparse_only, quiet=as_json, dense_index=dense_index
+        )
+        seconds = time.perf_counter() - t0
+    counts = manifest["counts"]
+    if as_json:
+        print_json({"index": str(out_dir), "seconds": round(seconds, 3), **manifest})
+        return
+    from ..index.dense import describe
+
+    dense = manifest["dense"]
+    kind = (
+        f"{describe(dense['index'])}, {dense['dim']}-d, {dense['model']['name']}"
+        if dense
+        else "none"
+    )
+    out.print(
+        f"[green]built[/] {out_dir}: {counts['workflows']} workflows, {counts['documents']} "
+        f"documents ({counts['catalog_examples'] + counts['labelled_examples']} examples); "
+        f"dense: {kind}; {seconds:.1f}s"
+    )
+
+
+@index_app.command("info")
+def index_info(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify an index and show its manifest."""
+    from ..index import WorkflowIndex
+
+    with errors_and_warnings():
+        idx = WorkflowIndex.load(index_dir)
+    m = idx.manifest
+    if as_json:
+        print_json(m)
+        return
+    table = Table(title=str(index_dir), show_header=False)
+    table.add_row("created", m["created_at"])
+    table.add_row("versions", ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
+    table.add_row("counts", ", ".join(f"{k} {v}" for k, v in m["counts"].items()))
+    d = m["dense"]
+    if d:
+        from ..index.dense import describe
+
+        table.add_row("dense", f"{describe(d['index'])}; {d['dim']}-d {d['model']['name']}")
+    else:
+        table.add_row("dense", "absent")
+    if m.get("updates"):
+        last = m["updates"][-1]
+        table.add_row(
+            "updates",
+            f"{len(m['updates'])}; last {last['at']}: +{last['added']} ~{last['replaced']} "
+            f"-{last['removed']}",
+        )
+    table.add_row("files", f"{len(m['files'])} verified (sha256)")
+    out.print(table)
+
+
+def _update(index_dir: Path, as_json: bool, **change: Any) -> None:
+    from ..index import update_index
+
+    with errors_and_warnings(), progress(as_json) as bar:
+        t0 = time.perf_counter()
+        summary = update_index(index_dir, progress=stage_ticker(bar, "updating"), **change)
+        summary["seconds"] = round(time.perf_counter() - t0, 3)
+    if as_json:
+        print_json(summary)
+        return
+    out.print(
+        f"[green]updated[/] {index_dir}: +{summary['added']} added, {summary['replaced']} "
+        f"replaced, -{summary['removed']} removed, {summary['unchanged']} unchanged; "
+        f"{summary['encoded_texts']} texts encoded; {summary['workflows']} workflows; "
+        f"dense: {summary['dense'] or 'none'}; {summary['seconds']:.1f}s"
+    )
+
+
+@index_app.command("add")
+def index_add(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder to update in place.")],
+    catalog: Annotated[
+        Path, typer.Argument(help="Workflows to add (.jsonl, .yaml); a known id replaces it.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Add or replace workflows, encoding only what changed (written atomically)."""
+    _update(index_dir, as_json, add=catalog)
+
+
+@index_app.command("remove")
+def index_remove(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder to update in place.")],
+    ids: Annotated[list[str] | None, typer.Argument(help="Workflow ids to remove.")] = None,
+    from_file: Annotated[
+        Path | None, typer.Option("--from-file", help="More ids, one per line.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove workflows by id (written atomically)."""
+    from ..index.update import read_ids
+
+    wanted = list(ids or []) + (read_ids(from_file) if from_file else [])
+    if not wanted:
+        raise typer.BadParameter("name at least one workflow id", param_hint="IDS")
+    _update(index_dir, as_json, remove=wanted)

@@ -1,0 +1,314 @@
+"""``frontdesk train``: the ranker, its threshold, the encoder, fast encoders, the router."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ._common import (
+    JsonOpt,
+    WeightsOpt,
+    errors_and_warnings,
+    out,
+    print_json,
+    progress,
+    stage_ticker,
+)
+
+train_app = typer.Typer(help="Train models over an index.", no_args_is_help=True)
+
+
+MinInScopeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-in-scope-accuracy",
+        min=0.0,
+        max=1.0,
+        help="Abstention goal: abstain on the most out-of-scope validation rows while "
+        "in-scope accuracy there stays at least this (default: maximise decision "
+        "accuracy).",
+    ),
+]
+
+
+MinOosRecallOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-oos-recall",
+        min=0.0,
+        max=1.0,
+        help="Abstention goal: abstain on at least this share of validation's "
+        "out-of-scope rows; with --min-in-scope-accuracy, the middle of the "
+        "thresholds that meet both.",
+    ),
+]
+
+
+@train_app.command("ranker")
+def train_ranker_cmd(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder (hybrid).")],
+    labelled: Annotated[Path, typer.Argument(help="Labelled training queries (.jsonl).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+    val: Annotated[
+        Path | None,
+        typer.Option(
+            "--val",
+            help="Validation queries (null labels = out of scope); "
+            "default: 10 % carved from the training rows.",
+        ),
+    ] = None,
+    folds: Annotated[int, typer.Option("--folds", min=2, help="Out-of-fold splits.")] = 5,
+    top_n: Annotated[int, typer.Option("--top-n", min=2, help="Candidates reranked.")] = 30,
+    context_candidates: Annotated[
+        int,
+        typer.Option(
+            "--context-candidates",
+            min=0,
+            help="Also rerank the dense top-N of a conversation's earlier turns alone.",
+        ),
+    ] = 10,
+    cold_start: Annotated[
+        float,
+        typer.Option(
+            "--cold-start",
+            min=0.0,
+            max=0.9,
+            help="Share of workflows each fold's classifier leaves out, so the ranker "
+            "learns to rank workflows added after training.",
+        ),
+    ] = 0.1,
+    min_in_scope_accuracy: MinInScopeOpt = None,
+    min_oos_recall: MinOosRecallOpt = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a LambdaRank reranker with calibrated abstention for an index."""
+    from ..index import WorkflowIndex
+    from ..loaders import load_queries
+    from ..ranking.training import train_ranker
+
+    with errors_and_warnings():
+        ids = set(WorkflowIndex.load(index_dir).workflow_ids)
+        rows = load_queries(labelled, workflow_ids=ids)
+        val_rows = load_queries(val, workflow_ids=ids) if val else None
+        t0 = time.perf_counter()
+        with progress(quiet=as_json) as bar:
+            tick = stage_ticker(bar, "training")
+
+            config = train_ranker(
+                index_dir,
+                rows,
+                out_dir,
+                val_rows=val_rows,
+                folds=folds,
+                top_n=top_n,
+                context_candidates=context_candidates,
+                cold_start=cold_start,
+                min_in_scope_accuracy=min_in_scope_accuracy,
+                min_oos_recall=min_oos_recall,
+                seed=seed,
+                progress=tick,
+            )
+    config["seconds"] = round(time.perf_counter() - t0, 1)
+    if as_json:
+        print_json({"ranker": str(out_dir), **config})
+        return
+    t = config["training"]
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.4f}"
+
+    out.print(
+        f"[green]trained[/] {out_dir} in {config['seconds']}s: {t['train_groups']} groups, "
+        f"{config['best_iteration']} trees; validation ({t['val_rows']} rows, "
+        f"{t['val_source']}): top-1 {pct(t['val_top1_retrieval'])} retrieval -> "
+        f"{pct(t['val_top1_reranked'])} reranked; abstain below confidence "
+        f"{config['threshold']:.3f} ({config['confidence']})"
+    )
+
+
+@train_app.command("threshold")
+def train_threshold_cmd(
+    ranker_dir: Annotated[Path, typer.Argument(help="Ranker folder (from `train ranker`).")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Ranker folder to write (may be RANKER_DIR itself).")
+    ],
+    min_in_scope_accuracy: MinInScopeOpt = None,
+    min_oos_recall: MinOosRecallOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-choose a trained ranker's abstention threshold for another goal, without
+    retraining (from the validation outcomes saved with it)."""
+    from ..ranking import change_abstention_goal
+
+    with errors_and_warnings():
+        result = change_abstention_goal(
+            ranker_dir,
+            out_dir,
+            min_in_scope_accuracy=min_in_scope_accuracy,
+            min_oos_recall=min_oos_recall,
+        )
+    if as_json:
+        print_json(result)
+        return
+    table = Table(title=f"{out_dir}: {result['after']['abstention_goal']}", title_justify="left")
+    for col in ("on validation", "before", "after"):
+        table.add_column(col, justify="left" if col == "on validation" else "right")
+    for key in ("threshold", "val_in_scope_accuracy", "val_oos_recall", "val_decision_accuracy"):
+        a, b = result["before"][key], result["after"][key]
+        table.add_row(key, *("n/a" if v is None else f"{v:.4f}" for v in (a, b)))
+    out.print(table)
+
+
+@train_app.command("encoder")
+def train_encoder_cmd(
+    labelled: Annotated[Path, typer.Argument(help="Labelled questions (.jsonl).")],
+    catalog: Annotated[
+        Path, typer.Option("--catalog", help="The workflows they are labelled with.")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="sentence-transformers folder to write.")],
+    base: Annotated[
+        Path | None, typer.Option("--base", help="Model to start from (default: bundled MiniLM).")
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 32,
+    learning_rate: Annotated[float, typer.Option("--lr")] = 2e-5,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    oos_negatives: Annotated[
+        int,
+        typer.Option(
+            "--oos-negatives",
+            min=0,
+            help="Out-of-scope rows (label null) added to each batch as extra negatives, "
+            "when the file has any (0: such rows are skipped).",
+        ),
+    ] = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune the encoder contrastively on labelled questions (CPU); use it with --model."""
+    from ..encoding.finetune import finetune_encoder
+    from ..loaders import load_catalog, load_queries
+
+    with errors_and_warnings():
+        workflows = load_catalog(catalog)
+        rows = load_queries(labelled, workflow_ids={w.id for w in workflows})
+        with progress(quiet=as_json) as bar:
+            task = bar.add_task("fine-tuning", total=None)
+
+            def tick(done: int, total: int, loss: float) -> None:
+                bar.update(
+                    task, completed=done, total=total, description=f"fine-tuning (loss {loss:.3f})"
+                )
+
+            info = finetune_encoder(
+                rows,
+                workflows,
+                out_dir,
+                base=base,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                seed=seed,
+                oos_negatives=oos_negatives,
+                progress=tick,
+            )
+    if as_json:
+        print_json({"model": str(out_dir), **info})
+        return
+    out.print(
+        f"[green]fine-tuned[/] {out_dir}: {info['rows']} rows, {info['batches']} batches in "
+        f"{info['seconds']}s; loss {info['loss_first']} -> {info['loss_last']}. "
+        f"Use it: frontdesk index build ... --model {out_dir}"
+    )
+
+
+@train_app.command("distill")
+def train_distill_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Fast-encoder folder to write.")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            help="onnx-int8 (int8 weights), onnx (fp32, same vectors) or static (model2vec).",
+        ),
+    ] = "onnx-int8",
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", help="sentence-transformers folder to build from (default: bundled MiniLM)."
+        ),
+    ] = None,
+    pca_dims: Annotated[
+        int | None,
+        typer.Option("--pca-dims", min=2, help="Vector size of a static encoder (default: 256)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a faster CPU encoder from a sentence-transformers model; use it with --model."""
+    from ..encoding.fast import KINDS, build_fast_encoder
+
+    if kind not in KINDS:
+        raise typer.BadParameter(f"must be one of {', '.join(KINDS)}", param_hint="--kind")
+    if pca_dims is not None and kind != "static":
+        raise typer.BadParameter("only applies to --kind static", param_hint="--pca-dims")
+    with errors_and_warnings():
+        t0 = time.perf_counter()
+        with progress(quiet=as_json) as bar:
+            tick = stage_ticker(bar, f"building {kind}")
+            manifest = build_fast_encoder(
+                model, out_dir, kind, pca_dims=pca_dims or 256, progress=tick
+            )
+    seconds = round(time.perf_counter() - t0, 1)
+    if as_json:
+        print_json({"encoder": str(out_dir), **manifest, "seconds": seconds})
+        return
+    out.print(
+        f"[green]built[/] {out_dir}: {manifest['kind']}, {manifest['dim']} dimensions, "
+        f"from {manifest['source']['name']} in {seconds}s. "
+        f"Use it: frontdesk index build ... --model {out_dir}"
+    )
+
+
+@train_app.command("router")
+def train_router_cmd(
+    logs_dir: Annotated[Path, typer.Argument(help="Log folder from `simulate org` (or alike).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Router folder to write.")],
+    encoder: Annotated[
+        Path | None,
+        typer.Option("--encoder", help="sentence-transformers folder (default: bundled MiniLM)."),
+    ] = None,
+    weights: WeightsOpt = None,
+    congestion_price: Annotated[
+        float, typer.Option("--congestion-price", min=0.0, help="Price of a busier agent's slot.")
+    ] = 0.1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the channel model and agent matcher from logged decisions."""
+    from ..encoding import ContextEncoder
+    from ..routing import RoutingWeights, train_router
+
+    with errors_and_warnings():
+        enc = ContextEncoder(encoder) if encoder else ContextEncoder()
+        with progress(quiet=as_json) as bar:
+            tick = stage_ticker(bar, "training")
+
+            summary = train_router(
+                logs_dir,
+                out_dir,
+                encoder=enc,
+                weights=RoutingWeights.parse(weights),
+                congestion_price=congestion_price,
+                progress=tick,
+            )
+    summary = {"out": str(out_dir), **summary}
+    if as_json:
+        print_json(summary)
+        return
+    out.print(
+        f"[green]wrote[/] router to {out_dir}: {summary['rows']} logged decisions, "
+        f"{summary['agents']} agents, {len(summary['topics'])} topics"
+    )
