@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from frontdesk import ContextEncoder, Conversation, ModelUnavailableError
+from frontdesk import ContextEncoder, Conversation, FrontdeskError, ModelUnavailableError
 
 
 def test_vectors_are_normalised_float32_and_batch_invariant(encoder: ContextEncoder) -> None:
@@ -74,3 +76,34 @@ def test_fingerprint_is_stable_hex(encoder: ContextEncoder) -> None:
 def test_missing_model_folder_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(ModelUnavailableError, match="model folder not found"):
         ContextEncoder(tmp_path / "nope").encode(["x"])
+
+
+def test_a_sentence_transformers_folder_runs_on_its_cached_onnx_copy(
+    encoder: ContextEncoder,
+) -> None:
+    from frontdesk.encoding.backend import FastBackend
+    from frontdesk.encoding.onnx_copy import copy_folder
+
+    enc = ContextEncoder(encoder.path)
+    enc.encode(["my payout is late"])
+    assert enc.runtime == "onnx"
+    assert isinstance(enc._load(), FastBackend)
+    assert enc.kind == "sentence-transformers"  # what the folder is, not what runs it
+    assert copy_folder(enc.fingerprint).is_dir()
+
+
+def test_an_unknown_runtime_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRONTDESK_ENCODER_RUNTIME", "tensorflow")
+    with pytest.raises(FrontdeskError, match="FRONTDESK_ENCODER_RUNTIME='tensorflow'"):
+        ContextEncoder()
+
+
+def test_no_onnx_copy_without_a_writable_cache(
+    encoder: ContextEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from frontdesk.encoding.onnx_copy import onnx_copy
+
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("FRONTDESK_CACHE_DIR", str(blocked))
+    assert onnx_copy(encoder.path, encoder.fingerprint) is None  # the caller runs torch instead

@@ -39,6 +39,7 @@ from .model_files import (
     model_name,
     resolve_model,
 )
+from .onnx_copy import encoder_runtime, onnx_copy
 
 ProgressFn = Callable[[int], None]
 
@@ -82,12 +83,16 @@ class ContextEncoder:
         batch_size: int = 32,
         device: str = "cpu",
         context_weight: float = 0.5,
+        runtime: str | None = None,
     ) -> None:
         self._path = Path(model_path) if model_path else None
+        # onnx: a sentence-transformers folder runs on its cached ONNX copy (onnx_copy.py)
+        self.runtime = encoder_runtime(runtime)
         self.batch_size = batch_size
         self.device = device
         self.context_weight = context_weight
         self._model: Any = None
+        self._st: Any = None
         self.calls = 0  # encode passes over the model; lets callers show nothing is encoded twice
 
     @property
@@ -106,8 +111,6 @@ class ContextEncoder:
     @property
     def kind(self) -> str:
         """sentence-transformers, or a fast encoder's kind: onnx-int8, onnx or static."""
-        if isinstance(self._model, FastBackend):
-            return self._model.kind
         path = self.path
         if not is_fast_encoder(path):
             return "sentence-transformers"
@@ -122,6 +125,24 @@ class ContextEncoder:
             if is_fast_encoder(path):  # ONNX or static: no torch, no sentence-transformers
                 self._model = load_backend(path)
                 return self._model
+            copy = onnx_copy(path, self.fingerprint) if self.runtime == "onnx" else None
+            if copy is not None:  # the same vectors as sentence-transformers, without torch
+                self._model = load_backend(copy)
+                return self._model
+            self._model = self.sentence_transformer()
+        return self._model
+
+    def sentence_transformer(self) -> Any:
+        """The folder's SentenceTransformer (for training; encoding may run on its ONNX copy)."""
+        if self._st is None:
+            path = self.path
+            if is_fast_encoder(path):
+                raise ModelUnavailableError(
+                    f"{path}: a fast encoder, not a sentence-transformers one"
+                )
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:  # pragma: no cover - dependency missing
@@ -138,10 +159,10 @@ class ContextEncoder:
 
                 torch.set_num_threads(threads)
             try:
-                self._model = SentenceTransformer(str(path), device=self.device)
+                self._st = SentenceTransformer(str(path), device=self.device)
             except Exception as exc:  # noqa: BLE001 - any load failure means "unavailable"
                 raise ModelUnavailableError(f"{path}: cannot load model: {exc}") from exc
-        return self._model
+        return self._st
 
     @property
     def dim(self) -> int:

@@ -130,7 +130,7 @@ def finetune_encoder(
             f"{base_encoder.path}: a {base_encoder.kind} encoder cannot be fine-tuned; fine-tune "
             "the sentence-transformers folder it was built from, then `train distill` the result"
         )
-    model = base_encoder._load()
+    model = base_encoder.sentence_transformer()
     # default directions (query to document): a third column of another length is only
     # extra candidates; other directions or hardness modes need equal-length columns
     loss_fn = MultipleNegativesRankingLoss(model)
