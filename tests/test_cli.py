@@ -262,3 +262,29 @@ def test_train_ranker_then_eval_with_it(tmp_path: Path, tiny_catalog: Path) -> N
         "train", "ranker", str(idx), str(labelled), "--out", str(model), "--min-oos-recall", "2"
     )
     assert res.exit_code != 0 and "min-oos-recall" in res.output
+
+
+def test_a_usage_error_is_one_line_on_stderr(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from frontdesk.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["frontdesk", "suggest", "some-index"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: Missing argument 'text'. (see 'frontdesk suggest -h')"
+    ]
+
+
+def test_version_and_flags_shown_as_flags() -> None:
+    from frontdesk import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"frontdesk {__version__}"
+    help_text = runner.invoke(app, ["suggest", "--help"]).output
+    assert "-k, --k" in help_text
+    assert "--json " in help_text and "<bool>" not in help_text

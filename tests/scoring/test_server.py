@@ -449,3 +449,17 @@ def test_unload_fails_queued_requests_instead_of_hanging() -> None:
 
     *answered, late = asyncio.run(drained())
     assert not any(isinstance(r, Exception) for r in answered) and isinstance(late, BatcherClosed)
+
+
+def test_serving_announces_what_is_ready_and_what_failed(models_dir: Path) -> None:
+    root = models_dir.parent / "announce"
+    settings(root / "echo" / "1", "echo_runtime.EchoRuntime")
+    settings(root / "broken" / "1", "no_such_module.Runtime")
+    lines: list[str] = []
+    with running(create_app(root, announce=lines.append)) as url, httpx.Client(base_url=url) as c:
+        deadline = time.time() + 30
+        while not lines and time.time() < deadline:
+            time.sleep(0.05)
+        assert c.get("/v2/health/ready").status_code == 503  # one model failed
+    assert len(lines) == 1
+    assert lines[0].startswith("1 of 2 model versions ready: echo/1; failed: broken/1 (")

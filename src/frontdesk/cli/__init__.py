@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from .datasets import datasets_app
@@ -15,10 +17,33 @@ from .suggest import suggest
 from .train import train_app
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="frontdesk: workflow suggestion for a payments company's support organisation.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"max_content_width": 100, "help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .._version import __version__
+
+        typer.echo(f"frontdesk {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """frontdesk: workflow suggestion, routing and off-policy simulation for support."""
+
+
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(index_app, name="index")
 app.command("suggest")(suggest)
@@ -32,7 +57,25 @@ app.command("demo")(demo)
 
 
 def main() -> None:
-    app()
+    """The console script: a usage error is one line on stderr and exit code 2, like others."""
+    try:
+        code = app(prog_name="frontdesk", standalone_mode=False)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        raise SystemExit(130) from None
+    except Exception as exc:
+        # Typer's (vendored Click) usage errors: they format their own message and exit code
+        message, exit_code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+        if message is None or exit_code is None:
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as Click does
+            typer.echo(message())
+        else:
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} -h')" if ctx is not None else ""
+            typer.echo(f"error: {message()}{hint}", err=True)
+        raise SystemExit(exit_code) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["app", "main"]

@@ -15,7 +15,9 @@ from ._common import (
 )
 
 datasets_app = typer.Typer(
-    help="Import public datasets into frontdesk's formats.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Import public datasets into frontdesk's formats.",
+    no_args_is_help=True,
 )
 
 

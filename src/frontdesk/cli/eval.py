@@ -38,6 +38,7 @@ class _DefaultSubcommandGroup(TyperGroup):
 
 
 eval_app = typer.Typer(
+    rich_markup_mode=None,
     cls=_DefaultSubcommandGroup,
     help="Offline evaluation: `eval INDEX QUERIES` (suggestions), `eval thresholds RANKER` "
     "(abstention trade-off on validation) or `eval router MODEL LOGS`.",

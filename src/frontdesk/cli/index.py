@@ -19,7 +19,9 @@ from ._common import (
     stage_ticker,
 )
 
-index_app = typer.Typer(help="Build and inspect workflow indexes.", no_args_is_help=True)
+index_app = typer.Typer(
+    rich_markup_mode=None, help="Build and inspect workflow indexes.", no_args_is_help=True
+)
 
 
 @index_app.command("build")

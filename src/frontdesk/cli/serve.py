@@ -12,12 +12,15 @@ from ..errors import FrontdeskError
 from ._common import (
     JsonOpt,
     RankerOpt,
+    err,
     errors_and_warnings,
     out,
     print_json,
 )
 
-models_app = typer.Typer(help="The scoring service's model repository.", no_args_is_help=True)
+models_app = typer.Typer(
+    rich_markup_mode=None, help="The scoring service's model repository.", no_args_is_help=True
+)
 
 
 @models_app.command("package")
@@ -82,6 +85,12 @@ def serve_cmd(
         if not models_dir.is_dir():
             raise FrontdeskError(f"{models_dir}: models folder not found")
         os.environ["FRONTDESK_MODELS_DIR"] = str(models_dir.resolve())
+        err.print(
+            f"frontdesk serve: {models_dir} at http://{host}:{port} ({workers} "
+            f"process{'es' if workers > 1 else ''}); models load in the background, "
+            f"GET /v2/health/ready says when",
+            highlight=False,
+        )
         uvicorn.run(
             "frontdesk.scoring.server:app_from_env",
             factory=True,

@@ -24,7 +24,9 @@ from ._common import (
 )
 
 simulate_app = typer.Typer(
-    help="Simulate a support organisation and its logged decisions.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Simulate a support organisation and its logged decisions.",
+    no_args_is_help=True,
 )
 
 

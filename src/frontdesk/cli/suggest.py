@@ -23,7 +23,7 @@ from ._common import (
 def suggest(
     index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
     text: Annotated[str, typer.Argument(help="The user's latest message.")],
-    k: Annotated[int, typer.Option("--k", min=1, help="How many workflows.")] = 5,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="How many workflows.")] = 5,
     turn: Annotated[
         list[str] | None, typer.Option("--turn", help="Earlier turn, 'user: …' or 'agent: …'.")
     ] = None,

@@ -19,7 +19,9 @@ from ._common import (
     stage_ticker,
 )
 
-train_app = typer.Typer(help="Train models over an index.", no_args_is_help=True)
+train_app = typer.Typer(
+    rich_markup_mode=None, help="Train models over an index.", no_args_is_help=True
+)
 
 
 MinInScopeOpt = Annotated[

@@ -19,6 +19,7 @@ import hmac
 import json
 import logging
 import os
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -88,8 +89,10 @@ class ScoringService:
         max_body_bytes: int = DEFAULT_MAX_BODY,
         seed: int | None = None,
         threads: int = 4,
+        announce: Any = None,
     ) -> None:
         self.repo = ModelRepository(models_dir, seed=seed)
+        self.announce = announce  # called with load_summary() once loading ends
         self.admin_token = admin_token
         self.max_body_bytes = max_body_bytes
         self.executor = ThreadPoolExecutor(
@@ -116,6 +119,16 @@ class ScoringService:
         finally:
             self._refreeze()
             self.loading = False
+            if self.announce is not None:
+                self.announce(self.load_summary())
+
+    def load_summary(self) -> str:
+        """One line: which model versions are ready, and which failed (with why)."""
+        versions = sorted(self.repo.all_versions(), key=lambda e: (e.name, e.version))
+        ready = [f"{e.name}/{e.version}" for e in versions if e.state == "ready"]
+        failed = [f"{e.name}/{e.version} ({e.error})" for e in versions if e.state == "failed"]
+        line = f"{len(ready)} of {len(versions)} model versions ready: {', '.join(ready) or 'none'}"
+        return line + (f"; failed: {'; '.join(failed)}" if failed else "")
 
     @staticmethod
     def _refreeze() -> None:
@@ -241,10 +254,16 @@ def create_app(
     admin_token: str | None = None,
     max_body_bytes: int | None = None,
     seed: int | None = None,
+    announce: Any = None,
 ) -> Any:
-    """The FastAPI app serving MODELS_DIR; models load in the background after start-up."""
+    """The FastAPI app serving MODELS_DIR; models load in the background after start-up.
+
+    ``announce`` (e.g. ``print``) gets one line once loading ends: what is ready, what failed.
+    """
     limit = max_body_bytes or int(os.environ.get("FRONTDESK_MAX_BODY_BYTES", DEFAULT_MAX_BODY))
-    service = ScoringService(models_dir, admin_token=admin_token, max_body_bytes=limit, seed=seed)
+    service = ScoringService(
+        models_dir, admin_token=admin_token, max_body_bytes=limit, seed=seed, announce=announce
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
@@ -527,4 +546,8 @@ def create_app(
 
 def app_from_env() -> Any:
     """Factory for ``uvicorn --factory`` / several workers: MODELS_DIR from FRONTDESK_MODELS_DIR."""
-    return create_app(os.environ["FRONTDESK_MODELS_DIR"])
+
+    def announce(line: str) -> None:
+        print(f"frontdesk serve: {line}", file=sys.stderr, flush=True)
+
+    return create_app(os.environ["FRONTDESK_MODELS_DIR"], announce=announce)
