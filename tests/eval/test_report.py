@@ -57,7 +57,10 @@ def test_report_files_written_and_non_empty(tmp_path: Path) -> None:
     md = (tmp_path / "report.md").read_text()
     assert "## By segment" in md and "## By tag" in md and "| a | b | 1 |" in md
     assert (tmp_path / "recall_at_k.png").read_bytes()[:4] == b"\x89PNG"
-    assert "<table>" in (tmp_path / "report.html").read_text()
+    page = (tmp_path / "report.html").read_text()
+    assert "<table>" in page
+    # one file can be mailed: every plot is inside the page, none is linked
+    assert page.count('src="data:image/png;base64,') == 4 and 'src="recall_at_k.png"' not in page
 
 
 def test_compare_two_runs(tmp_path: Path) -> None:

@@ -11,11 +11,11 @@ import numpy as np
 from .markdown import md_table, md_to_html
 
 METRIC_TITLES = {
-    "resolution": "Resolution rate",
+    "resolution": "Resolution rate (share)",
     "handle_time": "Handle time (minutes)",
     "csat": "CSAT (1-5)",
-    "cost": "Cost per contact",
-    "utility": "Utility",
+    "cost": "Cost per contact ($)",
+    "utility": "Utility per contact",
 }
 
 
@@ -81,7 +81,7 @@ def write_policy_report(result: dict[str, Any], out_dir: str | Path) -> list[Pat
         plots[m] = _forest(m, rows, ests, out)
         md += [f"![{METRIC_TITLES.get(m, m)}]({plots[m]})", ""]
     (out / "report.md").write_text("\n".join(md))
-    (out / "report.html").write_text(md_to_html(md, "frontdesk policy simulation"))
+    (out / "report.html").write_text(md_to_html(md, "frontdesk policy simulation", base=out))
     (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
     return [
         out / "report.md",

@@ -88,7 +88,12 @@ def _plots(rows: Sequence[RowResult], out: Path) -> dict[str, str]:
     recall = [float(np.mean([r.rank is not None and r.rank <= k for r in labelled])) for k in ks]
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(ks, recall, marker="o")
-    ax.set(xlabel="k", ylabel="recall@k", title="Recall@k", ylim=(min(recall + [1.0]) - 0.02, 1.0))
+    ax.set(
+        xlabel="k (suggestions shown)",
+        ylabel="recall@k (share of queries)",
+        title="Recall@k",
+        ylim=(min(recall + [1.0]) - 0.02, 1.0),
+    )
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "recall_at_k.png", dpi=110)
@@ -99,7 +104,7 @@ def _plots(rows: Sequence[RowResult], out: Path) -> dict[str, str]:
     if per:
         fig, ax = plt.subplots(figsize=(6, 0.3 * len(per) + 1))
         ax.barh([p[0] for p in per][::-1], [p[1] for p in per][::-1])
-        ax.set(xlabel="top-1 accuracy", title="Worst workflows", xlim=(0, 1))
+        ax.set(xlabel="top-1 accuracy (share of its queries)", title="Worst workflows", xlim=(0, 1))
         fig.tight_layout()
         fig.savefig(out / "worst_workflows.png", dpi=110)
         plt.close(fig)
@@ -119,7 +124,11 @@ def _plots(rows: Sequence[RowResult], out: Path) -> dict[str, str]:
         ):
             if data:
                 ax.hist(data, bins=bins, alpha=0.55, label=name)
-        ax.set(xlabel="confidence", ylabel="rows", title="Confidence of the top suggestion")
+        ax.set(
+            xlabel="confidence (calibrated P(top suggestion right))",
+            ylabel="queries",
+            title="Confidence of the top suggestion",
+        )
         ax.legend()
         fig.tight_layout()
         fig.savefig(out / "confidence_hist.png", dpi=110)
@@ -138,8 +147,8 @@ def _plots(rows: Sequence[RowResult], out: Path) -> dict[str, str]:
             fig, ax = plt.subplots(figsize=(5, 3.2))
             ax.plot(rec, prec)
             ax.set(
-                xlabel="OOS recall",
-                ylabel="OOS precision",
+                xlabel="OOS recall (share of out-of-scope queries flagged)",
+                ylabel="OOS precision (share of flags right)",
                 title="Out-of-scope detection",
                 xlim=(0, 1),
                 ylim=(0, 1.02),
@@ -234,7 +243,7 @@ def write_report(
     md += ["## Plots", ""] + [f"![{name}]({f})" for name, f in plots.items()] + [""]
     (out / "report.md").write_text("\n".join(md))
     (out / "report.json").write_text(json.dumps({**report, "slices": sliced}, indent=2) + "\n")
-    (out / "report.html").write_text(md_to_html(md))
+    (out / "report.html").write_text(md_to_html(md, base=out))
     return [
         out / "report.md",
         out / "report.html",

@@ -180,7 +180,7 @@ def write_router_report(result: dict[str, Any], out_dir: str | Path) -> list[Pat
         ]
     md += ["## Plots", ""] + [f"![{k}]({v})" for k, v in plots.items()] + [""]
     (out / "report.md").write_text("\n".join(md))
-    (out / "report.html").write_text(md_to_html(md, "frontdesk router evaluation"))
+    (out / "report.html").write_text(md_to_html(md, "frontdesk router evaluation", base=out))
     (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
     return [
         out / "report.md",
@@ -200,7 +200,7 @@ def _plots(result: dict[str, Any], names: list[str], out: Path) -> dict[str, str
     files = {}
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.bar(names, [pol[p]["utility"] for p in names], color="#4c72b0")
-    ax.set_ylabel("mean true utility")
+    ax.set_ylabel("mean true utility per contact")
     ax.set_title("Utility by policy")
     fig.tight_layout()
     fig.savefig(out / "utility.png", dpi=100)
@@ -218,7 +218,7 @@ def _plots(result: dict[str, Any], names: list[str], out: Path) -> dict[str, str
             label=p,
         )
     ax.set_xticks(np.arange(len(segs)) + 0.4 - width / 2, segs)
-    ax.set_ylabel("mean true utility")
+    ax.set_ylabel("mean true utility per contact")
     ax.legend(fontsize=8)
     ax.set_title("Utility by segment")
     fig.tight_layout()
@@ -229,8 +229,8 @@ def _plots(result: dict[str, Any], names: list[str], out: Path) -> dict[str, str
     fig, ax = plt.subplots(figsize=(5, 4))
     for p in names:
         ax.scatter(pol[p]["cost"], pol[p]["resolution"], label=p, s=50)
-    ax.set_xlabel("cost per contact")
-    ax.set_ylabel("resolution rate")
+    ax.set_xlabel("cost per contact ($)")
+    ax.set_ylabel("resolution rate (share resolved)")
     ax.legend(fontsize=8)
     ax.set_title("Resolution against cost")
     fig.tight_layout()

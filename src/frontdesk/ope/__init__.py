@@ -1,0 +1,1 @@
+"""Off-policy evaluation: what a target policy would have done, per segment, from logged decisions."""
