@@ -88,7 +88,7 @@ def main() -> None:
         hybrid.suggest(q, k=5)
         times["end_to_end"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        enc = hybrid.encode([q])
+        enc = encoder.encode_contexts([q])  # not hybrid.encode: its query cache holds q
         times["encoder"].append(time.perf_counter() - t)
         t = time.perf_counter()
         hybrid.suggest_many([q], k=5, encoded=enc)
