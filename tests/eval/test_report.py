@@ -75,8 +75,10 @@ def test_compare_two_runs(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)["metrics"]
     assert round(out["top1"]["delta"], 6) == 0.05 and "mode" not in out
+    assert json.loads(res.stdout)["b_label"] == f"{b}: hybrid+ranker"
     res = CliRunner().invoke(app, ["eval", "--compare", str(a), str(b)])
     assert "+0.0500" in res.stdout
+    assert "A = " in res.stdout and "hybrid+ranker" in res.stdout  # which run is which
 
 
 def test_eval_cli_writes_report(tmp_path: Path, tiny_index: Path) -> None:

@@ -108,6 +108,18 @@ def evaluate(
         out.print(f"report: {report_dir}/report.md, report.html")
 
 
+def run_label(run: dict[str, Any], path: Path) -> str:
+    """What an `eval --json` run was: its file, retrieval mode, queries, index and ranker."""
+    parts = [f"{path}:", str(run.get("mode", "?"))]
+    if run.get("queries"):
+        parts.append(f"on {run['queries']}")
+    if run.get("index"):
+        parts.append(f"index {run['index']}")
+    if run.get("ranker"):
+        parts.append(f"ranker {run['ranker']}")
+    return " ".join(parts)
+
+
 def _compare(paths: tuple[Path, Path], as_json: bool) -> None:
     from ..eval.report import compare_reports
 
@@ -117,10 +129,14 @@ def _compare(paths: tuple[Path, Path], as_json: bool) -> None:
         err.print(f"[red]error:[/] cannot read a run to compare: {exc}")
         raise typer.Exit(2) from None
     diff = compare_reports(a, b)
+    label_a, label_b = run_label(a, paths[0]), run_label(b, paths[1])
     if as_json:
-        print_json({"a": str(paths[0]), "b": str(paths[1]), "metrics": diff})
+        print_json(
+            {"a": str(paths[0]), "b": str(paths[1]), "a_label": label_a, "b_label": label_b}
+            | {"metrics": diff}
+        )
         return
-    table = Table(title=f"A = {paths[0]}   B = {paths[1]}", title_justify="left")
+    table = Table(title=f"A = {label_a}\nB = {label_b}", title_justify="left")
     for col in ("metric", "A", "B", "B - A"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for key, v in diff.items():
