@@ -79,4 +79,4 @@ def demo(
         f"\nBundled demo queries ({report['n']} labelled): top-1 {report['top1']:.1%}, "
         f"recall@3 {report['recall@3']:.1%}, MRR@10 {report['mrr@10']:.3f}"
     )
-    out.print(f'Try: frontdesk suggest {out_dir} "my payout never showed up" --k 3')
+    out.print(f'Try: frontdesk suggest {out_dir} "my payout never showed up" -k 3')
