@@ -132,8 +132,13 @@ def _compare(paths: tuple[Path, Path], as_json: bool) -> None:
     label_a, label_b = run_label(a, paths[0]), run_label(b, paths[1])
     if as_json:
         print_json(
-            {"a": str(paths[0]), "b": str(paths[1]), "a_label": label_a, "b_label": label_b}
-            | {"metrics": diff}
+            {
+                "a": str(paths[0]),
+                "b": str(paths[1]),
+                "a_label": label_a,
+                "b_label": label_b,
+                "metrics": diff,
+            }
         )
         return
     table = Table(title=f"A = {label_a}\nB = {label_b}", title_justify="left")

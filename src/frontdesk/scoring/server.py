@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ class ScoringService:
         max_body_bytes: int = DEFAULT_MAX_BODY,
         seed: int | None = None,
         threads: int = 4,
-        announce: Any = None,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         self.repo = ModelRepository(models_dir, seed=seed)
         self.announce = announce  # called with load_summary() once loading ends
@@ -254,7 +255,7 @@ def create_app(
     admin_token: str | None = None,
     max_body_bytes: int | None = None,
     seed: int | None = None,
-    announce: Any = None,
+    announce: Callable[[str], None] | None = None,
 ) -> Any:
     """The FastAPI app serving MODELS_DIR; models load in the background after start-up.
 
