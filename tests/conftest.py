@@ -65,6 +65,26 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def own_export(folder: Path, drop: tuple[str, ...] = ()) -> None:
+    """Make a copy of simulator logs look like an organisation's own export: no world.json
+    (so no simulator config), and without the manifest keys in ``drop``."""
+    meta = json.loads((folder / "manifest.json").read_text())
+    (folder / meta.pop("world")).unlink()
+    for key in ("files", "bytes"):  # world.json is gone, and its checksum with it
+        if key in meta:
+            meta[key] = {k: v for k, v in meta[key].items() if k != "world.json"}
+    for key in drop:
+        del meta[key]
+    (folder / "manifest.json").write_text(json.dumps(meta))
+
+
+def edit_json(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+    """Rewrite a JSON file with ``change(data)`` applied (it edits ``data`` in place)."""
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
 @pytest.fixture
 def tiny_catalog(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "catalog.jsonl", TINY_CATALOG)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frontdesk.artifacts import FORMAT_VERSION, write_manifest
+from frontdesk.artifacts import FORMAT_VERSION, ROUTER, write_manifest
 from frontdesk.lineage import (
     CONTACTS_FILE,
     LINEAGE_FILE,
@@ -24,6 +24,8 @@ from frontdesk.loaders import load_catalog
 from frontdesk.logs import DecisionLogs
 from frontdesk.orgsim import OrgConfig, continue_org, simulate_org
 from frontdesk.orgsim.world import pool_from_catalog
+
+from .conftest import own_export
 
 ORG = OrgConfig(seed=3, contacts=300, agents=6, days=3)
 
@@ -48,7 +50,7 @@ def model_folder(tmp: Path, logs: Path, keep_days: set[int] | None = None) -> Pa
     ids, days = dl.contact_days()
     rows = [(i, d) for i, d in zip(ids, days, strict=True) if keep_days is None or d in keep_days]
     Lineage.of_logs(dl, [i for i, _ in rows], [d for _, d in rows]).save(folder)
-    write_manifest(folder, {"format_version": FORMAT_VERSION, "kind": "test-model"})
+    write_manifest(folder, {"format_version": FORMAT_VERSION, "kind": ROUTER})
     return folder
 
 
@@ -88,10 +90,7 @@ def test_an_export_without_organisation_is_matched_by_contact_id(org, tmp_path: 
     lineage = Lineage.load(model_folder(tmp_path, org["logs"]))
     export = tmp_path / "export"
     shutil.copytree(org["logs"], export)
-    meta = json.loads((export / "world.json").read_text())
-    for key in ("config", "organisation", "files"):  # nothing says which organisation it is
-        del meta[key]
-    (export / "world.json").write_text(json.dumps(meta))
+    own_export(export, drop=("organisation", "files", "bytes"))  # nothing says whose it is
     found = lineage.overlap(DecisionLogs.open(export))
     assert found is not None and found.rows == 300 and len(found.files) == 3
     assert not found.by_contact_id_only  # the very files: no doubt whose contacts they are
@@ -102,7 +101,9 @@ def test_an_export_without_organisation_is_matched_by_contact_id(org, tmp_path: 
         pq.write_table(pq.read_table(f), f, compression="gzip")
     found = lineage.overlap(DecisionLogs.open(export))
     assert found is not None and found.rows == 300 and found.files == []
-    assert found.by_contact_id_only and '"organisation" in world.json' in found.describe("x")
+    assert found.by_contact_id_only and '"organisation" in their manifest.json' in found.describe(
+        "x"
+    )
 
 
 def test_missing_tampered_or_malformed_lineage_is_refused(org, tmp_path: Path) -> None:
@@ -115,17 +116,17 @@ def test_missing_tampered_or_malformed_lineage_is_refused(org, tmp_path: Path) -
     # Missing (a model from before lineage existed).
     (folder / LINEAGE_FILE).unlink()
     (folder / CONTACTS_FILE).unlink()
-    write_manifest(folder, {"format_version": FORMAT_VERSION, "kind": "test-model"})
+    write_manifest(folder, {"format_version": FORMAT_VERSION, "kind": ROUTER})
     with pytest.raises(LineageError, match=r"no lineage\.json, so which logs it learned from"):
         Lineage.load(folder)
     # Malformed, but consistent with its manifest.
     (folder / LINEAGE_FILE).write_text(json.dumps({"format_version": 1, "logs": "x"}))
     np.save(folder / CONTACTS_FILE, np.zeros(1, dtype=np.uint64))
-    write_manifest(folder, {"format_version": FORMAT_VERSION, "kind": "test-model"})
+    write_manifest(folder, {"format_version": FORMAT_VERSION, "kind": ROUTER})
     with pytest.raises(LineageError, match=r"lineage\.json: malformed \(KeyError"):
         Lineage.load(folder)
     (folder / LINEAGE_FILE).write_text("[1, 2]")
-    write_manifest(folder, {"format_version": FORMAT_VERSION, "kind": "test-model"})
+    write_manifest(folder, {"format_version": FORMAT_VERSION, "kind": ROUTER})
     with pytest.raises(LineageError, match=r"lineage\.json: not a JSON object"):
         Lineage.load(folder)
 
@@ -145,9 +146,7 @@ def test_training_overlap_refuses_warns_or_passes(org, tmp_path: Path) -> None:
     # An organisation's own export (no simulator): no --continue advice, the days instead.
     export = tmp_path / "export"
     shutil.copytree(org["logs"], export)
-    meta = json.loads((export / "world.json").read_text())
-    del meta["config"]
-    (export / "world.json").write_text(json.dumps(meta))
+    own_export(export)
     with pytest.raises(
         TrainingOverlapError, match=r"contacts it did not learn from \(after day 1\)"
     ):
@@ -161,7 +160,7 @@ def test_training_overlap_refuses_warns_or_passes(org, tmp_path: Path) -> None:
     # A model whose lineage is unknown: refused, or with the waiver, "not checked".
     (model / LINEAGE_FILE).unlink()
     (model / CONTACTS_FILE).unlink()
-    write_manifest(model, {"format_version": FORMAT_VERSION, "kind": "test-model"})
+    write_manifest(model, {"format_version": FORMAT_VERSION, "kind": ROUTER})
     with pytest.raises(LineageError, match=r"no lineage\.json.*--allow-training-overlap"):
         training_overlap(logs, [str(model)])
     (warning,) = training_overlap(logs, [str(model)], allow=True)

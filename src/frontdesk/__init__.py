@@ -1,6 +1,7 @@
 """frontdesk: workflow suggestion, routing, off-policy simulation and scoring for support."""
 
 from ._version import __version__
+from .artifacts import load as load_artifact
 from .config import Settings
 from .desk import ContactDecision, FrontDesk
 from .encoding import ContextEncoder, EncodedContexts
@@ -35,6 +36,7 @@ __all__ = [
     "WorkflowIndex",
     "__version__",
     "build_index",
+    "load_artifact",
     "load_catalog",
     "load_conversations",
     "load_queries",

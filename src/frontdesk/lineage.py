@@ -1,7 +1,7 @@
 """Lineage: which logged decisions a trained model learned from, and whether given logs overlap.
 
 A model folder that can act as a policy (a router) keeps ``lineage.json``
-(the log folder's path, organisation and ``world.json`` fingerprint, the
+(the log folder's path, organisation and fingerprint, the
 sha256 of every decision file read, the days and contact-id range) and
 ``lineage_contacts.npy`` (a sorted 64-bit hash of every contact id it
 learned from). Both are covered by the folder's manifest, so a tampered
@@ -73,7 +73,7 @@ class Overlap:
         if self.by_contact_id_only:
             notes.append(
                 "matched by contact id alone, as the logs or the model name no organisation; "
-                'if they are another organisation\'s, say so with "organisation" in world.json'
+                'if they are another organisation\'s, say so with "organisation" in their manifest.json'
             )
         if not self.rows:  # the same files, though not (by organisation) the same contacts
             names = self.files if len(self.files) <= 2 else [self.files[0], "…", self.files[-1]]

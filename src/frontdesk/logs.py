@@ -1,25 +1,34 @@
 """DecisionLogs: a folder of logged routing decisions (Parquet) and what describes it.
 
 Layout (written by ``frontdesk simulate org``; a real organisation's export
-needs the same columns): ``world.json`` (format version, channels with cost,
-base minutes and agent share, topics, file checksums, and optionally the
-``organisation`` the logs belong to), ``agents.json`` (the roster: channels,
-languages, capacity, cost per minute, listed skills per topic) and one or
-more ``contacts-*.parquet`` files, one row per decision.
+needs the same columns): ``manifest.json``, the manifest every saved folder
+has (kind ``frontdesk-logs``), which names the channels (cost, base minutes,
+agent share), the topics, the days, optionally the ``organisation`` the logs
+belong to, and the sha256 of every file; ``agents.json`` (the roster:
+channels, languages, capacity, cost per minute, listed skills per topic); one
+or more ``contacts-*.parquet`` files, one row per decision. A log folder the
+simulator wrote also holds ``world.json`` (its configuration), which only
+``simulate truth``, ``simulate org --continue`` and ``eval router`` need.
+
+A folder of an older frontdesk, described by ``world.json`` alone, still reads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError
+from .artifacts import INDEX, LOGS, MANIFEST, WHAT, read_manifest, sha256_file
+from .errors import DataError, IndexIntegrityError
 from .schema import AgentRecord
 
 LOGS_FORMAT_VERSION = 1
+WORLD_FILE = "world.json"
+LEGACY_DESCRIPTION = WORLD_FILE  # before manifest.json, world.json described a log folder
 REQUIRED_COLUMNS = (
     "contact_id", "day", "wait_min", "segment", "country", "plan", "tenure_days", "language",
     "prior_contacts", "text", "turns", "topic", "channel", "agent_id", "propensity",
@@ -29,40 +38,43 @@ PROFILE_FIELDS = ("segment", "country", "plan", "tenure_days", "language", "prio
 
 
 class DecisionLogs:
-    """Read-only view of a log folder; checks its description and every file's columns."""
+    """Read-only view of a log folder; checks its description and every file's columns.
+
+    ``meta`` is the manifest, with the simulator's ``world.json`` (when there is
+    one) merged in.
+    """
 
     def __init__(self, root: Path, meta: dict[str, Any], files: list[Path]) -> None:
         self.root = root
         self.meta = meta
         self.files = files
 
+    @property
+    def description(self) -> Path:
+        """The file that describes the folder (``manifest.json``; ``world.json`` if older)."""
+        own = self.root / MANIFEST
+        return own if own.is_file() else self.root / LEGACY_DESCRIPTION
+
     @classmethod
     def open(cls, path: str | Path, verify: bool = True) -> DecisionLogs:
         root = Path(path)
-        meta_path = root / "world.json"
         if not root.is_dir():
             raise DataError(str(root), None, None, "folder not found")
-        if not meta_path.is_file():
-            hint = (
-                " (it is a model folder: give the log folder it was trained on, or new logs)"
-                if (root / "manifest.json").is_file()
-                else ""
-            )
-            raise DataError(
-                str(meta_path), None, None, f"missing: not a frontdesk log folder{hint}"
-            )
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(str(meta_path), exc.lineno, None, f"invalid JSON: {exc.msg}") from None
+        if (root / MANIFEST).is_file():
+            meta = _read_manifest(root, verify)
+        elif (root / LEGACY_DESCRIPTION).is_file():
+            meta = _read_json(root / LEGACY_DESCRIPTION)
+        else:
+            raise DataError(str(root / MANIFEST), None, None, "missing: not a frontdesk log folder")
+        where = str(root / MANIFEST if (root / MANIFEST).is_file() else root / LEGACY_DESCRIPTION)
         if meta.get("format_version") != LOGS_FORMAT_VERSION:
             raise DataError(
-                str(meta_path), None, "format_version",
+                where, None, "format_version",
                 f"{meta.get('format_version')!r}; this frontdesk reads {LOGS_FORMAT_VERSION}",
             )  # fmt: skip
         for key in ("channels", "topics"):
             if key not in meta:
-                raise DataError(str(meta_path), None, key, "missing")
+                raise DataError(where, None, key, "missing")
         # By name length first, so contacts-1000 comes after contacts-999.
         files = sorted(root.glob("contacts-*.parquet"), key=lambda f: (len(f.name), f.name))
         if not files:
@@ -74,33 +86,39 @@ class DecisionLogs:
         return logs
 
     def verify_checksums(self) -> None:
-        """Files listed in world.json must match their sha256 (a log export may list none)."""
-        from .artifacts import sha256_file
-
-        for name, digest in (self.meta.get("files") or {}).items():
+        """Files listed in the description must match their sha256 (an export may list none);
+        where it lists any, every contacts file must be listed."""
+        listed = self.meta.get("files") or {}
+        unlisted = [f.name for f in self.files if listed and f.name not in listed]
+        if unlisted:
+            raise DataError(
+                str(self.root / unlisted[0]), None, None,
+                f"not listed in {self.description.name} (added after it was written?)",
+            )  # fmt: skip
+        for name, digest in listed.items():
             f = self.root / name
             if not f.is_file():
-                raise DataError(str(f), None, None, "listed in world.json but missing")
+                raise DataError(
+                    str(f), None, None, f"listed in {self.description.name} but missing"
+                )
             if sha256_file(f) != digest:
                 raise DataError(
-                    str(f),
-                    None,
-                    None,
-                    "checksum differs from world.json (modified after it was written)",
-                )
+                    str(f), None, None,
+                    f"checksum differs from {self.description.name} (modified after it was "
+                    "written)",
+                )  # fmt: skip
 
     @property
     def world_sha256(self) -> str:
-        """Fingerprint of world.json: which organisation (seed, config, files) these logs are."""
-        from .artifacts import sha256_file
-
-        return sha256_file(self.root / "world.json")
+        """The folder's fingerprint: the sha256 of its description, which lists every file's
+        (saved by models as ``world_sha256``, the name it had when world.json described logs)."""
+        return sha256_file(self.description)
 
     @property
     def organisation(self) -> str | None:
         """Which organisation's contacts these are (contact ids are unique within one).
 
-        ``world.json``'s ``organisation`` when given; for simulator logs written
+        The description's ``organisation`` when given; for simulator logs written
         without one, derived from the simulator's config and contact pool; else None.
         """
         org = self.meta.get("organisation")
@@ -110,9 +128,7 @@ class DecisionLogs:
         return simulated_organisation(cfg, pool) if cfg and pool else None
 
     def file_checksums(self) -> dict[str, str]:
-        """sha256 of each ``contacts-*.parquet`` (from world.json when listed there)."""
-        from .artifacts import sha256_file
-
+        """sha256 of each ``contacts-*.parquet`` (from the description when listed there)."""
         listed = self.meta.get("files") or {}
         return {f.name: listed.get(f.name) or sha256_file(f) for f in self.files}
 
@@ -130,7 +146,7 @@ class DecisionLogs:
         cfg = self.meta.get("config")
         if not cfg:
             raise DataError(
-                str(self.root / "world.json"), None, "config",
+                str(self.root / WORLD_FILE), None, "config",
                 "missing: these logs were not written by `frontdesk simulate org`, so the "
                 "simulator's world (and its hidden outcome model) cannot be rebuilt from them",
             )  # fmt: skip
@@ -195,3 +211,40 @@ def simulated_organisation(config: dict[str, Any], pool_sha256: str) -> str:
     """The identity of a simulated organisation: its whole config and its contact pool."""
     text = json.dumps({"config": config, "pool": pool_sha256}, sort_keys=True)
     return "sim-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(str(path), exc.lineno, None, f"invalid JSON: {exc.msg}") from None
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise DataError(str(path), None, None, f"unreadable: {exc}") from None
+    if not isinstance(data, dict):
+        raise DataError(str(path), None, None, "must be a JSON object")
+    return data
+
+
+def _read_manifest(root: Path, verify: bool) -> dict[str, Any]:
+    """The manifest, shape-checked (files are checked by ``verify_checksums``), with the
+    simulator's world.json merged in when the manifest names one."""
+    path = root / MANIFEST
+    kind = None
+    with contextlib.suppress(ValueError, RecursionError):  # read_manifest says what is wrong
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        kind = raw.get("kind", INDEX) if isinstance(raw, dict) else None
+    if kind != LOGS and kind in WHAT:
+        raise DataError(
+                str(path), None, None,
+                f"not a frontdesk log folder (it is a model folder, a frontdesk {WHAT[kind]}: "
+                "give the log folder it was trained on, or new logs)",
+            )  # fmt: skip
+    try:
+        meta = read_manifest(root, verify=False, kind=LOGS)
+    except IndexIntegrityError as exc:
+        raise DataError(str(path), None, None, f"not a frontdesk log folder: {exc}") from None
+    world = meta.get("world")
+    if world:
+        extra = _read_json(root / str(world))
+        meta = {**extra, **meta}
+    return meta

@@ -85,13 +85,15 @@ runner = CliRunner()
 def _fake_fast_folder(folder: Path, **manifest: object) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     body = {
+        "kind": "frontdesk-encoder",
         "format_version": 1,
-        "kind": "onnx-int8",
+        "loader": "frontdesk.encoding.encoder.ContextEncoder",
+        "backend": "onnx-int8",
         "source": {"name": "x", "sha256": "0" * 64},
         "max_seq_length": 256,
         "dim": 384,
         "created_at": "2026-01-01T00:00:00+00:00",
-        "files": ["model.onnx", "tokenizer.json"],
+        "files": {"model.onnx": "0" * 64, "tokenizer.json": "0" * 64},
         "config": {},
     }
     body.update(manifest)
@@ -107,7 +109,9 @@ def test_missing_listed_file_names_the_file(tmp_path: Path) -> None:
     (folder / "tokenizer.json").write_text("{}")
     enc = ContextEncoder(folder)
     assert enc.kind == "onnx-int8"
-    with pytest.raises(ModelUnavailableError, match=r"model\.onnx: missing"):
+    with pytest.raises(
+        ModelUnavailableError, match=r"model\.onnx: listed in the manifest but missing"
+    ):
         enc.encode(["x"])
 
 
@@ -120,10 +124,11 @@ def test_missing_manifest_is_not_a_fast_encoder(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"kind": "bert-xl"}, "kind 'bert-xl' is unknown"),
-        ({"format_version": 2}, "format_version 2 is not supported"),
+        ({"backend": "bert-xl"}, "backend 'bert-xl' is unknown"),
+        ({"format_version": 2}, "encoder format 2, this frontdesk reads format 1"),
         ({"dim": 0}, "dim must be a whole number"),
-        ({"files": "model.onnx"}, "files must be a list"),
+        ({"files": "model.onnx"}, "files must map each file's path to its sha256"),
+        ({"kind": "frontdesk-router"}, "a frontdesk router, not an encoder"),
     ],
 )
 def test_bad_manifest_is_model_unavailable(tmp_path: Path, change: dict, message: str) -> None:
@@ -132,6 +137,13 @@ def test_bad_manifest_is_model_unavailable(tmp_path: Path, change: dict, message
         ContextEncoder(folder).encode(["x"])
     with pytest.raises(ModelUnavailableError, match=MANIFEST):
         ContextEncoder(folder).kind  # noqa: B018 - the property raises
+
+
+def test_an_older_fast_encoder_says_rebuild(tmp_path: Path) -> None:
+    (tmp_path / "frontdesk_encoder.json").write_text('{"format_version": 1, "kind": "onnx"}')
+    assert is_fast_encoder(tmp_path)  # so it is not mistaken for a sentence-transformers folder
+    with pytest.raises(ModelUnavailableError, match="older frontdesk; rebuild it"):
+        ContextEncoder(tmp_path).encode(["x"])
 
 
 def test_unreadable_manifest_names_the_file(tmp_path: Path) -> None:
@@ -200,7 +212,7 @@ def test_cli_distill_bad_input_is_clean(tmp_path: Path, args: list[str], message
 def test_fast_folder_cannot_be_fine_tuned(tmp_path: Path) -> None:
     from frontdesk.encoding.finetune import finetune_encoder
 
-    folder = _fake_fast_folder(tmp_path / "fast", kind="static")
+    folder = _fake_fast_folder(tmp_path / "fast", backend="static")
     with pytest.raises(FrontdeskError, match="static encoder cannot be fine-tuned"):
         finetune_encoder([], [], tmp_path / "out", base=folder)
 
@@ -313,9 +325,9 @@ def test_cli_distill_json_replaces_its_own_folder(tmp_path: Path) -> None:
     first = runner.invoke(app, ["train", "distill", "--out", str(out), "--kind", "onnx", "--json"])
     assert first.exit_code == 0, first.output
     info = json.loads(first.stdout)
-    assert info["kind"] == "onnx" and info["dim"] == 384 and info["encoder"] == str(out)
+    assert info["backend"] == "onnx" and info["dim"] == 384 and info["encoder"] == str(out)
     assert info["seconds"] > 0
     again = runner.invoke(app, ["train", "distill", "--out", str(out), "--json"])
     assert again.exit_code == 0, again.output
-    assert read_manifest(out)["kind"] == "onnx-int8"
+    assert read_manifest(out)["backend"] == "onnx-int8"
     assert not (out / "model-fp32.onnx").exists()

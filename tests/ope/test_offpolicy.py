@@ -20,6 +20,8 @@ from frontdesk.ope.policies import PolicyError, TargetPolicy
 from frontdesk.orgsim import OrgConfig, simulate_org
 from frontdesk.orgsim.truth import true_values
 
+from ..conftest import edit_json, own_export
+
 ENTERPRISE_PHONE = {
     "rules": [{"when": {"segment": "enterprise"}, "channel": "phone", "unavailable": "skip"}],
     "default": "logging",
@@ -64,9 +66,8 @@ def _broken(org_logs: Path, tmp: Path, change) -> Path:  # type: ignore[no-untyp
     shutil.copytree(org_logs, out)
     f = out / "contacts-001.parquet"
     pq.write_table(change(pq.read_table(f)), f)
-    meta = json.loads((out / "world.json").read_text())
-    del meta["files"]  # as an export without checksums would be: the rows are checked instead
-    (out / "world.json").write_text(json.dumps(meta))
+    # as an export without checksums would be: the rows are checked instead
+    edit_json(out / "manifest.json", lambda m: [m.pop("files"), m.pop("bytes")])
     return out
 
 
@@ -389,9 +390,7 @@ def test_cli_simulate_truth_and_continue(org_logs: Path, tmp_path: Path) -> None
     assert table.exit_code == 0 and "overall" in table.stdout
     export = tmp_path / "export"
     shutil.copytree(fresh, export)
-    meta = json.loads((export / "world.json").read_text())
-    del meta["config"]
-    (export / "world.json").write_text(json.dumps(meta))
+    own_export(export)
     for args in (["simulate", "truth", str(export), "--policy", "rule", "--json"],
                  ["simulate", "org", "--continue", str(export), "--out", str(tmp_path / "y")]):  # fmt: skip
         refused = CliRunner().invoke(app, args)

@@ -13,7 +13,7 @@ from frontdesk.orgsim import OrgConfig, World, run_day, simulate_org
 from frontdesk.orgsim.dispatch import BatchDispatcher, SequentialDispatcher, oracle_values
 from frontdesk.orgsim.world import CHANNELS, SEGMENTS
 
-from ..conftest import SMALL_ORG_KW
+from ..conftest import SMALL_ORG_KW, edit_json, own_export
 
 SMALL = OrgConfig(**SMALL_ORG_KW)
 
@@ -27,7 +27,8 @@ def test_same_seed_same_logs_other_seed_other_logs(tmp_path: Path, demo_pool) ->
     assert not a.equals(pq.read_table(tmp_path / "c" / "contacts-001.parquet"))
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert files == [
-        "agents.json", "contacts-000.parquet", "contacts-001.parquet", "pool.parquet", "world.json",
+        "agents.json", "contacts-000.parquet", "contacts-001.parquet", "manifest.json",
+        "pool.parquet", "world.json",
     ]  # fmt: skip
 
 
@@ -131,7 +132,8 @@ def test_continue_writes_later_days_of_the_same_world(tmp_path: Path, demo_pool)
     assert not set(old_ids) & set(new_ids) and set(new_days) == {2, 3}
     assert len(new_ids) == 2 * SMALL.contacts_per_day
     assert len(later.contact_days()[0]) == 50 and later.meta["contacts_per_day"] == 50
-    meta = json.loads((tmp_path / "fresh" / "world.json").read_text())
+    meta = json.loads((tmp_path / "fresh" / "manifest.json").read_text())
+    assert meta["kind"] == "frontdesk-logs" and "config" not in meta  # the simulator's is apart
     assert meta["days"] == [2, 3] and meta["continues"]["days"] == [0, 1]
     assert meta["continues"]["world_sha256"] == logs.world_sha256
     assert meta["logging_policy"] == logs.meta["logging_policy"]
@@ -145,7 +147,6 @@ def test_continue_writes_later_days_of_the_same_world(tmp_path: Path, demo_pool)
 
 
 def test_continue_refuses_what_it_cannot_continue(tmp_path: Path, demo_pool) -> None:
-    import json
     import shutil
 
     from frontdesk.errors import DataError, FrontdeskError
@@ -156,9 +157,7 @@ def test_continue_refuses_what_it_cannot_continue(tmp_path: Path, demo_pool) -> 
         continue_org(tmp_path / "logs", tmp_path / "logs", days=1)
     export = tmp_path / "export"
     shutil.copytree(tmp_path / "logs", export)
-    meta = json.loads((export / "world.json").read_text())
-    del meta["config"]  # as a real organisation's export: no simulator behind it
-    (export / "world.json").write_text(json.dumps(meta))
+    own_export(export)  # as a real organisation's export: no simulator behind it
     with pytest.raises(DataError, match=r"world\.json: config: missing: .*simulate org"):
         continue_org(export, tmp_path / "out", days=1)
     with pytest.raises(DataError, match="nowhere: folder not found"):
@@ -180,7 +179,6 @@ def test_continue_refuses_what_it_cannot_continue(tmp_path: Path, demo_pool) -> 
 
 
 def test_truth_on_continued_days_and_refusals(tmp_path: Path, demo_pool) -> None:
-    import json
     import shutil
 
     import pyarrow as pa
@@ -209,19 +207,21 @@ def test_truth_on_continued_days_and_refusals(tmp_path: Path, demo_pool) -> None
     pq.write_table(
         table.set_column(table.schema.get_field_index("text"), "text", pa.array(texts)), f
     )
-    meta = json.loads((moved / "world.json").read_text())
-    del meta["files"]["contacts-002.parquet"]
-    (moved / "world.json").write_text(json.dumps(meta))
+    edit_json(
+        moved / "manifest.json",
+        lambda m: [m[k].pop("contacts-002.parquet") for k in ("files", "bytes")],
+    )
+    with pytest.raises(DataError, match=r"contacts-002\.parquet: not listed in manifest\.json"):
+        true_values(moved, "rule", metrics=["utility"], segments=[])
+    edit_json(moved / "manifest.json", lambda m: [m.pop("files"), m.pop("bytes")])
     with pytest.raises(DataError, match=r"text: contact c002-\d{5} is not the one the rebuilt"):
         true_values(moved, "rule", metrics=["utility"], segments=[])
-    del meta["config"]
-    (moved / "world.json").write_text(json.dumps(meta))
+    own_export(moved)
     with pytest.raises(DataError, match="config: missing"):
         true_values(moved, "rule", metrics=["utility"], segments=[])
 
 
 def test_continue_and_truth_refuse_another_world(tmp_path: Path, demo_pool) -> None:
-    import json
     import shutil
 
     import pyarrow as pa
@@ -240,10 +240,9 @@ def test_continue_and_truth_refuse_another_world(tmp_path: Path, demo_pool) -> N
     def copy_with(name: str, change) -> Path:  # type: ignore[no-untyped-def]
         out = tmp_path / name
         shutil.copytree(logs, out)
-        meta = json.loads((out / "world.json").read_text())
-        change(out, meta)
-        meta.pop("files", None)  # as an export without checksums: the contents are checked
-        (out / "world.json").write_text(json.dumps(meta))
+        edit_json(out / "world.json", lambda world: change(out, world))
+        # as an export without checksums: the contents are checked
+        edit_json(out / "manifest.json", lambda m: [m.pop("files"), m.pop("bytes")])
         return out
 
     foreign = copy_with("foreign", lambda out, meta: meta["config"].update(colour="blue"))

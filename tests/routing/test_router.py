@@ -21,6 +21,8 @@ from frontdesk.routing import (
     train_router,
 )
 
+from ..conftest import edit_json
+
 DE_ENTERPRISE = Conversation(
     text="I was charged twice for one order",
     context={"user": {"segment": "enterprise", "language": "de", "country": "DE"}},
@@ -184,17 +186,18 @@ def test_router_predictions_track_the_true_outcomes(org_logs: Path, router: Rout
 
 
 def test_bad_logs_name_file_and_field(org_logs: Path, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="world.json: missing"):
+    with pytest.raises(DataError, match="manifest.json: missing: not a frontdesk log folder"):
         DecisionLogs.open(tmp_path)
     broken = tmp_path / "broken"
     shutil.copytree(org_logs, broken)
     f = broken / "contacts-001.parquet"
     pq.write_table(pq.read_table(f).drop(["propensity"]), f)
-    with pytest.raises(DataError, match=r"contacts-001\.parquet: checksum differs from world.json"):
+    with pytest.raises(
+        DataError, match=r"contacts-001\.parquet: checksum differs from manifest.json"
+    ):
         DecisionLogs.open(broken)
-    meta = json.loads((broken / "world.json").read_text())
-    del meta["files"]  # an export that lists no checksums: the columns are still checked
-    (broken / "world.json").write_text(json.dumps(meta))
+    # an export that lists no checksums: the columns are still checked
+    edit_json(broken / "manifest.json", lambda m: [m.pop("files"), m.pop("bytes")])
     with pytest.raises(DataError, match=r"contacts-001\.parquet: propensity: missing column"):
         DecisionLogs.open(broken)
     with pytest.raises(DataError):

@@ -269,7 +269,7 @@ def train_distill_cmd(
         print_json({"encoder": str(out_dir), **manifest, "seconds": seconds})
         return
     out.print(
-        f"[green]built[/] {out_dir}: {manifest['kind']}, {manifest['dim']} dimensions, "
+        f"[green]built[/] {out_dir}: {manifest['backend']}, {manifest['dim']} dimensions, "
         f"from {manifest['source']['name']} in {seconds}s. "
         f"Use it: frontdesk index build ... --model {out_dir}"
     )

@@ -1,14 +1,19 @@
 """Fast-encoder folders: a model built from a sentence-transformers folder for cheaper CPU encoding.
 
-A fast-encoder folder holds the files of one backend and a manifest,
-``frontdesk_encoder.json``::
+A fast-encoder folder holds the files of one backend and the manifest every
+saved folder has (``frontdesk.artifacts``), ``manifest.json``::
 
-    {"format_version": 1, "kind": "onnx-int8" | "onnx" | "static",
+    {"kind": "frontdesk-encoder", "format_version": 1,
+     "loader": "frontdesk.encoding.encoder.ContextEncoder",
+     "backend": "onnx-int8" | "onnx" | "static",
      "source": {"name": ..., "sha256": ...}, "max_seq_length": ..., "dim": ...,
-     "created_at": ..., "files": [...], "config": {...backend settings...}}
+     "created_at": ..., "files": {name: sha256}, "bytes": {name: size},
+     "config": {...backend settings...}}
 
 ``ContextEncoder`` loads such a folder instead of a sentence-transformers one
-when it finds the manifest. The kinds:
+when it finds the manifest; on load the files' presence and sizes are checked
+(hashing a 90 MB model would take most of a one-second cold start). The
+backends:
 
 - ``onnx``: the transformer exported to ONNX (fp32), run by onnxruntime; the
   same vectors as sentence-transformers (cosine > 0.9999), without torch.
@@ -36,11 +41,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FrontdeskError, ModelUnavailableError
+from .. import artifacts
+from ..errors import FrontdeskError, IndexIntegrityError, ModelUnavailableError
 from .model_files import model_fingerprint, model_name, resolve_model
 
-MANIFEST = "frontdesk_encoder.json"
-FORMAT_VERSION = 1
+MANIFEST = artifacts.MANIFEST
+LEGACY_MANIFEST = "frontdesk_encoder.json"  # what fast encoders carried before manifest.json
 KINDS = ("onnx-int8", "onnx", "static")
 DEFAULT_MAX_SEQ_LENGTH = 512
 
@@ -60,46 +66,53 @@ class FastBackend(ABC):
 
 
 def is_fast_encoder(folder: str | os.PathLike[str]) -> bool:
-    return (Path(folder) / MANIFEST).is_file()
+    """Whether ``folder`` is frontdesk's own (a fast encoder, one of an older format, or
+    another saved folder given in an encoder's place: ``read_manifest`` says which),
+    rather than a sentence-transformers folder."""
+    folder = Path(folder)
+    return (folder / MANIFEST).is_file() or (folder / LEGACY_MANIFEST).is_file()
 
 
 def read_manifest(folder: str | os.PathLike[str], *, check_files: bool = True) -> dict[str, Any]:
     """The manifest of a fast-encoder folder, checked; ModelUnavailableError names what is wrong.
 
-    ``check_files`` also requires every file the manifest lists to be there.
+    ``check_files`` also checks every file the manifest lists: present, of its size.
     """
-    path = Path(folder) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ModelUnavailableError(f"{path}: not found") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelUnavailableError(f"{path}: unreadable: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise ModelUnavailableError(f"{path}: not a JSON object")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file() and (folder / LEGACY_MANIFEST).is_file():
         raise ModelUnavailableError(
-            f"{path}: format_version {version!r} is not supported (this frontdesk reads "
-            f"{FORMAT_VERSION}); rebuild it with `frontdesk train distill`"
+            f"{folder / LEGACY_MANIFEST}: a fast encoder of an older frontdesk; rebuild it "
+            "with `frontdesk train distill`"
         )
-    kind = manifest.get("kind")
-    if kind not in KINDS:
+    if not path.is_file():
+        raise ModelUnavailableError(f"{path}: not found")
+    try:
+        manifest = artifacts.read_manifest(folder, verify=False)
+    except IndexIntegrityError as exc:
+        raise ModelUnavailableError(f"{exc} (rebuild it with `frontdesk train distill`)") from None
+    if manifest["kind"] != artifacts.ENCODER:
         raise ModelUnavailableError(
-            f"{path}: kind {kind!r} is unknown (expected one of {', '.join(KINDS)})"
+            f"{path}: a frontdesk {artifacts.WHAT[manifest['kind']]}, not an encoder"
+        )
+    backend = manifest.get("backend")
+    if backend not in KINDS:
+        raise ModelUnavailableError(
+            f"{path}: backend {backend!r} is unknown (expected one of {', '.join(KINDS)})"
         )
     for key in ("dim", "max_seq_length"):
         value = manifest.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ModelUnavailableError(f"{path}: {key} must be a whole number >= 1, not {value!r}")
-    files = manifest.get("files")
-    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-        raise ModelUnavailableError(f"{path}: files must be a list of file names")
-    for name in files if check_files else ():
-        if not (Path(folder) / name).is_file():
-            raise ModelUnavailableError(f"{Path(folder) / name}: missing (listed in {MANIFEST})")
     if not isinstance(manifest.get("config", {}), dict):
         raise ModelUnavailableError(f"{path}: config must be a JSON object")
+    if check_files:
+        try:
+            artifacts.verify_files(folder, manifest, full=False)
+        except IndexIntegrityError as exc:
+            raise ModelUnavailableError(
+                f"{exc} (rebuild it with `frontdesk train distill`)"
+            ) from None
     return manifest
 
 
@@ -177,25 +190,25 @@ def source_max_seq_length(root: Path, transformer: Path) -> int:
 def write_manifest(
     folder: Path,
     *,
-    kind: str,
+    backend: str,
     source: dict[str, str],
     max_seq_length: int,
     dim: int,
-    files: Sequence[str],
     config: dict[str, Any],
 ) -> dict[str, Any]:
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "source": source,
-        "max_seq_length": int(max_seq_length),
-        "dim": int(dim),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "files": list(files),
-        "config": config,
-    }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return manifest
+    """The encoder's manifest, written last (it checksums every file already in ``folder``)."""
+    return artifacts.write_manifest(
+        folder,
+        {
+            "kind": artifacts.ENCODER,
+            "backend": backend,
+            "source": source,
+            "max_seq_length": int(max_seq_length),
+            "dim": int(dim),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "config": config,
+        },
+    )
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 The model folder is a sentence-transformers folder, or a fast encoder built
 from one by ``frontdesk train distill`` (ONNX, int8 ONNX or static; see
-``fast.py``), recognised by its ``frontdesk_encoder.json``.
+``fast.py``), recognised by its ``manifest.json`` (kind ``frontdesk-encoder``).
 
 A conversation's vector is the latest user text's vector plus a weighted,
 recency-decayed mean of the earlier turns' vectors (user turns count fully,
@@ -114,7 +114,7 @@ class ContextEncoder:
         path = self.path
         if not is_fast_encoder(path):
             return "sentence-transformers"
-        return read_manifest(path, check_files=False)["kind"]
+        return read_manifest(path, check_files=False)["backend"]
 
     def _load(self) -> Any:
         if self._model is None:

@@ -13,7 +13,7 @@ __all__ = ["KINDS", "build_fast_encoder", "load_backend"]
 
 def load_backend(folder: str | os.PathLike[str]) -> FastBackend:
     """The backend a fast-encoder folder's manifest names, loaded."""
-    kind = read_manifest(folder)["kind"]
+    kind = read_manifest(folder)["backend"]
     if kind == "static":
         from .static_backend import StaticTextEncoder
 

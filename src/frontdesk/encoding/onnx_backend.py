@@ -145,11 +145,10 @@ def export_onnx(
             config["quantization"] = dict(QUANTIZATION)
         manifest = write_manifest(
             tmp,
-            kind=kind,
+            backend=kind,
             source=source,
             max_seq_length=max_seq_length,
             dim=dim,
-            files=[MODEL_FILE, TOKENIZER_FILE],
             config=config,
         )
         OnnxTextEncoder(tmp).encode(["smoke test"])  # fail here, not at first use
@@ -166,9 +165,9 @@ class OnnxTextEncoder(FastBackend):
 
         self.folder = Path(folder)
         manifest = read_manifest(self.folder)
-        if manifest["kind"] not in ("onnx", "onnx-int8"):
+        if manifest["backend"] not in ("onnx", "onnx-int8"):
             raise ModelUnavailableError(f"{self.folder / MANIFEST}: not an ONNX encoder")
-        self.kind = manifest["kind"]
+        self.kind = manifest["backend"]
         self.dim = manifest["dim"]
         self.max_seq_length = manifest["max_seq_length"]
         config = manifest.get("config", {})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from ..errors import FrontdeskError
@@ -54,7 +55,8 @@ def _usable(folder: Path, fingerprint: str) -> bool:
     except FrontdeskError:
         return False
     return (
-        manifest.get("kind") == "onnx" and manifest.get("source", {}).get("sha256") == fingerprint
+        manifest.get("backend") == "onnx"
+        and manifest.get("source", {}).get("sha256") == fingerprint
     )
 
 
@@ -76,6 +78,8 @@ def onnx_copy(model_dir: Path, fingerprint: str, *, build: bool = True) -> Path 
     try:
         with folder_lock(folder):
             if not _usable(folder, fingerprint):
+                if folder.exists():  # an older frontdesk's copy, or a damaged one: the cache's own
+                    shutil.rmtree(folder)
                 log.info("building the ONNX copy of %s in %s (once)", model_dir, folder)
                 export_onnx(model_dir, folder, quantize=False)
     except Exception as exc:  # noqa: BLE001 - no copy means the slower runtime, not a failure

@@ -79,11 +79,10 @@ def distill_static(
             raise FrontdeskError(f"model2vec did not write {', '.join(missing)}")
         manifest = write_manifest(
             tmp,
-            kind="static",
+            backend="static",
             source=source,
             max_seq_length=STATIC_MAX_SEQ_LENGTH,
             dim=dim,
-            files=FILES,
             config={"pca_dims": pca_dims, "sif_coefficient": 1e-4, "pooling": "mean"},
         )
         StaticTextEncoder(tmp).encode(["smoke test"])  # fail here, not at first use
@@ -98,7 +97,7 @@ class StaticTextEncoder(FastBackend):
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
         manifest = read_manifest(self.folder)
-        if manifest["kind"] != "static":
+        if manifest["backend"] != "static":
             raise ModelUnavailableError(f"{self.folder / MANIFEST}: not a static encoder")
         self.dim = manifest["dim"]
         self.max_seq_length = manifest["max_seq_length"]

@@ -1,6 +1,6 @@
 """Judge a router on fresh simulated days against the simulator's true outcome model.
 
-The log folder's ``world.json`` names the seed and configuration; the world
+The simulator's ``world.json`` in the log folder names the seed and configuration; the world
 (users, agents, hidden skills and outcome model) is rebuilt from them, and
 new days after the logged ones are simulated once per policy with the same
 arrivals and the same per-contact random numbers. Every policy faces the

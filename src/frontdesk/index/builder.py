@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..artifacts import FORMAT_VERSION, atomic_folder, folder_lock, write_manifest
+from ..artifacts import FORMAT_VERSION, INDEX, MANIFEST, atomic_folder, folder_lock, write_manifest
 from ..config import Settings
 from ..encoding import ContextEncoder
 from ..loaders import load_catalog, load_queries
@@ -134,14 +134,14 @@ def build_index(
 
     titles = with_titles(settings, len(workflows))
     texts, owner, kind = collect_documents(workflows, example_rows, titles)
-    with folder_lock(out), atomic_folder(out, "manifest.json", "index") as tmp:
+    with folder_lock(out), atomic_folder(out, MANIFEST, "index") as tmp:
         layout = LAYOUT_TEXT_TITLE if titles else LAYOUT_TEXT
         manifest = _build_into(
             tmp, workflows, texts, owner, kind, layout, encoder, settings, dense, progress
         )
         manifest["source"] = {"catalog": catalog_source, "examples": _source_name(examples)}
         write_manifest(tmp, manifest)
-    return json.loads((out / "manifest.json").read_text())
+    return json.loads((out / MANIFEST).read_text())
 
 
 def _source_name(examples: object) -> str | None:
@@ -236,6 +236,7 @@ def write_documents(
     bm25.save(str(root / SPARSE_DIR), show_progress=False)
 
     return {
+        "kind": INDEX,
         "format_version": FORMAT_VERSION,
         "layout": layout,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

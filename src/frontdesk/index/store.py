@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import read_manifest
+from ..artifacts import INDEX, read_manifest
 from ..errors import IndexIntegrityError
 from ..schema import Workflow
 from .dense import read_dense, reconstruct_all
@@ -98,7 +98,7 @@ class WorkflowIndex:
                     f"{root / 'manifest.json'}: dense part lacks prototypes or titles; the index "
                     "was built by an older frontdesk — rebuild it"
                 ) from None
-        manifest = read_manifest(root, verify=verify, optional=optional)
+        manifest = read_manifest(root, verify=verify, optional=optional, kind=INDEX)
         _check_versions(root, manifest)
         try:
             workflows = [

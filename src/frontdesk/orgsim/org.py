@@ -22,13 +22,11 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..artifacts import atomic_folder, sha256_file
+from ..artifacts import LOGS, MANIFEST, atomic_folder, write_manifest
 from ..errors import DataError, FrontdeskError
-from ..logs import LOGS_FORMAT_VERSION, simulated_organisation
+from ..logs import LEGACY_DESCRIPTION, LOGS_FORMAT_VERSION, WORLD_FILE, simulated_organisation
 from .dispatch import Decision, Epoch, SequentialDispatcher
 from .world import CHANNELS, Contacts, OrgConfig, QueryPool, World
-
-LOGS_MARKER = "world.json"
 
 
 @dataclass
@@ -222,8 +220,8 @@ def simulate_org(
 
     LOGS_DIR holds ``contacts-DDD.parquet`` (one per day), ``agents.json``
     (the roster as the organisation knows it), ``pool.parquet`` (the question
-    texts contacts are drawn from) and ``world.json`` (config, channels,
-    topics, the logged days, file checksums). The hidden outcome model is not
+    texts contacts are drawn from), ``world.json`` (the simulator's config)
+    and ``manifest.json`` (channels, topics, the logged days, file checksums). The hidden outcome model is not
     written: it is regenerated from the seed by ``frontdesk eval router`` and
     ``frontdesk simulate truth``. An existing log folder at ``out`` is
     replaced only with ``overwrite`` (models trained on it point at it).
@@ -288,7 +286,7 @@ def rebuild_world(logs: Any) -> World:
     a foreign ``config``, no contact pool) and logs whose roster is not the
     rebuilt world's (another world, or another version of the simulator).
     """
-    where = str(logs.root / "world.json")
+    where = str(logs.root / WORLD_FILE)
     cfg = logs.config
     known = set(OrgConfig.__dataclass_fields__)
     unknown = sorted(set(cfg) - known) if isinstance(cfg, dict) else []
@@ -363,13 +361,13 @@ def _day_rows(logs: Any, day: int) -> tuple[list[str], list[str]]:
 
     f = Path(logs.root) / f"contacts-{day:03d}.parquet"
     if not f.is_file():
-        raise DataError(str(f), None, None, f"missing: world.json lists day {day}")
+        raise DataError(str(f), None, None, f"missing: {logs.description.name} lists day {day}")
     t = pq.read_table(f, columns=["contact_id", "text"])
     return [str(c) for c in t.column("contact_id").to_pylist()], t.column("text").to_pylist()
 
 
 def logged_days(meta: dict[str, Any]) -> list[int]:
-    """The days a simulator log folder holds (``world.json``)."""
+    """The days a simulator log folder holds (from its description, ``DecisionLogs.meta``)."""
     if "days" in meta:
         return [int(d) for d in meta["days"]]
     return list(range(int(meta["config"]["days"])))
@@ -406,33 +404,38 @@ def _write_logs(
     summary: dict[str, Any] = {
         "days": len(days), "logged_days": days, "contacts": 0, "capacity_violations": 0,
     }  # fmt: skip
-    with atomic_folder(out, LOGS_MARKER, "log folder") as tmp:
-        files = {}
+    with atomic_folder(out, (MANIFEST, LEGACY_DESCRIPTION), "log folder") as tmp:
         for day in days:
             run = run_day(world, world.contacts(day, per_day), logger, day)
             name = f"contacts-{day:03d}.parquet"
             pq.write_table(log_table(world, run, "logging"), tmp / name)
-            files[name] = sha256_file(tmp / name)
             summary["contacts"] += len(run.contacts)
             summary["capacity_violations"] += run.capacity_violations
             if progress:
                 progress(1)
         pq.write_table(pool_table(world.pool), tmp / "pool.parquet")
-        files["pool.parquet"] = sha256_file(tmp / "pool.parquet")
         roster = world.agents.public_rows(world.topics)
         (tmp / "agents.json").write_text(json.dumps(roster, indent=1) + "\n")
-        files["agents.json"] = sha256_file(tmp / "agents.json")
-        meta = {
-            "format_version": LOGS_FORMAT_VERSION,
-            "frontdesk_version": __version__,
-            "organisation": simulated_organisation(config.to_json(), pool_digest(world.pool)),
-            **world.public_json(),
-            "logging_policy": {"name": "rule-softmax", "temperature": config.temperature},
-            "days": days,
-            "contacts_per_day": per_day,
-            **extra,
-            "files": files,
-            "summary": summary,
-        }
-        (tmp / LOGS_MARKER).write_text(json.dumps(meta, indent=2) + "\n")
+        public = world.public_json()
+        # Only the simulator needs its world (to rebuild the hidden outcome model).
+        world_meta = {"format_version": LOGS_FORMAT_VERSION, "config": public.pop("config")}
+        (tmp / WORLD_FILE).write_text(json.dumps(world_meta, indent=2) + "\n")
+        write_manifest(
+            tmp,
+            {
+                "kind": LOGS,
+                "format_version": LOGS_FORMAT_VERSION,
+                "frontdesk_version": __version__,
+                "organisation": simulated_organisation(
+                    world_meta["config"], pool_digest(world.pool)
+                ),
+                **public,
+                "world": WORLD_FILE,
+                "logging_policy": {"name": "rule-softmax", "temperature": config.temperature},
+                "days": days,
+                "contacts_per_day": per_day,
+                **extra,
+                "summary": summary,
+            },
+        )
     return summary

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..artifacts import FORMAT_VERSION, atomic_folder, read_manifest, write_manifest
+from ..artifacts import FORMAT_VERSION, RANKER, atomic_folder, read_manifest, write_manifest
 from ..errors import IndexIntegrityError
 from .calibration import PlattCalibrator, ValidationOutcomes
 from .classifier import WorkflowClassifier
@@ -203,7 +203,7 @@ class LambdaRankReranker:
                 tmp,
                 {
                     "format_version": FORMAT_VERSION,
-                    "kind": "frontdesk-ranker",
+                    "kind": RANKER,
                     "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                     "versions": {"frontdesk": __version__, "lightgbm": _lightgbm_version()},
                 },
@@ -215,9 +215,7 @@ class LambdaRankReranker:
         import lightgbm as lgb
 
         root = Path(path)
-        manifest = read_manifest(root)
-        if manifest.get("kind") != "frontdesk-ranker":
-            raise IndexIntegrityError(f"{root}: not a frontdesk ranker folder")
+        read_manifest(root, kind=RANKER)
         config = json.loads((root / CONFIG_FILE).read_text())
         if tuple(config["feature_names"]) != FEATURE_NAMES:
             raise IndexIntegrityError(

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import FORMAT_VERSION, read_manifest
+from ..artifacts import ROUTER, read_manifest
 from ..encoding import ContextEncoder, EncodedContexts
 from ..errors import FrontdeskError, IndexIntegrityError
 from ..schema import AgentRecord, Conversation, UserProfile
@@ -30,7 +30,7 @@ from .channel_model import ChannelModel
 from .features import AgentHistory, ContextFeaturizer
 
 CONFIG_FILE = "router.json"
-KIND = "frontdesk-router"
+KIND = ROUTER
 
 
 class NoEligibleAgentError(FrontdeskError):
@@ -104,11 +104,7 @@ class Router:
     ) -> Router:
         """Load and verify a router folder written by ``frontdesk train router``."""
         root = Path(path)
-        manifest = read_manifest(root)
-        if manifest.get("kind") != KIND:
-            raise IndexIntegrityError(f"{root}: not a frontdesk router folder")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexIntegrityError(f"{root}: router format {manifest.get('format_version')!r}")
+        read_manifest(root, kind=KIND)
         config = json.loads((root / CONFIG_FILE).read_text())
         featurizer = ContextFeaturizer.load(root)
         names = featurizer.names

@@ -71,7 +71,7 @@ def train_router(
     unknown = sorted({h for h in cols["channel"] if h not in channels})
     if unknown:
         raise DataError(
-            str(logs.root / "world.json"),
+            str(logs.description),
             None,
             "channels",
             f"lacks {unknown[0]!r}, used in the logs",

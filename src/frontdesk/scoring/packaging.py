@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import atomic_folder
-from ..errors import FrontdeskError
+from ..artifacts import (
+    ENCODER,
+    INDEX,
+    MODEL_VERSION,
+    RANKER,
+    ROUTER,
+    WHAT,
+    atomic_folder,
+    read_manifest,
+    write_manifest,
+)
+from ..errors import FrontdeskError, IndexIntegrityError
 from .settings import SETTINGS_FILE, valid_name
 
 RUNTIMES = {
@@ -20,17 +31,26 @@ RUNTIMES = {
 BATCHED = {"suggester", "router", "encoder"}
 
 
+RUNTIME_OF = {INDEX: "suggester", ROUTER: "router", ENCODER: "encoder"}
+"""The runtime that serves each kind of saved folder."""
+
+
 def detect_kind(source: Path) -> str:
-    """suggester (an index), router, lightgbm (a text model file) or encoder (an ST folder)."""
+    """The runtime for ``source``: what its manifest's kind says (an index is served as a
+    suggester), a LightGBM text model file, or a sentence-transformers folder."""
     if source.is_file():
         return "lightgbm"
-    manifest = source / "manifest.json"
-    if manifest.is_file():
-        kind = json.loads(manifest.read_text()).get("kind")
-        if kind == "frontdesk-router":
-            return "router"
-        if kind is None or kind == "frontdesk-index":
-            return "suggester"
+    if (source / "manifest.json").is_file():
+        try:
+            kind = read_manifest(source, verify=False)["kind"]
+        except IndexIntegrityError as exc:
+            raise FrontdeskError(str(exc)) from None
+        if kind not in RUNTIME_OF:
+            raise FrontdeskError(
+                f"{source}: a frontdesk {WHAT[kind]}, which is not served on its own"
+                + (" (package its index with --ranker)" if kind == RANKER else "")
+            )
+        return RUNTIME_OF[kind]
     if (source / "modules.json").is_file():
         return "encoder"
     raise FrontdeskError(
@@ -61,6 +81,11 @@ def package_model(
         raise FrontdeskError(f"unknown model kind {kind!r}; use {', '.join(RUNTIMES)}")
     if ranker is not None and kind != "suggester":
         raise FrontdeskError("--ranker goes with an index (a suggester)")
+    if ranker is not None:
+        try:
+            read_manifest(Path(ranker), kind=RANKER)
+        except IndexIntegrityError as exc:
+            raise FrontdeskError(f"--ranker: {exc}") from None
     folder = Path(into) / name
     existing = (
         [int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()]
@@ -96,4 +121,15 @@ def package_model(
             "max_batch_time_ms": max_batch_time_ms if kind in BATCHED else 0.0,
         }
         (tmp / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+        write_manifest(
+            tmp,
+            {
+                "kind": MODEL_VERSION,
+                "model": name,
+                "version": version,
+                "runtime": kind,
+                "source": str(src.resolve()),
+                "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            },
+        )
     return target

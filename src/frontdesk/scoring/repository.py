@@ -1,6 +1,8 @@
 """The model repository: versioned folders, their runtimes, traffic routing, and load state.
 
-Layout: ``MODELS_DIR/<name>/<version>/model-settings.json`` (plus artifacts),
+Layout: ``MODELS_DIR/<name>/<version>/model-settings.json`` (plus artifacts;
+``frontdesk models package`` adds the ``manifest.json`` of every saved folder,
+checked on load — a version written by hand has none and loads unverified),
 and optionally ``MODELS_DIR/<name>/routing.json``::
 
     {"default": "3", "canary": {"4": 10}, "shadow": "5"}
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import MANIFEST, MODEL_VERSION, read_manifest
 from ..errors import DataError
 from .base import Scorer, load_scorer_class
 from .settings import SETTINGS_FILE, ModelSettings, valid_name
@@ -55,6 +58,25 @@ class ModelVersion:
     scorer: Scorer | None = None
     settings: ModelSettings | None = None
     batcher: Any = None
+
+
+def load_version(path: str | Path) -> Scorer:
+    """One version folder's runtime, loaded and answering (``<name>/<version>/``)."""
+    folder = Path(path)
+    settings = read_version(folder, folder.parent.name, folder.name)
+    scorer = load_scorer_class(settings.implementation)(settings)
+    scorer.load()
+    scorer.predict_batch([scorer.warmup()])  # answered once before it is called ready
+    return scorer
+
+
+def read_version(folder: Path, name: str, version: str) -> ModelSettings:
+    """A version's settings, its manifest verified first when it has one."""
+    if (folder / MANIFEST).is_file():
+        read_manifest(folder, kind=MODEL_VERSION)
+    else:
+        log.info("model %s version %s has no %s: loaded unverified", name, version, MANIFEST)
+    return ModelSettings.read(folder, name, version)
 
 
 def _version_key(v: str) -> tuple[int, int | str]:
@@ -179,7 +201,7 @@ class ModelRepository:
 
     def _load_version(self, e: ModelVersion) -> None:
         try:
-            settings = ModelSettings.read(self.root / e.name / e.version, e.name, e.version)
+            settings = read_version(self.root / e.name / e.version, e.name, e.version)
             scorer = load_scorer_class(settings.implementation)(settings)
             scorer.load()
             scorer.predict_batch([scorer.warmup()])  # answered once before it is called ready
