@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
+import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +23,10 @@ from frontdesk import (
 )
 from frontdesk.artifacts import read_manifest, write_manifest
 from frontdesk.cli import app
+from frontdesk.encoding import EncodedContexts
 from frontdesk.eval import evaluate_suggester
 from frontdesk.eval.thresholds import ranker_tradeoff
+from frontdesk.index.builder import document_key
 from frontdesk.ranking import (
     FEATURE_NAMES,
     LambdaRankReranker,
@@ -37,8 +42,37 @@ from frontdesk.ranking.calibration import (
 )
 from frontdesk.ranking.classifier import WorkflowClassifier
 from frontdesk.ranking.features import full_extractor, retrieve_candidates
-from frontdesk.ranking.reranker import BASE_WEIGHTS
-from frontdesk.ranking.training import train_ranker
+from frontdesk.ranking.reranker import BASE_WEIGHTS, choose_base_weight
+from frontdesk.ranking.training import (
+    FittedTrees,
+    FoldIndex,
+    FoldModels,
+    FoldView,
+    Groups,
+    OutOfFoldFeatures,
+    RankerTrainingConfig,
+    ValidationSet,
+    WholeIndexScorer,
+    assemble_ranker,
+    base_weight_rows,
+    calibration_negatives,
+    cold_start_count,
+    expand_rows,
+    fit_calibration,
+    fit_classifier,
+    fit_fold_models,
+    fit_trees,
+    missing_class_seen,
+    out_of_fold_features,
+    plan_folds,
+    ranker_config,
+    ranking_groups,
+    split_validation,
+    train_ranker,
+    two_turn_forms,
+    validation_set,
+    warn_if_no_missing_class,
+)
 
 from ..conftest import TINY_CATALOG, write_jsonl
 
@@ -165,6 +199,92 @@ def _features(
     return x, [s.index.workflows[w].id for w in cands[0].fused.ids.tolist()], cands
 
 
+class _Steps:
+    """``train_ranker``'s steps run one by one on ``rows_`` (folds 3, top 6, as the fixture),
+    each computed when first read; everything up to the folds' plan needs no encoding."""
+
+    def __init__(
+        self,
+        index_dir: Path,
+        encoder,
+        rows_: list[LabelledQuery],
+        val: list[LabelledQuery] | None = None,
+        **knobs,
+    ) -> None:
+        self.encoder, self.index_dir, self.given = encoder, index_dir, list(rows_)
+        self.config = RankerTrainingConfig(folds=3, top_n=6, **knobs)
+        self.suggester = Suggester.load(index_dir, encoder=encoder)
+        self.where = FoldIndex.of(self.suggester)
+        self.positions = self.where.positions
+        self.data = expand_rows(self.given, self.config)
+        self.split = split_validation(self.data, val, self.config)
+        self.plan = plan_folds(self.where, self.data, self.split.carved_set, self.config)
+
+    @functools.cached_property
+    def encoded(self) -> EncodedContexts:
+        return self.encoder.encode_contexts(self.data.rows)
+
+    def fold_models(self, view: FoldView) -> FoldModels:
+        return fit_fold_models(self.where, view, self.data, self.encoded.vectors)
+
+    def fold_members(self, view: FoldView) -> list[int]:
+        return [i for i, f in enumerate(self.data.fold) if f == view.fold]
+
+    def classifier_rows(self, view: FoldView) -> list[int]:
+        """The rows the view's classifier is fitted on: its labelled fitting rows."""
+        return [i for i in view.fit_rows if self.data.rows[i].label is not None]
+
+    @functools.cached_property
+    def oof(self) -> OutOfFoldFeatures:
+        tokens = [self.suggester.query_tokens(q) for q in self.data.rows]
+        return out_of_fold_features(
+            self.where, self.plan, self.data, self.encoded, tokens, self.config
+        )
+
+    @functools.cached_property
+    def classifier(self) -> WorkflowClassifier | None:
+        return fit_classifier(self.data.rows, self.encoded.vectors, range(self.data.n_given))
+
+    @functools.cached_property
+    def priors(self) -> WorkflowPriors:
+        return WorkflowPriors.fit(self.suggester.index.workflows, self.given)
+
+    @functools.cached_property
+    def outside(self) -> WholeIndexScorer:
+        c = self.config
+        return WholeIndexScorer(
+            self.suggester, self.priors, self.classifier, c.top_n, c.context_candidates
+        )
+
+    @functools.cached_property
+    def validation(self) -> ValidationSet:
+        return validation_set(self.split, self.data, self.oof, self.outside, self.config)
+
+    def groups(self, rows_: list[int]) -> Groups:
+        return self.oof.groups(self.data, rows_, self.positions)
+
+    @functools.cached_property
+    def train_groups(self) -> Groups:
+        return self.groups(self.split.trains(self.data))
+
+    @functools.cached_property
+    def base_groups(self) -> Groups:
+        return self.groups(
+            base_weight_rows(self.data, self.split.trains(self.data), self.plan.cold_rows)
+        )
+
+
+@pytest.fixture(scope="module")
+def carved(trained, encoder) -> _Steps:
+    """The steps on the fixture's rows without a validation file (10 % carved out)."""
+    return _Steps(trained[0], encoder, rows())
+
+
+def _relevant_logp(groups: tuple) -> np.ndarray:
+    x, y, _ = groups
+    return x[y > 0, FEATURE_NAMES.index("classifier_logp")]
+
+
 def test_feature_matrix_on_fixture(trained, encoder) -> None:
     index_dir, model, _ = trained
     s, priors = _suggester_and_priors(index_dir, encoder)
@@ -240,61 +360,44 @@ def test_workflow_classifier_is_a_softmax_and_maps_unknown_workflows() -> None:
     assert WorkflowClassifier.fit(x[:10], labels[:10]) is None  # one workflow: nothing to learn
 
 
-def test_cold_start_folds_make_some_workflows_new(trained, encoder, monkeypatch) -> None:
+def test_cold_start_folds_make_some_workflows_new(trained, encoder) -> None:
     """Each fold treats some workflows as new: no class in its classifier, no examples in
     its index, no popularity; the classifier sees only the other folds' rows."""
-    index_dir, _, _ = trained
-    from frontdesk.index import WorkflowIndex
-    from frontdesk.ranking import training
-
-    fitted: list[tuple[np.ndarray, list[str]]] = []
-    queried: list[np.ndarray] = []
-    kept: list[np.ndarray] = []
-    priors_rows: list[list[str | None]] = []
-    real_fit, real_extract = training.WorkflowClassifier.fit, training.FeatureExtractor.extract
-    real_subset, real_priors = training.subset_searcher, training.WorkflowPriors.fit
-
-    def fit(vectors, labels, c=100.0):  # type: ignore[no-untyped-def]
-        fitted.append((np.array(vectors), list(labels)))
-        return real_fit(vectors, labels, c)
-
-    def extract(self, enc, cands, ntok):  # type: ignore[no-untyped-def]
-        queried.append(np.array(enc.text_vectors))
-        return real_extract(self, enc, cands, ntok)
-
-    def subset(vectors, owner, tokens, keep, n, settings, weight):  # type: ignore[no-untyped-def]
-        kept.append(keep.copy())
-        return real_subset(vectors, owner, tokens, keep, n, settings, weight)
-
-    def priors(workflows, rows_):  # type: ignore[no-untyped-def]
-        priors_rows.append([q.label for q in rows_])
-        return real_priors(workflows, rows_)
-
-    monkeypatch.setattr(training.WorkflowClassifier, "fit", staticmethod(fit))
-    monkeypatch.setattr(training.FeatureExtractor, "extract", extract)
-    monkeypatch.setattr(training, "subset_searcher", subset)
-    monkeypatch.setattr(training.WorkflowPriors, "fit", staticmethod(priors))
-    config = train_ranker(
-        index_dir, rows(), index_dir.parent / "m5", folds=3, top_n=6, encoder=encoder,
-        cold_start=0.34, val_rows=[LabelledQuery(text="payout bounced", label="payout-failed")],
+    index_dir, _, config = trained
+    assert config["cold_start"] == 0.1  # recorded as given (the default here), and so is
+    assert RankerTrainingConfig(cold_start=0.34).recorded()["cold_start"] == 0.34  # another
+    s = _Steps(
+        index_dir, encoder, rows(), cold_start=0.34,
+        val=[LabelledQuery(text="payout bounced", label="payout-failed")],
     )  # fmt: skip
-    assert config["cold_start"] == 0.34
-    *folds, (_, final) = fitted
-    assert len(folds) == 3 and sorted(final) == sorted(q.label for q in rows())
-    index = WorkflowIndex.load(index_dir)
+    assert s.plan.new_per_fold == 2 and len(s.plan.views) == 3  # a val file: a view per fold
+    index = s.suggester.index
     is_example = index.doc_kind != 0
-    for f, ((vectors, labels), asked, keep) in enumerate(zip(folds, queried, kept, strict=False)):
-        new = set(PHRASES) - set(labels)
-        assert len(new) == 2  # 2 of the 6 workflows are new in this fold
+    for view in s.plan.views:
+        models = s.fold_models(view)
+        clf, priors = models.extractor.classifier, models.extractor.priors
+        assert clf is not None
+        new = set(PHRASES) - set(clf.workflow_ids)
+        assert new == view.new_workflows and len(new) == 2  # 2 of the 6 workflows are new
+        # the view's models are fitted on its rows, and search its documents
+        fit = [s.data.rows[i] for i in view.fit_rows]
+        ref = fit_classifier(s.data.rows, s.encoded.vectors, view.fit_rows)
+        assert ref is not None and np.array_equal(clf.weights, ref.weights)
+        assert priors.to_json() == WorkflowPriors.fit(index.workflows, fit).to_json()
+        np.testing.assert_array_equal(models.searcher.keep, np.flatnonzero(view.documents))
         new_pos = [index.workflow_ids.index(w) for w in new]
         new_examples = is_example & np.isin(index.doc_workflow, new_pos)
+        keep = view.documents
         assert new_examples.any() and not keep[new_examples].any()  # none of their examples
         assert keep[~is_example].all()  # every workflow's own texts stay
-        assert not new & set(priors_rows[f + 1])  # no popularity either (0 is the full fit)
+        # no popularity either: no rows of theirs, so the floor every unseen workflow gets
+        assert not new & {q.label for q in fit}
+        assert all(priors.log_popularity[w] == min(priors.log_popularity.values()) for w in new)
         # none of the fold's own questions (nor their two-turn copies) trained the classifier
-        assert (asked @ vectors.T).max() < 0.999
-    assert sum(len(labels) for _, labels in folds) < 2 * len(rows())
-    assert len({frozenset(labels) for _, labels in folds}) > 1  # a new draw per fold
+        asked = s.encoded.text_vectors[view.rows]
+        assert (asked @ s.encoded.vectors[s.classifier_rows(view)].T).max() < 0.999
+    assert sum(len(s.classifier_rows(v)) for v in s.plan.views) < 2 * len(rows())
+    assert len({v.new_workflows for v in s.plan.views}) > 1  # a new draw per fold
 
 
 def test_title_document_is_an_own_text_not_an_example(tiny_index: Path, encoder) -> None:
@@ -383,56 +486,43 @@ def test_earlier_request_adds_candidates_and_its_own_features(trained, encoder) 
     assert not np.nan_to_num(x_single[:, context_cols]).any()  # zero, or missing (NaN)
 
 
-@pytest.mark.filterwarnings("ignore:no training row had a workflow without a class")
-def test_out_of_fold_features_never_see_their_own_example(trained, encoder, monkeypatch) -> None:
+def test_out_of_fold_features_never_see_their_own_example(trained, encoder) -> None:
     """Every training query's candidates come from an index without its own example."""
-    index_dir, _, _ = trained
-    from frontdesk.ranking import training
-
-    seen: list[tuple[int, int]] = []
-    real = training.subset_searcher
-
-    def spy(vectors, owner, tokens, keep, n, settings, weight):  # type: ignore[no-untyped-def]
-        seen.append((int(len(keep)), int(keep.sum())))
-        return real(vectors, owner, tokens, keep, n, settings, weight)
-
-    monkeypatch.setattr(training, "subset_searcher", spy)
-    train_ranker(
-        index_dir, rows(), index_dir.parent / "m2", folds=3, top_n=6, encoder=encoder,
-        cold_start=0.0,
-    )  # fmt: skip
+    s = _Steps(trained[0], encoder, rows(), cold_start=0.0)
+    total = len(s.where.owner)
     # 36 example documents are split over 3 folds: each fold removes its 12 (in both of its
     # views: the training rows' and the carved validation rows')
-    assert len(seen) == 6 and [kept for _, kept in seen] == [total - 12 for total, _ in seen]
+    assert len(s.plan.views) == 6
+    assert [int(v.documents.sum()) for v in s.plan.views] == [total - 12] * 6
+    documents = s.suggester.index.documents()
+    for view in s.plan.views:
+        # the removed ones are the fold's own questions' examples, and no view scores a row
+        # of another fold
+        own = {s.data.key(i) for i in s.fold_members(view)}
+        removed = np.flatnonzero(~view.documents).tolist()
+        owners = [s.suggester.index.workflow_ids[int(s.where.owner[d])] for d in removed]
+        assert {
+            (w, document_key(documents[d])) for w, d in zip(owners, removed, strict=True)
+        } <= own
+        assert set(view.rows) <= set(s.fold_members(view))
 
 
-def test_out_of_fold_candidates_have_no_self_match(trained, encoder) -> None:
-    index_dir, _, _ = trained
-    from frontdesk.ranking import training
-
-    captured = {}
-    real = training.FeatureExtractor.extract
+def test_out_of_fold_candidates_have_no_self_match(carved) -> None:
     # every view of the question: the conversation, the latest text alone (a question
     # after small talk), the earlier request and each earlier turn (before a follow-up)
     views = [
         FEATURE_NAMES.index(n)
         for n in ("example_max", "text_example_max", "context_example_max", "turn_example_max")
     ]
-
-    def grab(self, enc, cands, ntok):  # type: ignore[no-untyped-def]
-        out = real(self, enc, cands, ntok)
-        captured.setdefault("max", []).extend(float(x[:, views].max()) for x in out if len(x))
-        captured.setdefault("turns", []).extend(len(t) for t in enc.turn_vectors)
-        return out
-
-    training.FeatureExtractor.extract = grab  # type: ignore[method-assign]
-    try:
-        train_ranker(index_dir, rows(), index_dir.parent / "m3", folds=3, top_n=6, encoder=encoder)
-    finally:
-        training.FeatureExtractor.extract = real  # type: ignore[method-assign]
+    oof = carved.oof
+    assert len(oof.features) == len(carved.data.rows)  # every row, from its own fold
+    scored = oof.features + [x for _, x in oof.cold_copies.values()]
     # a query that could see its own example would score cosine 1.0 against it
-    assert max(captured["max"]) < 0.999
-    assert max(captured["turns"]) >= 1  # the two-turn training copies were among them
+    assert max(float(x[:, views].max()) for x in scored if len(x)) < 0.999
+    assert max(len(t) for t in carved.encoded.turn_vectors) >= 1  # two-turn copies among them
+    # against the whole index (as a validation file is scored) the same questions do
+    _, whole = carved.outside(rows()[:3])
+    assert min(float(x[:, views].max()) for x in whole) > 0.999
 
 
 def test_save_load_round_trip_and_tamper(trained, tmp_path: Path) -> None:
@@ -611,26 +701,20 @@ def test_ranker_refuses_other_retrieval_settings(trained, encoder) -> None:
         Suggester.load(index_dir, encoder=encoder, ranker=model, settings=Settings(fusion="rrf"))
 
 
-@pytest.mark.filterwarnings("ignore:no training row had a workflow without a class")
-def test_priors_are_out_of_fold(trained, encoder, monkeypatch) -> None:
-    """Each fold's priors are fitted without that fold's rows."""
-    index_dir, _, _ = trained
-    from frontdesk.ranking import training
-
-    fitted: list[int] = []
-    real = training.WorkflowPriors.fit
-
-    def spy(workflows, rows_):  # type: ignore[no-untyped-def]
-        fitted.append(len(rows_))
-        return real(workflows, rows_)
-
-    monkeypatch.setattr(training.WorkflowPriors, "fit", staticmethod(spy))
-    train_ranker(
-        index_dir, rows(), index_dir.parent / "m4", folds=3, top_n=6, encoder=encoder,
-        cold_start=0.0,
-    )  # fmt: skip
-    # all rows (saved for inference), then 2 of 3 folds for each fold's two views
-    assert fitted == [36] + [24] * 6
+def test_priors_are_out_of_fold(trained, encoder) -> None:
+    """Each fold's priors are fitted without that fold's rows; the saved ones on all."""
+    index_dir, model, _ = trained
+    s = _Steps(index_dir, encoder, rows(), cold_start=0.0)
+    # 2 of 3 folds of the given rows for each fold's two views
+    assert [len(v.fit_rows) for v in s.plan.views] == [24] * 6
+    for view in s.plan.views:
+        assert all(s.data.fold[i] != view.fold and i < s.data.n_given for i in view.fit_rows)
+    # the ranker's own priors and classifier (for inference) read every given row
+    f = _Steps(index_dir, encoder, rows() + out_of_scope_rows(), val=val_rows())
+    saved = LambdaRankReranker.load(model)
+    assert saved.priors.to_json() == f.priors.to_json()
+    assert saved.classifier is not None and f.classifier is not None
+    np.testing.assert_allclose(saved.classifier.weights, f.classifier.weights, rtol=1e-6)
 
 
 def _two_candidates(fused: list[float], logp: list[float]) -> np.ndarray:
@@ -714,158 +798,151 @@ def test_choose_threshold_for_an_oos_recall_goal_and_for_both() -> None:
     assert choose_threshold([], [], [], min_oos_recall=0.5) == (0.0, 0.0)
 
 
-def test_early_stopping_reads_two_turn_forms_of_validation(trained, encoder, monkeypatch) -> None:
+def test_early_stopping_reads_two_turn_forms_of_validation(trained, carved) -> None:
     """Early stopping sees validation's questions and their two-turn forms (from a val
     file, or the carved rows' own out-of-fold copies); the threshold sees single turns."""
-    from frontdesk.ranking import training
-
-    index_dir, _, config = trained
+    _, _, config = trained
     # the val file's 2 labelled rows: 1 of them (60 %) in both two-turn kinds
     assert config["training"]["early_stopping_two_turn_rows"] == 2
     assert config["training"]["val_rows"] == 4
-    stopping: list[tuple] = []
-    real_fit = training.LambdaRankReranker.fit
-
-    def fit(train, val, **kw):  # type: ignore[no-untyped-def]
-        stopping.append(val)
-        return real_fit(train, val, **kw)
-
-    monkeypatch.setattr(training.LambdaRankReranker, "fit", staticmethod(fit))
-    carved = train_ranker(
-        index_dir, rows(), index_dir.parent / "m6", folds=3, top_n=6, encoder=encoder
-    )
-    turns = carved["training"]["early_stopping_two_turn_rows"]
+    v = carved.validation
+    assert v.questions == [carved.data.rows[i] for i in carved.split.carved]
+    assert all(not q.context.turns for q in v.questions)  # what calibration reads
+    turns = len(v.extra_questions) - v.cold
     assert turns > 0 and turns % 2 == 0  # both kinds of each picked validation row
+    assert all(len(q.context.turns) >= 1 for q in v.extra_questions[:turns])
     # every validation conversation ranks all 6 workflows, so each is a group
-    cold = carved["training"]["early_stopping_cold_rows"]
-    assert len(stopping[0][2]) == carved["training"]["val_rows"] + turns + cold
+    stopping = v.stopping_groups(carved.positions)
+    assert len(stopping[2]) == len(v.questions) + turns + v.cold
 
 
 def test_two_turn_forms_are_seeded_and_point_at_their_rows() -> None:
-    from frontdesk.ranking.training import _two_turn_forms
-
     qs = rows() + [LabelledQuery(text="tell me a joke", label=None)]
-    a = _two_turn_forms(qs, 0.5, 3, ["what's the time"])
-    b = _two_turn_forms(qs, 0.5, 3, ["what's the time"])
+    a = two_turn_forms(qs, 0.5, 3, ["what's the time"])
+    b = two_turn_forms(qs, 0.5, 3, ["what's the time"])
     assert [(i, v.model_dump()) for i, v in a] == [(i, v.model_dump()) for i, v in b]
     assert len(a) == 2 * (len(rows()) // 2)
     assert all(v.label == qs[i].label and len(v.context.turns) >= 1 for i, v in a)
-    assert _two_turn_forms(qs, 0.0, 3, []) == []
+    assert two_turn_forms(qs, 0.0, 3, []) == []
 
 
-def _spy_fit(monkeypatch) -> list[tuple]:  # type: ignore[no-untyped-def]
-    """Record the (train, early-stopping) groups every ranker training fits on."""
-    from frontdesk.ranking import training
-
-    seen: list[tuple] = []
-    real_fit = training.LambdaRankReranker.fit
-
-    def fit(train, val, **kw):  # type: ignore[no-untyped-def]
-        seen.append((train, val))
-        return real_fit(train, val, **kw)
-
-    monkeypatch.setattr(training.LambdaRankReranker, "fit", staticmethod(fit))
-    return seen
-
-
-def _relevant_logp(groups: tuple) -> np.ndarray:
-    x, y, _ = groups
-    return x[y > 0, FEATURE_NAMES.index("classifier_logp")]
+def test_training_rows_keep_their_parents_fold_and_validation_is_carved_per_label() -> None:
+    config = RankerTrainingConfig(folds=3)
+    qs = rows() + out_of_scope_rows()
+    data = expand_rows(qs, config)
+    forms = two_turn_forms(qs, config.augment_context, config.seed, data.distractors)
+    assert data.given == qs and data.rows[len(qs) :] == [v for _, v in forms]
+    assert data.parent == list(range(len(qs))) + [i for i, _ in forms]
+    assert data.distractors == [q.text for q in out_of_scope_rows()]
+    assert all(data.fold[i] == data.fold[data.parent[i]] for i in range(len(data.rows)))
+    assert sorted(Counter(data.fold[: len(qs)]).values()) == [13, 13, 13]
+    assert expand_rows(qs, config) == data  # seeded
+    split = split_validation(data, None, config)
+    # round(6 x 10 %) = 1 row of each workflow, and none of the 3 out-of-scope rows
+    assert sorted(str(data.rows[i].label) for i in split.carved) == sorted(PHRASES)
+    assert split_validation(data, None, config) == split
+    train = split.trains(data)
+    assert not {data.parent[i] for i in train} & split.carved_set
+    validating = [i for i in range(len(data.rows)) if data.parent[i] in split.carved_set]
+    assert sorted(train + validating) == list(range(len(data.rows)))
+    given = split_validation(data, val_rows(), config)
+    assert given.carved == [] and given.questions(data) == val_rows()
+    assert given.trains(data) == list(range(len(data.rows)))
+    with pytest.raises(FrontdeskError, match="--folds must be at least 2"):
+        RankerTrainingConfig(folds=1)
 
 
 def test_carved_validation_is_never_cold_and_training_sees_missing_classes(
-    trained, encoder, monkeypatch
+    trained, encoder
 ) -> None:
     """Cold-start folds make training rows new; a carved validation row is scored as at
     inference (its workflow has a class), and early stopping also sees it scored as new."""
-    from frontdesk.ranking import training
-
-    index_dir, _, _ = trained
-    seen = _spy_fit(monkeypatch)
-    calibrated: list[int] = []
-    real_platt = training.PlattCalibrator.fit
-
-    def platt(x, y, **kw):  # type: ignore[no-untyped-def]
-        calibrated.append(len(x))
-        return real_platt(x, y, **kw)
-
-    monkeypatch.setattr(training.PlattCalibrator, "fit", staticmethod(platt))
-    config = train_ranker(
-        index_dir, rows(), index_dir.parent / "m7", folds=3, top_n=6, encoder=encoder,
-        cold_start=0.34,
-    )  # fmt: skip
-    # calibration reads the carved rows once each (no cold copies; no negatives here)
-    assert calibrated == [config["training"]["val_rows"]] and calibrated[0] > 0
-    ((train, stopping),) = seen
-    assert config["training"]["cold_start_workflows_per_fold"] == 2
-    assert config["training"]["missing_class_seen"] is True
+    s = _Steps(trained[0], encoder, rows(), cold_start=0.34)
+    assert s.plan.new_per_fold == 2
+    train = s.train_groups
+    assert missing_class_seen(train) is True
     assert np.isnan(_relevant_logp(train)).any()  # the cold rows of the training folds
+    assert s.plan.cold_rows and all(i in s.split.trains(s.data) for i in s.plan.cold_rows)
     # validation rows (what calibration reads) are scored as at inference; early stopping
     # also reads the new workflows' ones once more, scored as new
-    cold = config["training"]["early_stopping_cold_rows"]
-    assert cold > 0 and int(np.isnan(_relevant_logp(stopping)).sum()) == cold
+    v = s.validation
+    as_given = ranking_groups(v.questions, v.candidates, v.features, s.positions)
+    assert len(as_given[2]) and not np.isnan(_relevant_logp(as_given)).any()
+    stopping = v.stopping_groups(s.positions)
+    assert v.cold > 0 and int(np.isnan(_relevant_logp(stopping)).sum()) == v.cold
+    # the base weight is chosen on the groups it is given; no group at all is refused
+    trees = fit_trees(train, stopping, s.base_groups)
+    assert (trees.base_weight, trees.base_top1) == choose_base_weight(s.base_groups)
+    assert trees.train_groups == len(train[2]) and trees.missing_class_seen
+    assert not set(base_weight_rows(s.data, s.split.trains(s.data), s.plan.cold_rows)) & (
+        s.plan.cold_rows
+    )
+    with pytest.raises(FrontdeskError, match="no training row had its workflow"):
+        fit_trees(ranking_groups([], [], [], s.positions), stopping, s.base_groups)
+    # calibration reads the carved rows once each (no cold copies; no negatives here)
+    assert calibration_negatives(s.data, v.questions) == []
+    cal = fit_calibration(trees.score, v, ([], []), s.positions)
+    assert len(cal.inputs) == len(v.questions) > 0 and len(cal.negative_inputs) == 0
+    assert cal.scope is None
+    assert cal.calibrator.to_json() == PlattCalibrator.fit(cal.inputs, cal.top1_correct).to_json()
 
 
 def test_cold_start_leaves_out_at_least_one_workflow() -> None:
-    from frontdesk.ranking.training import _cold_start_count
-
-    assert _cold_start_count(6, 0.1) == 1  # int(0.6) would have been none
-    assert _cold_start_count(150, 0.1) == 15
-    assert _cold_start_count(6, 0.0) == 0 and _cold_start_count(1, 0.5) == 0
-    assert _cold_start_count(2, 0.9) == 1  # one workflow always keeps its class
+    assert cold_start_count(6, 0.1) == 1  # int(0.6) would have been none
+    assert cold_start_count(150, 0.1) == 15
+    assert cold_start_count(6, 0.0) == 0 and cold_start_count(1, 0.5) == 0
+    assert cold_start_count(2, 0.9) == 1  # one workflow always keeps its class
 
 
-def test_fold_classifier_never_sees_a_copy_of_the_folds_questions(
-    trained, encoder, monkeypatch
-) -> None:
+def test_fold_classifier_never_sees_a_copy_of_the_folds_questions(trained, encoder) -> None:
     """A question repeated in the training file (same text, same workflow) must not train
     the classifier that scores its copy in another fold."""
-    from frontdesk.ranking import training
-
-    index_dir, _, _ = trained
     dup = [
         LabelledQuery(id=f"dup-{k}", text="payout failed", label="payout-failed") for k in range(4)
     ]
-    fitted: list[np.ndarray] = []
-    queried: list[np.ndarray] = []
-    real_fit, real_extract = training.WorkflowClassifier.fit, training.FeatureExtractor.extract
-
-    def fit(vectors, labels, c=100.0):  # type: ignore[no-untyped-def]
-        fitted.append(np.array(vectors))
-        return real_fit(vectors, labels, c)
-
-    def extract(self, enc, cands, ntok):  # type: ignore[no-untyped-def]
-        queried.append(np.array(enc.text_vectors))
-        return real_extract(self, enc, cands, ntok)
-
-    monkeypatch.setattr(training.WorkflowClassifier, "fit", staticmethod(fit))
-    monkeypatch.setattr(training.FeatureExtractor, "extract", extract)
-    with pytest.warns(UserWarning, match="without a class"):  # --cold-start 0 says so
-        train_ranker(
-            index_dir, rows() + dup, index_dir.parent / "m8", folds=3, top_n=6, encoder=encoder,
-            cold_start=0.0, augment_context=0.0,
-        )  # fmt: skip
-    *folds, _final = fitted
-    assert len(folds) == len(queried) >= 3  # one fit per view of each fold
-    for vectors, asked in zip(folds, queried, strict=False):
-        assert (asked @ vectors.T).max() < 0.999
+    s = _Steps(trained[0], encoder, rows() + dup, cold_start=0.0, augment_context=0.0)
+    assert len(s.plan.views) >= 3  # one classifier per view of each fold
+    copies = [i for i, q in enumerate(s.data.rows) if q.text == "payout failed"]
+    assert len({s.data.fold[i] for i in copies}) > 1  # the copies are in several folds
+    for view in s.plan.views:
+        asked = s.encoded.text_vectors[view.rows]
+        assert (asked @ s.encoded.vectors[s.classifier_rows(view)].T).max() < 0.999
+    # --cold-start 0: no training row without a class, and training says so
+    assert missing_class_seen(s.train_groups) is False
+    with pytest.warns(UserWarning, match="without a class"):
+        warn_if_no_missing_class(s.classifier, missing_class_seen(s.train_groups))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_no_missing_class(s.classifier, True)
+        warn_if_no_missing_class(None, False)  # no classifier: nothing is missing
 
 
-def test_trees_start_from_a_nonzero_classifier_weight(trained, encoder, monkeypatch) -> None:
+def test_trees_start_from_a_nonzero_classifier_weight(carved, tmp_path: Path) -> None:
     """End to end with w > 0: stored, loaded, and added to the trees' output."""
-    from frontdesk.ranking import training
     from frontdesk.ranking.reranker import base_margin
 
-    index_dir, _, _ = trained
-    monkeypatch.setattr(training, "choose_base_weight", lambda groups: (0.2, 0.5))
-    model = index_dir.parent / "m9"
-    config = train_ranker(index_dir, rows(), model, folds=3, top_n=6, encoder=encoder)
-    r = LambdaRankReranker.load(model)
+    s = carved
+    train, stopping = s.train_groups, s.validation.stopping_groups(s.positions)
+    booster = LambdaRankReranker.fit(train, stopping, base_weight=0.2)
+    trees = FittedTrees(booster, 0.2, 0.5, len(train[2]), missing_class_seen(train))
+    cal = fit_calibration(trees.score, s.validation, ([], []), s.positions)
+    reranker = assemble_ranker(trees, s.priors, s.classifier, cal)
+    assert reranker.validation is not None
+    np.testing.assert_array_equal(reranker.validation.confidence, reranker.confidence(cal.inputs))
+    config = ranker_config(
+        s.config, s.index_dir, s.suggester, s.data, s.plan, s.validation, trees, cal
+    )
+    assert config["training"]["val_rows"] == len(s.validation.questions)
+    assert config["training"]["early_stopping_cold_rows"] == s.validation.cold
+    reranker.config = config
+    reranker.save(tmp_path / "m9")
+    r = LambdaRankReranker.load(tmp_path / "m9")
     assert config["base_weight"] == r.base_weight == 0.2
     x = _two_candidates([0.8, 0.7], [-0.2, -2.0])
-    trees = r.booster.predict(x, num_threads=1)
-    np.testing.assert_allclose(r.score(x), np.array([0.76, 0.3]) + trees, rtol=1e-5)
-    np.testing.assert_allclose(r.score(x), base_margin(x, 0.2) + trees)
+    trees_out = r.booster.predict(x, num_threads=1)
+    np.testing.assert_allclose(r.score(x), np.array([0.76, 0.3]) + trees_out, rtol=1e-5)
+    np.testing.assert_allclose(r.score(x), base_margin(x, 0.2) + trees_out)
+    np.testing.assert_allclose(r.score(x), trees.score(x))  # as training scored it
 
 
 def test_both_abstention_goals_are_met_on_validation_and_recorded(trained, encoder) -> None:

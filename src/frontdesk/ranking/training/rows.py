@@ -1,0 +1,83 @@
+"""The rows the ranker trains on: the given ones, two-turn forms of some, and every row's fold."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...datasets.multiturn import KINDS, make_multiturn
+from ...index.builder import document_key
+from ...schema import LabelledQuery
+from ..classifier import WorkflowClassifier
+from .config import RankerTrainingConfig
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """The given rows, then the two-turn forms of some of them, each with its fold.
+
+    A two-turn form shares the fold of the row it came from (``parent``), so a
+    question and its copies are never on both sides of a fold boundary.
+    """
+
+    rows: list[LabelledQuery]
+    parent: list[int]  # the given row each row came from (itself, for a given row)
+    fold: list[int]
+    n_given: int
+    distractors: list[str]  # the given out-of-scope texts: two-turn forms' first turns
+
+    @property
+    def given(self) -> list[LabelledQuery]:
+        """The rows as given, without their two-turn forms."""
+        return self.rows[: self.n_given]
+
+    def key(self, i: int) -> tuple[str | None, str]:
+        """Row ``i``'s question as an index example would hold it: its label and the
+        document key of the text it came from (a two-turn form's is its parent's)."""
+        return self.rows[i].label, document_key(self.rows[self.parent[i]].text)
+
+
+def two_turn_forms(
+    rows: Sequence[LabelledQuery], share: float, seed: int, distractors: Sequence[str]
+) -> list[tuple[int, LabelledQuery]]:
+    """Two-turn versions (every kind in ``KINDS``) of a seeded ``share`` of the labelled
+    ``rows``, each with the position of the row it came from; phrases from the training pool."""
+    if share <= 0:
+        return []
+    labelled = [i for i, q in enumerate(rows) if q.label is not None]
+    picked = sorted(random.Random(seed + 1).sample(labelled, int(len(labelled) * share)))
+    chosen = [rows[i] for i in picked]
+    out: list[tuple[int, LabelledQuery]] = []
+    for kind in KINDS:
+        variants = make_multiturn(chosen, kind, seed=seed, distractors=distractors, phrases="train")
+        out.extend(zip(picked, variants, strict=True))
+    return out
+
+
+def expand_rows(rows: Sequence[LabelledQuery], config: RankerTrainingConfig) -> TrainingRows:
+    """The given rows in seeded folds (round robin over a shuffle), then their two-turn forms
+    (``config.augment_context``), each in its parent's fold."""
+    given = list(rows)
+    order = list(range(len(given)))
+    random.Random(config.seed).shuffle(order)
+    fold_of = {i: n % config.folds for n, i in enumerate(order)}
+    out = list(given)
+    parent = list(range(len(given)))
+    distractors = [q.text for q in given if q.label is None]
+    for i, v in two_turn_forms(given, config.augment_context, config.seed, distractors):
+        fold_of[len(parent)] = fold_of[i]
+        parent.append(i)
+        out.append(v)
+    return TrainingRows(out, parent, [fold_of[i] for i in range(len(out))], len(given), distractors)
+
+
+def fit_classifier(
+    rows: Sequence[LabelledQuery], vectors: np.ndarray, members: Iterable[int]
+) -> WorkflowClassifier | None:
+    """The classifier on the labelled rows among ``members`` (``vectors``: the rows'
+    conversation vectors); None with fewer than two workflows."""
+    keep = [i for i in members if rows[i].label is not None]
+    return WorkflowClassifier.fit(vectors[keep], [str(rows[i].label) for i in keep])

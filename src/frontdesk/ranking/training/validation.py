@@ -1,0 +1,143 @@
+"""The validation set: a file, or 10 % carved from the training rows; and what early
+stopping, calibration and the threshold read of it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...datasets.splits import carve_validation
+from ...errors import FrontdeskError
+from ...schema import LabelledQuery
+from ..abstention import check_goal_for
+from ..features import CandidateSet
+from .candidates import WholeIndexScorer
+from .config import RankerTrainingConfig
+from .folds import OutOfFoldFeatures
+from .groups import Groups, ranking_groups
+from .rows import TrainingRows, two_turn_forms
+
+CARVED_FRACTION = 0.1
+CARVED_SOURCE = "carved from training rows (10 %, out-of-fold features)"
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    """Validation's rows: a file's (``file``), or given rows carved out (``carved``)."""
+
+    file: list[LabelledQuery] | None
+    carved: list[int]  # positions in the given rows; empty with a file
+
+    @property
+    def carved_set(self) -> set[int]:
+        return set(self.carved)
+
+    def questions(self, data: TrainingRows) -> list[LabelledQuery]:
+        """Validation's rows as given (calibration and the threshold read these)."""
+        return list(self.file) if self.file is not None else [data.rows[i] for i in self.carved]
+
+    def trains(self, data: TrainingRows) -> list[int]:
+        """The rows that train the trees: all but the carved ones and their two-turn forms."""
+        carved = self.carved_set
+        return [i for i in range(len(data.rows)) if data.parent[i] not in carved]
+
+
+def split_validation(
+    data: TrainingRows,
+    val_rows: Sequence[LabelledQuery] | None,
+    config: RankerTrainingConfig,
+) -> ValidationSplit:
+    """``val_rows``, or a seeded 10 % of every label of the given rows.
+
+    A carved validation is chosen before the folds: its rows get features as
+    at inference (nothing of theirs treated as new), while the other rows
+    train with cold-start folds. Refused, before any encoding, is validation
+    without labelled rows (calibration and the threshold need in-scope
+    questions), and a goal it cannot judge (``check_goal_for``).
+    """
+    carved: list[int] = []
+    if val_rows is None:
+        ids = {id(q): i for i, q in enumerate(data.given)}
+        _, val_part = carve_validation(data.given, fraction=CARVED_FRACTION, seed=config.seed)
+        carved = [ids[id(q)] for q in val_part]
+    split = ValidationSplit(list(val_rows) if val_rows is not None else None, carved)
+    checked = split.questions(data)
+    if not any(q.label is not None for q in checked):
+        raise FrontdeskError(
+            "validation has no labelled rows (a --val file without them, or a carved 10 % "
+            "too small to hold any): calibration and the threshold need in-scope questions"
+        )
+    check_goal_for(
+        any(q.label is None for q in checked), config.min_in_scope_accuracy, config.min_oos_recall
+    )
+    return split
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """Validation's candidates and features, and the extra rows early stopping reads.
+
+    Early stopping reads validation's questions and two-turn forms of the
+    same share of them as training has (and, for a carved validation, the rows
+    of each fold's new workflows once more, scored as new), so the trees are
+    kept for every kind of conversation training serves; calibration and the
+    threshold read validation as given.
+    """
+
+    questions: list[LabelledQuery]
+    candidates: list[CandidateSet]
+    features: list[np.ndarray]
+    # early stopping's extra rows: two-turn forms, then ``cold`` cold copies
+    extra_questions: list[LabelledQuery]
+    extra_candidates: list[CandidateSet]
+    extra_features: list[np.ndarray]
+    cold: int
+    source: str  # in words, for ranker.json
+
+    def stopping_groups(self, positions: dict[str, int]) -> Groups:
+        """The query groups early stopping reads: validation's, then the extra rows'."""
+        return ranking_groups(
+            self.questions + self.extra_questions,
+            self.candidates + self.extra_candidates,
+            self.features + self.extra_features,
+            positions,
+        )
+
+
+def validation_set(
+    split: ValidationSplit,
+    data: TrainingRows,
+    oof: OutOfFoldFeatures,
+    outside: WholeIndexScorer,
+    config: RankerTrainingConfig,
+) -> ValidationSet:
+    """A file's rows and their two-turn forms scored against the whole index (``outside``);
+    carved rows with the out-of-fold features they already have, and their copies'."""
+    if split.file is not None:
+        questions = split.questions(data)
+        cands, feats = outside(questions)
+        # early stopping also reads two-turn forms of validation's questions, so the trees
+        # are not cut back to what single turns need (BENCHMARKS.md, seventh session)
+        turns = [
+            v
+            for _, v in two_turn_forms(
+                questions, config.augment_context, config.seed, data.distractors
+            )
+        ]
+        turn_c, turn_x = outside(turns)
+        return ValidationSet(questions, cands, feats, turns, turn_c, turn_x, 0, "file")
+    carved = split.carved_set
+    turn_rows = [i for i in range(data.n_given, len(data.rows)) if data.parent[i] in carved]
+    copies = oof.cold_copies
+    return ValidationSet(
+        split.questions(data),
+        [oof.candidates[i] for i in split.carved],
+        [oof.features[i] for i in split.carved],
+        [data.rows[i] for i in turn_rows] + [data.rows[i] for i in copies],
+        [oof.candidates[i] for i in turn_rows] + [c for c, _ in copies.values()],
+        [oof.features[i] for i in turn_rows] + [x for _, x in copies.values()],
+        len(copies),
+        CARVED_SOURCE,
+    )
