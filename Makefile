@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,spark,serve]'
+	$(PY) -m pip install --quiet -e '.[dev,spark,serve,report,static]'
 	$(PY) -m pip install --quiet --no-deps --ignore-requires-python obp==0.5.7 seaborn
 	@touch $(STAMP)
 

@@ -118,7 +118,7 @@ def datasets_dir() -> Path:
 
 # -- a router trained once per session on a small simulated organisation's logs --------------------
 
-ROUTER_ORG_KW = dict(seed=8, contacts=1500, agents=10, days=3)
+ROUTER_ORG_KW = dict(seed=8, contacts=1200, agents=10, days=3)
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ def test_logging_policy_estimates_itself(org_logs: Path) -> None:
         org_logs, "logging", metrics=["resolution"], estimators=["ipw", "snipw", "dr"]
     )
     o = res["resolution"]["overall"]
-    assert o["n"] == 1500 and o["ess"] == pytest.approx(1500)  # every weight is 1
+    assert o["n"] == 1200 and o["ess"] == pytest.approx(1200)  # every weight is 1
     assert o["ipw"]["value"] == pytest.approx(o["logged"], rel=1e-12)
     assert o["snipw"]["value"] == pytest.approx(o["logged"], rel=1e-12)
     assert o["ipw"]["difference"] == pytest.approx(0.0, abs=1e-12)
@@ -243,15 +243,15 @@ def test_router_policies_and_router_scores_in_rules(
     mixed = simulate_policy(
         fresh_logs, spec, segments=[], metrics=["resolution"], estimators=["dr"]
     )
-    assert mixed["resolution"]["overall"]["n"] == 1500
-    assert 0 < mixed["resolution"]["overall"]["ess"] <= 1500
+    assert mixed["resolution"]["overall"]["n"] == 1200
+    assert 0 < mixed["resolution"]["overall"]["ess"] <= 1200
     # The router's own training logs are refused, for the router and for a rules file naming it.
     for policy in (
         router_dir,
         spec,
         {"mixture": [{"weight": 1.0, "policy": {"router": str(router_dir)}}]},
     ):
-        with pytest.raises(TrainingOverlapError, match=r"learned from 1,500 of the 1,500 rows"):
+        with pytest.raises(TrainingOverlapError, match=r"learned from 1,200 of the 1,200 rows"):
             simulate_policy(org_logs, policy, segments=[], metrics=["utility"], estimators=["dr"])
     waived = simulate_policy(
         org_logs, router_dir, segments=[], metrics=["utility"], estimators=["dr"],
@@ -356,7 +356,7 @@ def test_cli_simulate_truth_and_continue(org_logs: Path, tmp_path: Path) -> None
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["logged_days"] == [3] and summary["days"] == 1
-    assert summary["contacts"] == 500
+    assert summary["contacts"] == 400
     bad = CliRunner().invoke(
         app, ["simulate", "org", "--continue", str(org_logs), "--seed", "3", "--out", str(tmp_path / "x")]
     )  # fmt: skip

@@ -116,20 +116,20 @@ def finetune_encoder(
     ``oos_negatives``: out-of-scope rows added to each batch as extra negatives
     (when ``rows`` has any; 0 drops them).
     """
-    import torch
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
     known = {w.id for w in workflows}
     unknown = sorted({q.label for q in rows if q.label is not None and q.label not in known})
     if unknown:
         raise FrontdeskError(f"labels not in the catalog: {', '.join(unknown[:5])}")
-    torch.manual_seed(seed)
     base_encoder = ContextEncoder(base)
-    if base_encoder.kind != "sentence-transformers":
+    if base_encoder.kind != "sentence-transformers":  # refused before torch is imported
         raise FrontdeskError(
             f"{base_encoder.path}: a {base_encoder.kind} encoder cannot be fine-tuned; fine-tune "
             "the sentence-transformers folder it was built from, then `train distill` the result"
         )
+    import torch
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    torch.manual_seed(seed)
     model = base_encoder.sentence_transformer()
     # default directions (query to document): a third column of another length is only
     # extra candidates; other directions or hardness modes need equal-length columns

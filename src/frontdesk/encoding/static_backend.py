@@ -21,6 +21,7 @@ import numpy as np
 
 from ..artifacts import atomic_folder
 from ..errors import FrontdeskError, ModelUnavailableError
+from ..extras import require
 from .backend import (
     MANIFEST,
     FastBackend,
@@ -56,12 +57,7 @@ def distill_static(
         raise FrontdeskError(
             f"pca_dims must be between 2 and {hidden} (the model's), not {pca_dims}"
         )
-    try:
-        from model2vec.distill import distill
-    except ImportError as exc:
-        raise ModelUnavailableError(
-            f"static distillation needs model2vec's distill extra: {exc}"
-        ) from exc
+    distill = require("model2vec.distill", "static distillation").distill
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -101,10 +97,9 @@ class StaticTextEncoder(FastBackend):
             raise ModelUnavailableError(f"{self.folder / MANIFEST}: not a static encoder")
         self.dim = manifest["dim"]
         self.max_seq_length = manifest["max_seq_length"]
+        model2vec = require("model2vec", f"{self.folder} (a static encoder)")
         try:
-            from model2vec import StaticModel
-
-            self._model = StaticModel.from_pretrained(
+            self._model = model2vec.StaticModel.from_pretrained(
                 str(self.folder), force_download=False, max_length=self.max_seq_length
             )
         except Exception as exc:  # noqa: BLE001 - a corrupt file means "unavailable"

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..extras import require
 from ..schema import Workflow
 from .markdown import md_table, md_to_html
 from .metrics import evaluate_ranks
@@ -184,6 +185,7 @@ def write_report(
     slices: Sequence[str] = (),
 ) -> list[Path]:
     """Write report.md, report.html, report.json and the plots into ``out_dir``."""
+    require("matplotlib", "--report (its plots)")  # before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plots = _plots(rows, out)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FrontdeskError
+from ..extras import require
 from ..logs import DecisionLogs
 from ..orgsim.dispatch import BatchDispatcher, Epoch, SequentialDispatcher, oracle_values
 from ..orgsim.org import contacts_per_day, logged_days, rebuild_world, run_day
@@ -141,6 +142,7 @@ def evaluate_router(
 
 def write_router_report(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """report.md, report.html, report.json and PNG plots for one router evaluation."""
+    require("matplotlib", "--report (its plots)")  # before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pol = result["policies"]
