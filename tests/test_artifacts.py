@@ -172,3 +172,21 @@ def test_a_tampered_model_version_fails_to_load(tiny_index: Path, tmp_path: Path
     edit_json(version / "model-settings.json", lambda s: s.update(max_batch_size=7))
     with pytest.raises(IndexIntegrityError, match=r"model-settings\.json: checksum mismatch"):
         artifacts.load(version)
+
+
+def test_a_saved_folder_is_never_replaced_by_one_of_another_kind(
+    router_dir: Path, tiny_catalog: Path, demo_pool, tmp_path: Path, encoder
+) -> None:
+    from frontdesk import build_index
+    from frontdesk.orgsim import OrgConfig, simulate_org
+
+    router = tmp_path / "router"
+    shutil.copytree(router_dir, router)
+    before = (router / MANIFEST).read_bytes()
+    with pytest.raises(FileExistsError, match="is a frontdesk router, not an index"):
+        build_index(tiny_catalog, router, encoder=encoder)
+    with pytest.raises(FileExistsError, match="is a frontdesk router, not a log folder"):
+        simulate_org(OrgConfig(seed=1, contacts=20, agents=4, days=1), demo_pool, router,
+                     overwrite=True)  # fmt: skip
+    assert (router / MANIFEST).read_bytes() == before
+    read_manifest(router, kind=ROUTER)

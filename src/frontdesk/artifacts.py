@@ -238,24 +238,28 @@ def load(path: str | os.PathLike[str], *, kind: str | None = None, **kwargs: Any
 
 @contextlib.contextmanager
 def atomic_folder(
-    out: str | os.PathLike[str], marker: str | tuple[str, ...], what: str
+    out: str | os.PathLike[str],
+    marker: str | tuple[str, ...],
+    what: str,
+    kind: str | None = None,
 ) -> Iterator[Path]:
     """Yield an empty temporary sibling of ``out``; on success it replaces ``out``.
 
     On any error the temporary folder is removed and ``out`` is left as it
     was. An existing non-empty ``out`` without the ``marker`` file (or any of
     the ``marker`` files; so not a ``what`` written by frontdesk) is never
-    replaced: that is refused up front.
+    replaced: that is refused up front, as is one whose manifest names another
+    ``kind`` than the one being written (an index build never replaces a router).
     Readers holding files of the old folder open keep reading them.
     """
     out = Path(out)
-    _refuse_foreign(out, marker, what)
+    _refuse_foreign(out, marker, what, kind)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         yield tmp
-        _swap(tmp, out, marker, what)
+        _swap(tmp, out, marker, what, kind)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -283,7 +287,9 @@ def folder_lock(out: str | os.PathLike[str]) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _refuse_foreign(out: Path, marker: str | tuple[str, ...], what: str) -> None:
+def _refuse_foreign(
+    out: Path, marker: str | tuple[str, ...], what: str, kind: str | None = None
+) -> None:
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a folder; refusing to replace it")
     markers = (marker,) if isinstance(marker, str) else marker
@@ -291,14 +297,25 @@ def _refuse_foreign(out: Path, marker: str | tuple[str, ...], what: str) -> None
         raise FileExistsError(
             f"{out}: exists and is not a frontdesk {what}; refusing to replace it"
         )
+    if kind is not None and (out / MANIFEST).is_file():
+        try:
+            found = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("kind", INDEX)
+        except (ValueError, AttributeError, RecursionError):
+            found = None
+        if found != kind:
+            name = f"a frontdesk {WHAT[found]}" if found in WHAT else "not frontdesk's"
+            raise FileExistsError(
+                f"{out}: exists and is {name}, not {'an' if what[0] in 'aeiou' else 'a'} {what}; "
+                "refusing to replace it"
+            )
 
 
-def _swap(tmp: Path, out: Path, marker: str | tuple[str, ...], what: str) -> None:
+def _swap(tmp: Path, out: Path, marker: str | tuple[str, ...], what: str, kind: str | None) -> None:
     """Two renames, the old folder removed last (restored if the second rename fails)."""
     if not out.exists():
         os.replace(tmp, out)
         return
-    _refuse_foreign(out, marker, what)
+    _refuse_foreign(out, marker, what, kind)
     old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
     os.replace(out, old)
     try:

@@ -134,7 +134,7 @@ def build_index(
 
     titles = with_titles(settings, len(workflows))
     texts, owner, kind = collect_documents(workflows, example_rows, titles)
-    with folder_lock(out), atomic_folder(out, MANIFEST, "index") as tmp:
+    with folder_lock(out), atomic_folder(out, MANIFEST, "index", INDEX) as tmp:
         layout = LAYOUT_TEXT_TITLE if titles else LAYOUT_TEXT
         manifest = _build_into(
             tmp, workflows, texts, owner, kind, layout, encoder, settings, dense, progress

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import atomic_folder, folder_lock, sha256_file, write_manifest
+from ..artifacts import INDEX, MANIFEST, atomic_folder, folder_lock, sha256_file, write_manifest
 from ..config import Settings
 from ..encoding import ContextEncoder
 from ..errors import FrontdeskError, IndexIntegrityError
@@ -74,7 +74,7 @@ def update_index(
         plan = _Plan(index, new_wfs, remove)
         if not plan.changed:
             return plan.summary(index, encoded=0, dense=_dense_line(index.manifest))
-        with atomic_folder(root, "manifest.json", "index") as tmp:
+        with atomic_folder(root, MANIFEST, "index", INDEX) as tmp:
             manifest, encoded = _write_updated(tmp, index, plan, encoder, settings, tick)
             write_manifest(tmp, manifest)
             if sha256_file(root / "manifest.json") != loaded_manifest:

@@ -404,7 +404,7 @@ def _write_logs(
     summary: dict[str, Any] = {
         "days": len(days), "logged_days": days, "contacts": 0, "capacity_violations": 0,
     }  # fmt: skip
-    with atomic_folder(out, (MANIFEST, LEGACY_DESCRIPTION), "log folder") as tmp:
+    with atomic_folder(out, (MANIFEST, LEGACY_DESCRIPTION), "log folder", LOGS) as tmp:
         for day in days:
             run = run_day(world, world.contacts(day, per_day), logger, day)
             name = f"contacts-{day:03d}.parquet"
