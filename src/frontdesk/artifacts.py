@@ -215,9 +215,12 @@ def resolve_loader(dotted: str, where: Path) -> Callable[..., Any]:
         )
     parts = dotted.split(".")
     for cut in range(len(parts) - 1, 0, -1):
+        name = ".".join(parts[:cut])
         try:
-            obj: Any = importlib.import_module(".".join(parts[:cut]))
-        except ModuleNotFoundError:
+            obj: Any = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the module exists; something it imports does not
+                raise
             continue
         for attr in parts[cut:]:
             obj = getattr(obj, attr)
