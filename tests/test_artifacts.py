@@ -93,12 +93,27 @@ def test_a_manifest_cannot_name_code_to_run(tiny_index: Path, tmp_path: Path) ->
     folder = tmp_path / "index"
     shutil.copytree(tiny_index, folder)
     edit_json(folder / MANIFEST, lambda m: m.update(loader="shutil.rmtree"))
-    with pytest.raises(IndexIntegrityError, match="loader 'shutil.rmtree' is not one of"):
+    with pytest.raises(IndexIntegrityError, match="loader 'shutil.rmtree' is not the index's"):
         artifacts.load(folder)
     edit_json(folder / MANIFEST, lambda m: m.update(loader="frontdesk.artifacts.shutil.rmtree"))
-    with pytest.raises(IndexIntegrityError, match="is not one of frontdesk's"):
+    with pytest.raises(IndexIntegrityError, match="is not the index's"):
         artifacts.load(folder)
+    # another kind's loader: kind= would no longer say what comes back
+    edit_json(folder / MANIFEST, lambda m: m.update(loader=LOADERS[ENCODER]))
+    with pytest.raises(IndexIntegrityError, match="is not the index's"):
+        artifacts.load(folder, kind=INDEX)
+    with pytest.raises(IndexIntegrityError, match="'frontdesk.other' is not one of frontdesk's"):
+        artifacts.resolve_loader("frontdesk.other", folder)
     assert folder.is_dir()
+
+
+def test_a_model_version_may_not_name_other_code(tiny_index: Path, tmp_path: Path) -> None:
+    version = package_model(tiny_index, "s", tmp_path)
+    (version / "artifacts" / "evil.py").write_text("raise SystemExit('imported')\n")
+    edit_json(version / "model-settings.json", lambda s: s.update(implementation="evil.X"))
+    artifacts.write_manifest(version, read_manifest(version, verify=False))  # re-signed
+    with pytest.raises(IndexIntegrityError, match="'evil.X' is not one of frontdesk's runtimes"):
+        artifacts.load(version)
 
 
 def test_an_index_manifest_without_a_kind_still_reads_as_an_index(
@@ -120,6 +135,7 @@ def test_an_index_manifest_without_a_kind_still_reads_as_an_index(
         (lambda m: m.update(bytes={"x": "12"}), "bytes must map each file's path to its size"),
         (lambda m: m.update(format_version=9), "index format 9, this frontdesk reads format 1"),
         (lambda m: m["files"].pop("workflows.jsonl"), "files not in the manifest: workflows"),
+        (lambda m: m["files"].update({"../x": "0" * 64}), "files names '../x', outside the folder"),
     ],
 )
 def test_a_damaged_manifest_names_what_is_wrong(

@@ -142,7 +142,9 @@ def read_manifest(
             f"{wanted}"
         )
     manifest["kind"] = found
-    manifest.setdefault("loader", LOADERS[found])
+    loader = manifest.setdefault("loader", LOADERS[found])
+    if loader != LOADERS[found]:
+        raise _shape_error(path, f"loader {loader!r} is not the {WHAT[found]}'s ({LOADERS[found]})")
     fmt = manifest.get("format_version")
     if fmt != FORMAT_VERSION:
         raise IndexIntegrityError(
@@ -154,6 +156,9 @@ def read_manifest(
         isinstance(k, str) and isinstance(v, str) for k, v in expected.items()
     ):
         raise _shape_error(path, "files must map each file's path to its sha256")
+    outside = [k for k in expected if Path(k).is_absolute() or ".." in Path(k).parts]
+    if outside:
+        raise _shape_error(path, f"files names {outside[0]!r}, outside the folder")
     sizes = manifest.get("bytes", {})
     if not isinstance(sizes, dict) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in sizes.values()

@@ -245,6 +245,8 @@ def _read_manifest(root: Path, verify: bool) -> dict[str, Any]:
         raise DataError(str(path), None, None, f"not a frontdesk log folder: {exc}") from None
     world = meta.get("world")
     if world:
-        extra = _read_json(root / str(world))
+        if world != WORLD_FILE:
+            raise DataError(str(root / MANIFEST), None, "world", f"must be {WORLD_FILE!r}")
+        extra = _read_json(root / WORLD_FILE)
         meta = {**extra, **meta}
     return meta

@@ -128,7 +128,10 @@ def test_missing_manifest_is_not_a_fast_encoder(tmp_path: Path) -> None:
         ({"format_version": 2}, "encoder format 2, this frontdesk reads format 1"),
         ({"dim": 0}, "dim must be a whole number"),
         ({"files": "model.onnx"}, "files must map each file's path to its sha256"),
-        ({"kind": "frontdesk-router"}, "a frontdesk router, not an encoder"),
+        (
+            {"kind": "frontdesk-router", "loader": "frontdesk.routing.router.Router.load"},
+            "a frontdesk router, not an encoder",
+        ),
     ],
 )
 def test_bad_manifest_is_model_unavailable(tmp_path: Path, change: dict, message: str) -> None:

@@ -37,6 +37,7 @@ import numpy as np
 from ..artifacts import ENCODER, atomic_folder
 from ..errors import FrontdeskError, ModelUnavailableError
 from .backend import (
+    LEGACY_MANIFEST,
     MANIFEST,
     FastBackend,
     StageProgress,
@@ -96,7 +97,7 @@ def export_onnx(
     inputs = [name for name in INPUTS if name in params]  # some models take no token types
     if inputs[:2] != ["input_ids", "attention_mask"]:
         raise FrontdeskError(f"{transformer}: {type(model).__name__} does not take ids and a mask")
-    with atomic_folder(out_dir, MANIFEST, "fast encoder", ENCODER) as tmp:
+    with atomic_folder(out_dir, (MANIFEST, LEGACY_MANIFEST), "fast encoder", ENCODER) as tmp:
         stage("exporting to ONNX", 1)
         fp32 = tmp / ("model-fp32.onnx" if quantize else MODEL_FILE)
         sample = tokenizer.encode_batch(["where is my payout", "a longer sample text for tracing"])

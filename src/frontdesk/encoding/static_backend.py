@@ -23,6 +23,7 @@ from ..artifacts import ENCODER, atomic_folder
 from ..errors import FrontdeskError, ModelUnavailableError
 from ..extras import require
 from .backend import (
+    LEGACY_MANIFEST,
     MANIFEST,
     FastBackend,
     StageProgress,
@@ -68,7 +69,7 @@ def distill_static(
         # basename, so nothing is looked up on the hub.
         static = distill(model_name=str(transformer), pca_dims=pca_dims, device=device)
     dim = int(static.dim)
-    with atomic_folder(out_dir, MANIFEST, "fast encoder", ENCODER) as tmp:
+    with atomic_folder(out_dir, (MANIFEST, LEGACY_MANIFEST), "fast encoder", ENCODER) as tmp:
         static.save_pretrained(str(tmp))
         missing = [f for f in FILES if not (tmp / f).is_file()]
         if missing:  # model2vec changed its layout: refuse rather than write a broken folder

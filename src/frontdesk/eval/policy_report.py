@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..extras import require
 from .markdown import md_table, md_to_html
 
 METRIC_TITLES = {
@@ -21,6 +22,7 @@ METRIC_TITLES = {
 
 def write_policy_report(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """report.md, report.html, report.json and one forest plot PNG per metric."""
+    require("matplotlib", "--report (its plots)")  # before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta = result.get("meta", {})

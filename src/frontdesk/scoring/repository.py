@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import MANIFEST, MODEL_VERSION, read_manifest
-from ..errors import DataError
+from ..errors import DataError, IndexIntegrityError
 from .base import Scorer, load_scorer_class
+from .packaging import RUNTIMES
 from .settings import SETTINGS_FILE, ModelSettings, valid_name
 
 log = logging.getLogger("frontdesk.scoring")
@@ -60,10 +61,21 @@ class ModelVersion:
     batcher: Any = None
 
 
-def load_version(path: str | Path) -> Scorer:
-    """One version folder's runtime, loaded and answering (``<name>/<version>/``)."""
+def load_version(path: str | Path, *, trust_implementation: bool = False) -> Scorer:
+    """One version folder's runtime, loaded and answering (``<name>/<version>/``).
+
+    Only frontdesk's own runtimes unless ``trust_implementation``: a folder's
+    settings are data and may not name other code to import (the server, which
+    serves the operator's own MODELS_DIR, loads custom runtimes).
+    """
     folder = Path(path)
     settings = read_version(folder, folder.parent.name, folder.name)
+    if not trust_implementation and settings.implementation not in RUNTIMES.values():
+        raise IndexIntegrityError(
+            f"{folder / SETTINGS_FILE}: implementation {settings.implementation!r} is not one "
+            f"of frontdesk's runtimes; load it with load_version(..., trust_implementation=True) "
+            "or serve it from a models folder you trust"
+        )
     scorer = load_scorer_class(settings.implementation)(settings)
     scorer.load()
     scorer.predict_batch([scorer.warmup()])  # answered once before it is called ready
