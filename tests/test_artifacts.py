@@ -181,6 +181,13 @@ def test_packaging_reads_the_kind(
         detect_kind(org_logs)
     with pytest.raises(FrontdeskError, match="--ranker: .*a frontdesk router, not a ranker"):
         package_model(tiny_index, "s", tmp_path, ranker=router_dir)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_index, damaged)
+    with open(damaged / "workflows.jsonl", "a") as fh:
+        fh.write(" ")
+    with pytest.raises(FrontdeskError, match=r"workflows\.jsonl: checksum mismatch"):
+        package_model(damaged, "d", tmp_path / "models")
+    assert not (tmp_path / "models" / "d").exists()
 
 
 def test_a_tampered_model_version_fails_to_load(tiny_index: Path, tmp_path: Path) -> None:

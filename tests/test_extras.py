@@ -30,3 +30,17 @@ def test_a_missing_static_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> Non
     ):
         require("model2vec.distill", "static distillation")
     assert require("json", "anything").dumps([]) == "[]"  # an installed module is returned
+
+
+def test_the_cli_prints_the_extra_s_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from frontdesk.cli import app
+
+    monkeypatch.setitem(sys.modules, "model2vec", None)
+    monkeypatch.setitem(sys.modules, "model2vec.distill", None)
+    res = CliRunner().invoke(
+        app, ["train", "distill", "--kind", "static", "--out", str(tmp_path / "s")]
+    )
+    assert res.exit_code == 2
+    assert "pip install 'frontdesk[static]'" in res.stderr  # not eaten as console markup

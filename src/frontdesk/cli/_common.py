@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import FrontdeskError
@@ -38,14 +39,14 @@ def errors_and_warnings():  # type: ignore[no-untyped-def]
     """Frontdesk errors become one red line and exit code 2; warnings go to stderr."""
 
     def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
-        err.print(f"[yellow]warning:[/] {message}")
+        err.print(f"[yellow]warning:[/] {escape(str(message))}")
 
     old = warnings.showwarning
     warnings.showwarning = show
     try:
         yield
     except (FrontdeskError, FileExistsError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)  # [report] is text
         raise typer.Exit(2) from None
     finally:
         warnings.showwarning = old

@@ -73,11 +73,14 @@ def evaluate(
         raise typer.BadParameter("INDEX_DIR and QUERIES are required unless --compare is given")
     from ..eval import evaluate_suggester
     from ..eval.report import SUMMARY_KEYS, write_report
+    from ..extras import require
     from ..loaders import load_queries
     from ..suggester import Suggester
 
     details: list[Any] = []
     with errors_and_warnings():
+        if report_dir is not None:  # said before the evaluation runs, not after
+            require("matplotlib", "--report (its plots)")
         suggester = Suggester.load(index_dir, mode=check_mode(mode), ranker=ranker)  # type: ignore[arg-type]
         rows = load_queries(queries, workflow_ids=set(suggester.index.workflow_ids))
         n = len(rows) if ranker else sum(q.label is not None for q in rows)
@@ -91,7 +94,10 @@ def evaluate(
     if ranker is not None:
         report["ranker"] = str(ranker)
     if report_dir is not None:
-        files = write_report(report, details, suggester.index.workflows, report_dir, slices or [])
+        with errors_and_warnings():
+            files = write_report(
+                report, details, suggester.index.workflows, report_dir, slices or []
+            )
         report["report_files"] = [str(f) for f in files]
     if as_json:
         print_json(report)

@@ -218,6 +218,10 @@ def simulate_policy_cmd(
 
     seg = segment if segment is not None else ["segment"]
     with errors_and_warnings():
+        if report_dir is not None:  # said before the simulation runs, not after
+            from ..extras import require
+
+            require("matplotlib", "--report (its plots)")
         with progress(quiet=as_json) as bar:
             task = bar.add_task("simulating policy", total=None)
             result = simulate_policy(

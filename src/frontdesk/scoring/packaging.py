@@ -77,6 +77,11 @@ def package_model(
     if not valid_name(name):
         raise FrontdeskError(f"invalid model name {name!r}: letters, digits, '_', '.', '-' only")
     kind = kind or detect_kind(src)
+    if src.is_dir() and (src / "manifest.json").is_file():
+        try:  # a damaged folder is refused here, not when the server loads the copy
+            read_manifest(src)
+        except IndexIntegrityError as exc:
+            raise FrontdeskError(str(exc)) from None
     if kind not in RUNTIMES:
         raise FrontdeskError(f"unknown model kind {kind!r}; use {', '.join(RUNTIMES)}")
     if ranker is not None and kind != "suggester":
