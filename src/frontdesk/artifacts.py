@@ -78,9 +78,9 @@ def _tree(root: Path) -> list[Path]:
     return [p for p in sorted(root.rglob("*")) if p.is_file() and p != own]
 
 
-def checksum_tree(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root`` except its manifest, keyed by relative path."""
-    return {str(p.relative_to(root)): sha256_file(p) for p in _tree(root)}
+def _a(what: str) -> str:
+    """``what`` with its article: "an index", "a router"."""
+    return f"{'an' if what[0] in 'aeiou' else 'a'} {what}"
 
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -136,10 +136,8 @@ def read_manifest(
     if found not in LOADERS:
         raise _shape_error(path, f"kind {found!r} is not one frontdesk saves")
     if kind is not None and found != kind:
-        wanted = WHAT.get(kind, kind)
         raise IndexIntegrityError(
-            f"{root}: a frontdesk {WHAT[found]}, not {'an' if wanted[0] in 'aeiou' else 'a'} "
-            f"{wanted}"
+            f"{root}: a frontdesk {WHAT[found]}, not {_a(WHAT.get(kind, kind))}"
         )
     manifest["kind"] = found
     loader = manifest.setdefault("loader", LOADERS[found])
@@ -313,8 +311,7 @@ def _refuse_foreign(
         if found != kind:
             name = f"a frontdesk {WHAT[found]}" if found in WHAT else "not frontdesk's"
             raise FileExistsError(
-                f"{out}: exists and is {name}, not {'an' if what[0] in 'aeiou' else 'a'} {what}; "
-                "refusing to replace it"
+                f"{out}: exists and is {name}, not {_a(what)}; refusing to replace it"
             )
 
 

@@ -46,9 +46,9 @@ def run_spark(
     logs: DecisionLogs, plan: dict[str, Any], master: str = "local[*]", spark: Any = None
 ) -> dict[tuple[str, str, int], np.ndarray]:
     """Sums per (segment, metric, replicate) and the largest weight, computed by Spark."""
+    spark = spark or spark_session(master)  # says which extra is missing, if PySpark is
     from pyspark.sql import functions as F
 
-    spark = spark or spark_session(master)
     df = spark.read.parquet(*[str(f) for f in logs.files]).select(*plan["columns"])
     p = F.col("propensity")
     bad = (
