@@ -40,10 +40,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(models: Path, port: int) -> subprocess.Popen:
+def start_server(models: Path, port: int, extra: tuple[str, ...] = ()) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "frontdesk", "serve", str(models), "--port", str(port)],
+        [sys.executable, "-m", "frontdesk", "serve", str(models), "--port", str(port), *extra],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.time() + 120

@@ -35,6 +35,38 @@ REQUIRED_COLUMNS = (
     "eligible_channels", "eligible_agents", "resolved", "handle_time", "csat", "cost",
 )  # fmt: skip
 PROFILE_FIELDS = ("segment", "country", "plan", "tenure_days", "language", "prior_contacts")
+LOG_COLUMNS = (
+    "contact_id", "day", "arrival_min", "decided_min", "wait_min", "user_id", *PROFILE_FIELDS,
+    "text", "turns", "workflow_id", "topic", "channel", "agent_id", "propensity",
+    "eligible_channels", "eligible_agents", "eligible_propensities", "policy", "resolved",
+    "handle_time", "csat", "cost", "utility",
+)  # fmt: skip
+# Columns a log joined from served decisions adds (``frontdesk logs join``).
+SERVED_COLUMNS = ("decision_id", "time", "model", "model_version", "role", "workflow_used")
+
+
+def log_schema(served: bool = False):  # type: ignore[no-untyped-def]
+    """The Arrow schema of ``contacts-*.parquet``; ``served`` adds ``SERVED_COLUMNS``.
+
+    Every column is documented in docs/formats.md ("Decision logs").
+    """
+    import pyarrow as pa
+
+    s, f, i = pa.string(), pa.float64(), pa.int64()
+    types = {
+        "contact_id": s, "day": i, "arrival_min": f, "decided_min": f, "wait_min": f,
+        "user_id": s, "segment": s, "country": s, "plan": s, "tenure_days": i, "language": s,
+        "prior_contacts": i, "text": s,
+        "turns": pa.list_(pa.struct([("role", s), ("text", s)])),
+        "workflow_id": s, "topic": s, "channel": s, "agent_id": s, "propensity": f,
+        "eligible_channels": pa.list_(s), "eligible_agents": pa.list_(s),
+        "eligible_propensities": pa.list_(f), "policy": s, "resolved": pa.bool_(),
+        "handle_time": f, "csat": i, "cost": f, "utility": f,
+        "decision_id": s, "time": pa.timestamp("us", tz="UTC"), "model": s,
+        "model_version": s, "role": s, "workflow_used": s,
+    }  # fmt: skip
+    names = (*LOG_COLUMNS, *(SERVED_COLUMNS if served else ()))
+    return pa.schema([(k, types[k]) for k in names])
 
 
 class DecisionLogs:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -22,24 +19,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def running(app: Any) -> Iterator[str]:
+def running(app: Any) -> Any:
     """Serve ``app`` with uvicorn on 127.0.0.1:<free port>; yield its base URL; stop it."""
-    import uvicorn
+    from frontdesk.eval.decision_loop import loopback_server
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    return loopback_server(app)
 
 
 def wait_ready(client: Any, timeout: float = 120) -> None:

@@ -10,6 +10,7 @@ from .datasets import datasets_app
 from .demo import demo
 from .eval import eval_app
 from .index import index_app
+from .logs import logs_app
 from .route import route_cmd
 from .serve import models_app, serve_cmd
 from .simulate import simulate_app
@@ -50,6 +51,7 @@ app.command("suggest")(suggest)
 app.add_typer(eval_app, name="eval")
 app.add_typer(train_app, name="train")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(logs_app, name="logs")
 app.command("route")(route_cmd)
 app.add_typer(models_app, name="models")
 app.command("serve")(serve_cmd)

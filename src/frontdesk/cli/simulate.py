@@ -301,6 +301,14 @@ def simulate_truth_cmd(
     policy: PolicyOpt,
     segment: SegmentOpt = None,
     metrics: MetricsOpt = "resolution,handle_time,csat,cost,utility",
+    world: Annotated[
+        Path | None,
+        typer.Option(
+            "--world",
+            help="The simulator's log folder, when LOGS_DIR is its contacts served elsewhere "
+            "(`logs join`).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The policy's exact expected value on the logged contacts, from the simulator's hidden model.
@@ -314,7 +322,7 @@ def simulate_truth_cmd(
     wanted = [m.strip() for m in metrics.split(",") if m.strip()]
     with errors_and_warnings(), progress(quiet=as_json) as bar:
         bar.add_task("scoring every logged contact exactly", total=None)
-        values = true_values(logs_dir, policy, metrics=wanted, segments=seg)
+        values = true_values(logs_dir, policy, metrics=wanted, segments=seg, world_logs=world)
     result: dict[str, Any] = {
         m: {("overall" if k == OVERALL else k): v for k, v in sorted(
             per.items(), key=lambda kv: (kv[0] != OVERALL, kv[0]))}

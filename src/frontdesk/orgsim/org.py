@@ -24,7 +24,14 @@ import numpy as np
 from .._version import __version__
 from ..artifacts import LOGS, MANIFEST, atomic_folder, write_manifest
 from ..errors import DataError, FrontdeskError
-from ..logs import LEGACY_DESCRIPTION, LOGS_FORMAT_VERSION, WORLD_FILE, simulated_organisation
+from ..logs import (
+    LEGACY_DESCRIPTION,
+    LOG_COLUMNS,
+    LOGS_FORMAT_VERSION,
+    WORLD_FILE,
+    log_schema,
+    simulated_organisation,
+)
 from .dispatch import Decision, Epoch, SequentialDispatcher
 from .world import CHANNELS, Contacts, OrgConfig, QueryPool, World
 
@@ -104,7 +111,7 @@ def log_table(world: World, run: DayRun, policy: str):  # type: ignore[no-untype
     import pyarrow as pa
 
     c = run.contacts
-    rows: dict[str, list[Any]] = {k: [] for k in _LOG_FIELDS}
+    rows: dict[str, list[Any]] = {k: [] for k in LOG_COLUMNS}
     for i, d in enumerate(run.decisions):
         assert d is not None
         conv = world.conversation(c, i)
@@ -135,55 +142,6 @@ def log_table(world: World, run: DayRun, policy: str):  # type: ignore[no-untype
         rows["cost"].append(float(run.realised["cost"][i]))
         rows["utility"].append(float(run.realised["utility"][i]))
     return pa.table(rows, schema=log_schema())
-
-
-_LOG_FIELDS = [
-    "contact_id",
-    "day",
-    "arrival_min",
-    "decided_min",
-    "wait_min",
-    "user_id",
-    "segment",
-    "country",
-    "plan",
-    "tenure_days",
-    "language",
-    "prior_contacts",
-    "text",
-    "turns",
-    "workflow_id",
-    "topic",
-    "channel",
-    "agent_id",
-    "propensity",
-    "eligible_channels",
-    "eligible_agents",
-    "eligible_propensities",
-    "policy",
-    "resolved",
-    "handle_time",
-    "csat",
-    "cost",
-    "utility",
-]
-
-
-def log_schema():  # type: ignore[no-untyped-def]
-    import pyarrow as pa
-
-    s, f, i = pa.string(), pa.float64(), pa.int64()
-    types = {
-        "contact_id": s, "day": i, "arrival_min": f, "decided_min": f, "wait_min": f,
-        "user_id": s, "segment": s, "country": s, "plan": s, "tenure_days": i, "language": s,
-        "prior_contacts": i, "text": s,
-        "turns": pa.list_(pa.struct([("role", s), ("text", s)])),
-        "workflow_id": s, "topic": s, "channel": s, "agent_id": s, "propensity": f,
-        "eligible_channels": pa.list_(s), "eligible_agents": pa.list_(s),
-        "eligible_propensities": pa.list_(f), "policy": s, "resolved": pa.bool_(),
-        "handle_time": f, "csat": i, "cost": f, "utility": f,
-    }  # fmt: skip
-    return pa.schema([(k, types[k]) for k in _LOG_FIELDS])
 
 
 def pool_table(pool: QueryPool):  # type: ignore[no-untyped-def]

@@ -31,13 +31,16 @@ def true_values(
     policy: Any,
     metrics: Sequence[str] = ("resolution", "handle_time", "csat", "cost", "utility"),
     segments: Sequence[str] = ("segment",),
+    world_logs: str | Path | None = None,
 ) -> dict[str, dict[str, float]]:
     """``{metric: {segment or OVERALL: true mean}}`` over every logged row.
 
-    Only for logs written by ``simulate org`` (their ``world.json`` has the
-    config the hidden outcome model is rebuilt from); every row's text is
-    checked against the rebuilt world's contact, so logs of another world, or
-    of another version of the simulator, are refused rather than mis-scored.
+    Only for contacts of a simulated organisation: logs written by ``simulate
+    org`` (their ``world.json`` has the config the hidden outcome model is
+    rebuilt from), or logs of its contacts served elsewhere (``logs join`` of a
+    decision log) with ``world_logs`` the simulator's folder. Every row's text
+    is checked against the rebuilt world's contact, so logs of another world,
+    or of another version of the simulator, are refused rather than mis-scored.
     """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
@@ -47,8 +50,9 @@ def true_values(
             else f"no metric asked for; use some of {', '.join(METRICS)}"
         )
     logs = DecisionLogs.open(logs_dir)
-    world = rebuild_world(logs)
-    per_day = contacts_per_day(logs.meta)
+    source = DecisionLogs.open(world_logs) if world_logs is not None else logs
+    world = rebuild_world(source)
+    per_day = contacts_per_day(source.meta)
     target = load_policy(policy)
     for w in check_request(logs, target, segments, policy):
         warnings.warn(w, stacklevel=2)

@@ -51,6 +51,12 @@ class RouteDecision:
     scores_by_channel: dict[str, float]
     propensity: float
     expected: dict[str, float] = field(default_factory=dict)
+    # What a decision log needs to judge any other policy on this decision later:
+    # every pair considered, each one's probability under the router, its likely topic.
+    eligible_channels: list[str] = field(default_factory=list)
+    eligible_agents: list[str] = field(default_factory=list)
+    eligible_propensities: list[float] = field(default_factory=list)
+    topic: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -352,8 +358,20 @@ class Router:
         *,
         encoded: EncodedContexts | None = None,
         waits: Sequence[float] | None = None,
+        epsilon: float = 0.0,
     ) -> list[RouteDecision | None]:
-        """Decide a batch jointly within capacity; ``None`` for contacts that must wait."""
+        """Decide a batch jointly within capacity; ``None`` for contacts that must wait.
+
+        Without exploration the joint assignment decides (propensity 1). With
+        ``epsilon`` > 0 (or a router ``temperature`` > 0) contacts are then
+        taken in order, each among the pairs still free after those before it:
+        with probability ``epsilon`` a uniformly random pair, else the
+        assignment's (or softmax at ``temperature`` over utilities). Each
+        decision records the pairs it was drawn from and their exact
+        probabilities, which off-policy evaluation needs.
+        """
+        if not 0.0 <= epsilon <= 1.0:
+            raise FrontdeskError(f"epsilon must be in [0, 1], not {epsilon!r}")
         convs = [c if isinstance(c, Conversation) else Conversation(text=c) for c in conversations]
         enc = encoded if encoded is not None else self.encode(convs)
         agents = self.resolve_agents(available_agents)
@@ -369,20 +387,48 @@ class Router:
         ]
         chosen = assign_batch(batch, free, cap, self.congestion_price)
         by_channel = self.channel_scores(enc, w, context)
+        topics = self.featurizer.topics
+        topic_of = [topics[int(t)] if topics else None for t in context[1].argmax(axis=1)]
+        explore = epsilon > 0 or self.temperature > 0
+        left = free.copy()
         out: list[RouteDecision | None] = []
         for i, pick in enumerate(chosen):
             if pick is None:
                 out.append(None)
                 continue
-            c, a, p = pick
+            ch, ag = pairs[i]
+            util = scored[i]["utility"]
+            if explore:
+                avail = np.flatnonzero(left[ag] > 0)
+                if not len(avail):  # an earlier contact's exploration took the last slot
+                    out.append(None)
+                    continue
+                if self.temperature > 0:
+                    probs = self.probabilities(util[avail])
+                else:
+                    # the assignment's pick, or the best pair left if exploration took it
+                    at = np.flatnonzero(avail == pick[2])
+                    best = int(at[0]) if len(at) else int(np.argmax(util[avail]))
+                    probs = np.full(len(avail), epsilon / len(avail))
+                    probs[best] += 1.0 - epsilon
+                j = int(self._rng.choice(len(avail), p=probs))
+                p, considered = int(avail[j]), avail
+            else:
+                probs = (np.arange(len(ch)) == pick[2]).astype(float)
+                p, j, considered = pick[2], pick[2], np.arange(len(ch))
+            left[ag[p]] -= 1
             out.append(
                 RouteDecision(
-                    channel=self.channels[c],
-                    agent_id=recs[a].agent_id,
-                    expected_utility=float(scored[i]["utility"][p]),
+                    channel=self.channels[int(ch[p])],
+                    agent_id=recs[int(ag[p])].agent_id,
+                    expected_utility=float(util[p]),
                     scores_by_channel=by_channel[i],
-                    propensity=1.0,
+                    propensity=float(probs[j]),
                     expected={k: float(v[p]) for k, v in scored[i].items() if k != "utility"},
+                    eligible_channels=[self.channels[int(c)] for c in ch[considered]],
+                    eligible_agents=[recs[int(a)].agent_id for a in ag[considered]],
+                    eligible_propensities=[float(q) for q in probs],
+                    topic=topic_of[i],
                 )
             )
         return out

@@ -22,6 +22,8 @@ class Scorer:
 
     inputs: list[dict[str, Any]] = []
     outputs: list[dict[str, Any]] = []
+    # "suggest" or "route" for runtimes whose answers are decisions a decision log keeps
+    decision_task: str | None = None
 
     def __init__(self, settings: ModelSettings) -> None:
         self.settings = settings
@@ -45,6 +47,10 @@ class Scorer:
 
     def warmup(self) -> InferenceRequest:
         return InferenceRequest(inputs=[Tensor("text", [1], "BYTES", ["hello"])])
+
+    def describe(self) -> dict[str, Any]:
+        """What a decision log records about this version once (``decision_task`` runtimes)."""
+        return {}
 
     def metadata(self) -> dict[str, Any]:
         return {"inputs": self.inputs, "outputs": self.outputs}

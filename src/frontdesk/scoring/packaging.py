@@ -69,6 +69,7 @@ def package_model(
     max_batch_size: int | None = None,
     max_batch_time_ms: float = 5.0,
     parameters: dict[str, Any] | None = None,
+    explore_router_only: bool = False,
 ) -> Path:
     """Write ``INTO/<name>/<version>/`` (next number by default) with artifacts and settings."""
     src = Path(source)
@@ -84,6 +85,8 @@ def package_model(
             raise FrontdeskError(str(exc)) from None
     if kind not in RUNTIMES:
         raise FrontdeskError(f"unknown model kind {kind!r}; use {', '.join(RUNTIMES)}")
+    if explore_router_only and kind != "router":
+        raise FrontdeskError(f"--epsilon/--temperature go with a router, not a {kind}")
     if ranker is not None and kind != "suggester":
         raise FrontdeskError("--ranker goes with an index (a suggester)")
     if ranker is not None:

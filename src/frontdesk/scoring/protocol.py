@@ -64,6 +64,8 @@ class InferenceResponse:
     outputs: list[Tensor]
     id: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    # per text, what the runtime tells a decision log beyond the outputs (never sent)
+    log: list[dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -5,9 +5,13 @@ loaded and answered a warm-up request), ``/v2``, ``/v2/models/{name}[/versions/{
 (+ ``/ready``, ``/infer``), ``/v2/repository/index``, admin
 ``/v2/repository/models/{name}/load|unload`` (bearer token from
 ``FRONTDESK_ADMIN_TOKEN``; refused when unset), the conveniences ``/v1/suggest``
-and ``/v1/route`` (a Conversation JSON), and Prometheus ``/metrics``.
+and ``/v1/route`` (a Conversation JSON), ``/v1/outcomes`` (outcomes of
+logged decisions, with a decision log), and Prometheus ``/metrics``.
+With a decision log (``decision_log``), every answer of a suggester or router
+carries ``decision_id`` (V2: ``parameters.decision_ids``, one per text).
 Errors are JSON ``{"error": ...}``: 400 malformed, 401/403 admin, 404
-unknown model, 413 body too large, 503 not ready, 500 model failure.
+unknown model, 409 no decision log, 413 body too large, 503 not ready or
+outcome log full, 500 model failure.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from fastapi.responses import JSONResponse, Response
 from .._version import __version__
 from ..errors import FrontdeskError
 from .batching import BatcherClosed, MicroBatcher
+from .decision_logging import DecisionLogger, DecisionLogSettings
 from .protocol import InferenceRequest, InferenceResponse, ProtocolError, Tensor, parse_request
 from .repository import ModelRepository, ModelVersion
 from .settings import valid_name
@@ -78,6 +83,14 @@ class Metrics:
         self.shadow_latency = Histogram(
             "frontdesk_shadow_latency_seconds", "Shadow latency", labels, registry=self.registry
         )
+        self.log_rows = Counter(
+            "frontdesk_decision_log_rows", "Decision-log rows written or dropped",
+            ("log", "outcome"), registry=self.registry,
+        )  # fmt: skip
+        self.log_errors = Counter(
+            "frontdesk_decision_log_errors", "Decisions that could not be logged",
+            registry=self.registry,
+        )  # fmt: skip
 
 
 class ScoringService:
@@ -91,6 +104,7 @@ class ScoringService:
         seed: int | None = None,
         threads: int = 4,
         announce: Callable[[str], None] | None = None,
+        decision_log: DecisionLogSettings | None = None,
     ) -> None:
         self.repo = ModelRepository(models_dir, seed=seed)
         self.announce = announce  # called with load_summary() once loading ends
@@ -104,6 +118,17 @@ class ScoringService:
         self._shadow_tasks: set[asyncio.Task[Any]] = set()
         self.max_shadow_in_flight = 4  # beyond this, shadow calls are dropped (and counted)
         self.admin_lock = asyncio.Lock()  # one load/unload at a time
+        m = self.metrics
+        self.decision_log = (
+            DecisionLogger(
+                decision_log,
+                seed=seed,
+                on_drop=lambda log_, n: m.log_rows.labels(log_, "dropped").inc(n),
+                on_logged=lambda log_, n: m.log_rows.labels(log_, "written").inc(n),
+            )  # fmt: skip
+            if decision_log is not None
+            else None
+        )
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -142,6 +167,12 @@ class ScoringService:
     def _after_load(self, entries: list[ModelVersion]) -> None:
         for e in entries:
             self.metrics.ready.labels(e.name, e.version).set(1 if e.state == "ready" else 0)
+            if self.decision_log and e.state == "ready" and e.scorer and e.scorer.decision_task:
+                try:
+                    self.decision_log.store.describe_model(e.name, e.version, e.scorer.describe())
+                except Exception:  # noqa: BLE001 - the model serves; its description is retried
+                    log.exception("model %s version %s: could not describe it in the "
+                                  "decision log", e.name, e.version)  # fmt: skip
             if e.state == "ready" and e.settings and e.settings.max_batch_size > 1:
                 e.batcher = MicroBatcher(
                     e.scorer,  # type: ignore[arg-type]
@@ -196,18 +227,69 @@ class ScoringService:
             self.metrics.errors.labels(name, chosen.version, "500").inc()
             log.exception("model %s version %s failed", name, chosen.version)
             raise HTTPError(500, f"model {name!r} failed: {type(exc).__name__}: {exc}") from None
-        self.metrics.latency.labels(name, chosen.version).observe(time.perf_counter() - t0)
+        latency = time.perf_counter() - t0
+        self.metrics.latency.labels(name, chosen.version).observe(latency)
+        task = chosen.scorer.decision_task if chosen.scorer is not None else None
+        served = (
+            [t.to_json() for t in response.outputs] if shadow is not None else []
+        )  # before exploration reorders what is shown
+        ids: list[str] | None = None
+        if self.decision_log is not None and task is not None:
+            role = (
+                "explicit" if version is not None
+                else "default" if chosen.version == self.repo.routes[name].default
+                else "canary"
+            )  # fmt: skip
+            ids = self._log(task, chosen, role, request, response, latency, route)
         if shadow is not None and shadow.state == "ready":
             if len(self._shadow_tasks) >= self.max_shadow_in_flight:
                 self.metrics.shadow.labels(shadow.name, shadow.version, "dropped").inc()
                 return response
-            task = asyncio.get_running_loop().create_task(self._shadow(shadow, request, response))
-            self._shadow_tasks.add(task)
-            task.add_done_callback(self._shadow_tasks.discard)
+            task_ = asyncio.get_running_loop().create_task(
+                self._shadow(shadow, request, response.model_version, served, route, ids)
+            )
+            self._shadow_tasks.add(task_)
+            task_.add_done_callback(self._shadow_tasks.discard)
         return response
 
+    def _log(
+        self,
+        task: str,
+        e: ModelVersion,
+        role: str,
+        request: InferenceRequest,
+        response: InferenceResponse,
+        latency: float,
+        route: str,
+        shadow_of: list[str] | None = None,
+    ) -> list[str] | None:
+        """Explore (a served list) and log one decision per text; never fails the request."""
+        logger = self.decision_log
+        assert logger is not None
+        try:
+            explored = (
+                logger.explore_lists(response) if task == "suggest" and role != "shadow" else None
+            )
+            ids = logger.log(
+                task, e.name, e.version, role, request, response, latency, route,
+                explored=explored, shadow_of=shadow_of,
+            )  # fmt: skip
+        except Exception:  # noqa: BLE001 - an answer is never lost to its log
+            log.exception("model %s version %s: decision not logged", e.name, e.version)
+            self.metrics.log_errors.inc()
+            return None
+        if role != "shadow":
+            response.parameters["decision_ids"] = ids
+        return ids
+
     async def _shadow(
-        self, e: ModelVersion, request: InferenceRequest, served: InferenceResponse
+        self,
+        e: ModelVersion,
+        request: InferenceRequest,
+        served_version: str,
+        served: list[dict[str, Any]],
+        route: str,
+        served_ids: list[str] | None,
     ) -> None:
         t0 = time.perf_counter()
         try:
@@ -216,10 +298,14 @@ class ScoringService:
             log.warning("shadow %s version %s failed: %s", e.name, e.version, exc)
             self.metrics.shadow.labels(e.name, e.version, "error").inc()
             return
-        agrees = [t.to_json() for t in res.outputs] == [t.to_json() for t in served.outputs]
-        self.metrics.shadow_latency.labels(e.name, e.version).observe(time.perf_counter() - t0)
+        latency = time.perf_counter() - t0
+        agrees = [t.to_json() for t in res.outputs] == served
+        self.metrics.shadow_latency.labels(e.name, e.version).observe(latency)
         self.metrics.shadow.labels(e.name, e.version, str(agrees).lower()).inc()
-        log.info("shadow %s v%s vs v%s: agrees=%s", e.name, e.version, served.model_version, agrees)
+        log.info("shadow %s v%s vs v%s: agrees=%s", e.name, e.version, served_version, agrees)
+        task = e.scorer.decision_task if e.scorer is not None else None
+        if self.decision_log is not None and task is not None:
+            self._log(task, e, "shadow", request, res, latency, route, shadow_of=served_ids)
 
     # -- admin ---------------------------------------------------------------------------------------
 
@@ -256,15 +342,18 @@ def create_app(
     max_body_bytes: int | None = None,
     seed: int | None = None,
     announce: Callable[[str], None] | None = None,
+    decision_log: DecisionLogSettings | None = None,
 ) -> Any:
     """The FastAPI app serving MODELS_DIR; models load in the background after start-up.
 
     ``announce`` (e.g. ``print``) gets one line once loading ends: what is ready, what failed.
+    ``decision_log`` logs every decision (and takes outcomes) under its folder.
     """
     limit = max_body_bytes or int(os.environ.get("FRONTDESK_MAX_BODY_BYTES", DEFAULT_MAX_BODY))
     service = ScoringService(
-        models_dir, admin_token=admin_token, max_body_bytes=limit, seed=seed, announce=announce
-    )
+        models_dir, admin_token=admin_token, max_body_bytes=limit, seed=seed, announce=announce,
+        decision_log=decision_log,
+    )  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
@@ -274,6 +363,8 @@ def create_app(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(loader), timeout=0.1)
         service.executor.shutdown(wait=False, cancel_futures=True)
+        if service.decision_log is not None:  # what is buffered goes to disk
+            await loop.run_in_executor(None, service.decision_log.close)
 
     app = FastAPI(title="frontdesk scoring", version=__version__, lifespan=lifespan)
     app.state.service = service
@@ -427,7 +518,11 @@ def create_app(
         conv, _ = _conversation(await body_json(request))
         req = InferenceRequest(
             inputs=[Tensor("text", [1], "BYTES", [conv.text])],
-            parameters={"contexts": [conv.context.model_dump(mode="json")], "k": k},
+            parameters={
+                "contexts": [conv.context.model_dump(mode="json")],
+                "k": k,
+                **({"contact_ids": [conv.id]} if conv.id is not None else {}),
+            },  # fmt: skip
         )
         res = await service.infer(model, None, req, route="v1")
         out = {t.name: t.data for t in res.outputs}
@@ -449,6 +544,7 @@ def create_app(
             "model_name": res.model_name,
             "model_version": res.model_version,
             "id": conv.id,
+            **_decision_id(res),
             "suggestions": suggestions,
             "abstained": out["abstained"][0],
             "confidence": out["confidence"][0] if "confidence" in out else None,
@@ -466,6 +562,8 @@ def create_app(
         }
         if "agents" in extra:
             params["agents"] = extra["agents"]
+        if conv.id is not None:
+            params["contact_ids"] = [conv.id]
         req = InferenceRequest(
             inputs=[Tensor("text", [1], "BYTES", [conv.text])], parameters=params
         )
@@ -478,9 +576,35 @@ def create_app(
             "model_name": res.model_name,
             "model_version": res.model_version,
             "id": conv.id,
+            **_decision_id(res),
             "waiting": waiting,
             **({} if waiting else out),
         }
+
+    @app.post("/v1/outcomes")
+    async def v1_outcomes(request: Request) -> Any:
+        """Outcomes of logged decisions: validated as a batch, on disk before the answer."""
+        from ..decisions.records import OutcomeError
+
+        logger = service.decision_log
+        if logger is None:
+            raise HTTPError(
+                409, "this server keeps no decision log; start it with --decision-log DIR"
+            )
+        body = await body_json(request)
+        try:
+            ticket = logger.accept_outcomes(body)
+        except (OutcomeError, ValueError) as exc:
+            raise HTTPError(400, str(exc)) from None
+        if ticket is None:
+            raise HTTPError(503, "the outcome log is full; retry shortly")
+        loop = asyncio.get_running_loop()
+        if not await loop.run_in_executor(None, logger.outcomes.wait, ticket, 30.0):
+            raise HTTPError(
+                503,
+                "outcomes not yet on disk after 30 s; retry (a repeated outcome changes nothing)",
+            )
+        return {"accepted": len(body["outcomes"])}
 
     # -- repository admin ------------------------------------------------------------------------
 
@@ -545,10 +669,20 @@ def create_app(
     return app
 
 
+def _decision_id(res: InferenceResponse) -> dict[str, Any]:
+    ids = res.parameters.get("decision_ids")
+    return {"decision_id": ids[0]} if ids else {}
+
+
 def app_from_env() -> Any:
-    """Factory for ``uvicorn --factory`` / several workers: MODELS_DIR from FRONTDESK_MODELS_DIR."""
+    """Factory for ``uvicorn --factory`` / several workers: MODELS_DIR from FRONTDESK_MODELS_DIR
+    (and a decision log from ``FRONTDESK_DECISION_LOG_*``)."""
 
     def announce(line: str) -> None:
         print(f"frontdesk serve: {line}", file=sys.stderr, flush=True)
 
-    return create_app(os.environ["FRONTDESK_MODELS_DIR"], announce=announce)
+    seed = os.environ.get("FRONTDESK_SERVE_SEED")
+    return create_app(
+        os.environ["FRONTDESK_MODELS_DIR"], announce=announce,
+        decision_log=DecisionLogSettings.from_env(), seed=int(seed) if seed else None,
+    )  # fmt: skip

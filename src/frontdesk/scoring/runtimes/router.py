@@ -11,7 +11,9 @@ from ..protocol import InferenceRequest, InferenceResponse, ProtocolError, Tenso
 
 
 class RouterRuntime(Scorer):
-    """Parameters: ``router`` (folder). Request parameters: ``contexts``, ``agents``, ``waits``.
+    """Parameters: ``router`` (folder); exploration, one of ``epsilon`` (share of random
+    pairs) or ``temperature`` (softmax over utilities), default none (propensity 1).
+    Request parameters: ``contexts``, ``agents``, ``waits``.
 
     ``agents`` (the available agents: ids, ``{"agent_id", "load"}`` or full
     records) defaults to the whole roster. A batch is encoded in one pass;
@@ -26,10 +28,32 @@ class RouterRuntime(Scorer):
         {"name": "propensity", "datatype": "FP64", "shape": [-1]},
     ]
 
+    decision_task = "route"
+
     def load(self) -> None:
         from ...routing import Router
 
-        self.router = Router.load(self.settings.path(self.settings.parameters["router"]))
+        p = self.settings.parameters
+        self.epsilon, temperature = exploration(p)
+        self.router = Router.load(
+            self.settings.path(p["router"]), temperature=temperature, seed=int(p.get("seed", 0))
+        )
+        self.explore = (
+            f"epsilon={self.epsilon}" if self.epsilon else
+            f"temperature={temperature}" if temperature else "argmax"
+        )  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        """What a decision log keeps of this version: channels, topics, the roster."""
+        r = self.router
+        return {
+            "task": "route",
+            "channels": r.channel_info,
+            "topics": list(r.featurizer.topics),
+            "agents": [a.to_json() for a in r.roster.values()],
+            "explore": self.explore,
+            "encoder_sha256": r.config.get("encoder_sha256"),
+        }
 
     def predict(self, request: InferenceRequest) -> InferenceResponse:
         return self.predict_batch([request])[0]
@@ -59,10 +83,26 @@ class RouterRuntime(Scorer):
                 agents,
                 encoded=encoded.take(range(start, start + n)),
                 waits=np.asarray(waits, dtype=float),
+                epsilon=self.epsilon,
             )
-            out.append(
-                self.response(r, self._tensors(decisions), waiting=[d is None for d in decisions])
-            )
+            res = self.response(r, self._tensors(decisions), waiting=[d is None for d in decisions])
+            res.log = [
+                {
+                    "explore": self.explore,
+                    **(
+                        {
+                            "eligible_channels": d.eligible_channels,
+                            "eligible_agents": d.eligible_agents,
+                            "eligible_propensities": d.eligible_propensities,
+                            "predicted_topic": d.topic,
+                        }
+                        if d is not None
+                        else {}
+                    ),
+                }
+                for d in decisions
+            ]
+            out.append(res)
         return out
 
     @staticmethod
@@ -79,3 +119,16 @@ class RouterRuntime(Scorer):
             ),
             Tensor("propensity", [n], "FP64", [d.propensity if d else 0.0 for d in decisions]),
         ]
+
+
+def exploration(params: dict[str, Any]) -> tuple[float, float]:
+    """``(epsilon, temperature)`` from a version's parameters (at most one of them set)."""
+    eps, temp = params.get("epsilon", 0.0), params.get("temperature", 0.0)
+    for key, v in (("epsilon", eps), ("temperature", temp)):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0:
+            raise ValueError(f"parameters.{key} must be a number >= 0, not {v!r}")
+    if eps > 1:
+        raise ValueError(f"parameters.epsilon must be at most 1, not {eps!r}")
+    if eps and temp:
+        raise ValueError("parameters: give epsilon or temperature, not both")
+    return float(eps), float(temp)

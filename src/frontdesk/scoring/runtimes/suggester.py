@@ -23,6 +23,12 @@ class SuggesterRuntime(Scorer):
         {"name": "confidence", "datatype": "FP64", "shape": [-1]},
     ]
 
+    decision_task = "suggest"
+
+    def describe(self) -> dict[str, Any]:
+        """What a decision log keeps of this version (the index it suggests from)."""
+        return {"task": "suggest", "index": self.settings.parameters.get("index")}
+
     def load(self) -> None:
         from ...suggester import Suggester
 

@@ -1,0 +1,262 @@
+"""DecisionLogger: the server's side of a decision log (``frontdesk serve --decision-log``).
+
+For every answer of a ``decision_task`` runtime it builds one record per text
+(``frontdesk.decisions.records.decision_schema``) and hands it to a background
+writer; the request never waits on disk. It also explores suggestion lists
+(``explore_top_k`` / ``explore_rate``: for that share of requests the top N
+are shown in a uniformly random order, and the log says how likely the shown
+order was) and takes outcomes in (``POST /v1/outcomes``), durably before it
+answers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+import os
+import random
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..decisions.records import (
+    TEXT_POLICIES,
+    check_outcome,
+    decision_schema,
+    new_decision_id,
+    outcome_schema,
+    private_text,
+)
+from ..decisions.store import DECISIONS, OUTCOMES, DecisionLogDir
+from ..decisions.writer import WHEN_FULL, DurableParquetWriter
+from .protocol import InferenceRequest, InferenceResponse
+
+MAX_OUTCOMES_PER_BATCH = 10_000
+ENV_PREFIX = "FRONTDESK_DECISION_LOG"
+
+
+@dataclass(frozen=True)
+class DecisionLogSettings:
+    """How the server logs decisions; each field also read from ``FRONTDESK_DECISION_LOG_*``."""
+
+    folder: str
+    log_text: str = "keep"  # keep | hash | drop
+    explore_top_k: int = 0  # 0: suggestion lists are shown as ranked
+    explore_rate: float = 0.0
+    when_full: str = "drop"  # drop | block
+    flush_rows: int = 1000
+    flush_seconds: float = 2.0
+    buffer_rows: int = 20_000
+
+    def __post_init__(self) -> None:
+        if self.log_text not in TEXT_POLICIES:
+            raise ValueError(f"--log-text must be one of {', '.join(TEXT_POLICIES)}")
+        if self.when_full not in WHEN_FULL:
+            raise ValueError(f"--log-when-full must be one of {', '.join(WHEN_FULL)}")
+        if not 0 <= self.explore_rate <= 1 or not math.isfinite(self.explore_rate):
+            raise ValueError("--explore-rate must be in [0, 1]")
+        if self.explore_top_k < 0 or self.explore_top_k == 1 or self.explore_top_k > 8:
+            raise ValueError("--explore-top-k must be 0 (off) or from 2 to 8")
+        if self.explore_rate > 0 and not self.explore_top_k:
+            raise ValueError("--explore-rate needs --explore-top-k N (how many to reorder)")
+
+    def to_env(self) -> dict[str, str]:
+        return {f"{ENV_PREFIX}_{k.upper()}": str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> DecisionLogSettings | None:
+        env = dict(os.environ if env is None else env)
+        folder = env.get(f"{ENV_PREFIX}_FOLDER")
+        if not folder:
+            return None
+        kw: dict[str, Any] = {}
+        for name, f in cls.__dataclass_fields__.items():
+            raw = env.get(f"{ENV_PREFIX}_{name.upper()}")
+            if raw is not None and name != "folder":
+                kw[name] = {"int": int, "float": float}.get(str(f.type), str)(raw)
+        return cls(folder=folder, **kw)
+
+
+class DecisionLogger:
+    """Builds decision and outcome records and owns their two background writers."""
+
+    def __init__(
+        self,
+        settings: DecisionLogSettings,
+        seed: int | None = None,
+        on_drop: Any = None,
+        on_logged: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.store = DecisionLogDir.create(settings.folder)
+        common = {
+            "flush_rows": settings.flush_rows,
+            "flush_seconds": settings.flush_seconds,
+            "buffer_rows": settings.buffer_rows,
+            "when_full": settings.when_full,
+        }
+        self.decisions = DurableParquetWriter(
+            self.store.root / DECISIONS, decision_schema(), DECISIONS,
+            on_drop=(lambda n: on_drop(DECISIONS, n)) if on_drop else None,
+            on_file=(lambda n: on_logged(DECISIONS, n)) if on_logged else None, **common,
+        )  # fmt: skip
+        self.outcomes = DurableParquetWriter(
+            self.store.root / OUTCOMES, outcome_schema(), OUTCOMES,
+            on_drop=(lambda n: on_drop(OUTCOMES, n)) if on_drop else None,
+            on_file=(lambda n: on_logged(OUTCOMES, n)) if on_logged else None,
+            **{**common, "when_full": "drop"},  # an outcome batch is refused (503), never waits
+        )  # fmt: skip
+        self._rng = random.Random(seed)
+        self._seq = itertools.count()
+
+    def close(self) -> None:
+        self.decisions.close()
+        self.outcomes.close()
+
+    # -- suggestion lists ----------------------------------------------------------------------
+
+    def explore_lists(self, response: InferenceResponse) -> list[dict[str, Any]]:
+        """Reorder a share of the served lists in place; per text, what the log records."""
+        s = self.settings
+        out = {t.name: t for t in response.outputs}
+        ids, k = out.get("workflow_id"), 0
+        if ids is None or len(ids.shape) != 2:
+            return []
+        n, k = ids.shape
+        info = []
+        for i in range(n):
+            row = list(ids.data[i * k : (i + 1) * k])
+            shown = sum(1 for w in row if w)
+            top = min(s.explore_top_k, shown)
+            ranked = [w for w in row if w]
+            entry: dict[str, Any] = {
+                "ranked_ids": ranked, "explore_top_k": s.explore_top_k,
+                "explore_rate": s.explore_rate, "shown_propensity": 1.0,
+            }  # fmt: skip
+            if top >= 2 and s.explore_rate > 0:
+                explored = self._rng.random() < s.explore_rate
+                order = list(range(top))
+                if explored:
+                    self._rng.shuffle(order)
+                stays = order == list(range(top))
+                uniform = s.explore_rate / math.factorial(top)
+                entry["shown_propensity"] = uniform + ((1 - s.explore_rate) if stays else 0.0)
+                if not stays:
+                    for t in response.outputs:
+                        if len(t.shape) == 2 and t.shape[1] == k:
+                            part = t.data[i * k : i * k + top]
+                            t.data[i * k : i * k + top] = [part[j] for j in order]
+            info.append(entry)
+        return info
+
+    # -- records ---------------------------------------------------------------------------------
+
+    def log(
+        self,
+        task: str,
+        model: str,
+        version: str,
+        role: str,
+        request: InferenceRequest,
+        response: InferenceResponse,
+        latency_s: float,
+        endpoint: str,
+        explored: list[dict[str, Any]] | None = None,
+        shadow_of: list[str] | None = None,
+    ) -> list[str]:
+        """One record per text of ``request``; returns their decision ids.
+
+        Reads the request's texts and contexts as they are (the runtime has
+        already validated them): no second parse on the request path.
+        """
+        texts = request.input("text").data
+        n = len(texts)
+        contexts = request.parameters.get("contexts") or [{}] * n
+        now = dt.datetime.now(dt.UTC)
+        out = {t.name: t for t in response.outputs}
+        waits = request.parameters.get("waits") or [None] * n
+        contact_ids = request.parameters.get("contact_ids")
+        if not (isinstance(contact_ids, list) and len(contact_ids) == n):
+            contact_ids = [None] * n
+        extra = response.log or [{} for _ in range(n)]
+        policy = self.settings.log_text
+        ids = [new_decision_id() for _ in range(n)]
+        rows = []
+        for i in range(n):
+            ctx = contexts[i]
+            user = ctx.get("user") or {}
+            meta = user.get("metadata") or {}
+            turns = ctx.get("turns") or []
+            row: dict[str, Any] = {
+                "decision_id": ids[i], "time": now, "endpoint": endpoint, "task": task,
+                "model": model, "model_version": version, "role": role,
+                "shadow_of": shadow_of[i] if shadow_of else None,
+                "contact_id": str(contact_ids[i]) if contact_ids[i] is not None else None,
+                "text": private_text(texts[i], policy),
+                "turns": [
+                    {"role": t.get("role"), "text": private_text(t.get("text"), policy)}
+                    for t in turns
+                ] if policy != "drop" else [],
+                "segment": _str(user.get("segment")), "country": _str(user.get("country")),
+                "plan": _str(user.get("plan")), "tenure_days": _int(user.get("tenure_days")),
+                "language": _str(user.get("language")),
+                "prior_contacts": _int(user.get("prior_contacts", meta.get("prior_contacts"))),
+                "wait_min": float(waits[i]) if waits[i] is not None else None,
+                "latency_ms": latency_s * 1000.0,
+            }  # fmt: skip
+            if task == "suggest":
+                k = out["workflow_id"].shape[1]
+                wf = out["workflow_id"].data[i * k : (i + 1) * k]
+                sc = out["score"].data[i * k : (i + 1) * k]
+                row["workflow_ids"] = [w for w in wf if w]
+                row["scores"] = [float(x) for w, x in zip(wf, sc, strict=True) if w]
+                row["abstained"] = bool(out["abstained"].data[i])
+                if "confidence" in out:
+                    row["confidence"] = float(out["confidence"].data[i])
+                if explored:
+                    row.update(explored[i])
+            else:
+                waiting = not out["agent_id"].data[i]
+                row["waiting"] = waiting
+                if not waiting:
+                    row["channel"] = out["channel"].data[i]
+                    row["agent_id"] = out["agent_id"].data[i]
+                    row["propensity"] = float(out["propensity"].data[i])
+                    row["expected_utility"] = float(out["expected_utility"].data[i])
+                row.update(extra[i])
+            rows.append(row)
+        self.decisions.submit(rows)
+        return ids
+
+    # -- outcomes ----------------------------------------------------------------------------------
+
+    def accept_outcomes(self, body: Any, source: str = "api") -> int | None:
+        """Validate a batch (all or nothing) and hand it to the writer; a ticket, None if full.
+
+        Raises ``OutcomeError`` (record and field) or ``ValueError`` (the body's shape).
+        """
+        if not isinstance(body, dict) or set(body) != {"outcomes"}:
+            raise ValueError('the body must be {"outcomes": [...]} and nothing else')
+        batch = body["outcomes"]
+        if not isinstance(batch, list) or not batch:
+            raise ValueError("outcomes must be a non-empty list")
+        if len(batch) > MAX_OUTCOMES_PER_BATCH:
+            raise ValueError(
+                f"{len(batch)} outcomes in one batch; at most {MAX_OUTCOMES_PER_BATCH}"
+            )
+        rows = outcome_rows([check_outcome(r, i) for i, r in enumerate(batch)], source, self._seq)
+        return self.outcomes.submit(rows)
+
+
+def outcome_rows(checked: list[dict[str, Any]], source: str, seq: Any) -> list[dict[str, Any]]:
+    """Validated outcomes as rows: when received, in which order, from where."""
+    now = dt.datetime.now(dt.UTC)
+    return [{**r, "received": now, "seq": next(seq), "source": source} for r in checked]
+
+
+def _str(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def _int(v: Any) -> int | None:
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
