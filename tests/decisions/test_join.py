@@ -174,3 +174,20 @@ def test_the_logs_commands_print_json_and_refuse_bad_input_with_exit_2(
     assert res.exit_code == 2 and "file not found" in res.stderr
     res = runner.invoke(app, ["serve", str(tmp_path), "--explore-rate", "0.1"])
     assert res.exit_code == 2 and "--decision-log" in res.stderr
+
+
+def test_repeated_contact_ids_stay_one_row_each(tmp_path: Path) -> None:
+    from frontdesk.decisions.records import new_decision_id
+
+    store = DecisionLogDir.create(tmp_path / "dlog")
+    store.describe_model("route", "1", {"task": "route", "channels": CHANNELS,
+                                        "topics": ["cards"], "agents": AGENTS})  # fmt: skip
+    ids = [new_decision_id() for _ in range(3)]  # one process: ids share their first half
+    decs = [{**decision(0, i), "decision_id": d, "contact_id": "same"} for i, d in enumerate(ids)]
+    write_rows(store.root / DECISIONS, DECISIONS, decision_schema(), decs, 1)
+    full = {"resolved": True, "csat": 4, "handle_time": 10.0, "cost": 2.0}
+    outs = [{**outcome(0, 600, i, **full), "decision_id": d} for i, d in enumerate(ids)]
+    write_rows(store.root / OUTCOMES, OUTCOMES, outcome_schema(), outs, 2)
+    join_logs(store.root, tmp_path / "logs")
+    got = DecisionLogs.open(tmp_path / "logs").read().column("contact_id").to_pylist()
+    assert len(set(got)) == 3 and got[0] == "same"

@@ -110,3 +110,19 @@ def test_kill_9_loses_at_most_the_documented_bound_and_a_restart_resumes(tmp_pat
         w.submit([{"i": -1}])
         w.close()
         assert not list(folder.glob(".*.tmp")) and rows(folder)[-1] == -1
+
+
+def test_a_failed_write_is_never_reported_as_on_disk(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import frontdesk.decisions.writer as writer
+
+    def disk_full(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+    w = DurableParquetWriter(tmp_path, SCHEMA, "t", flush_rows=1, flush_seconds=1, buffer_rows=5)
+    monkeypatch.setattr(writer, "write_rows", disk_full)
+    assert w.wait(w.submit([{"i": 1}]), timeout=10) is False
+    assert w.write_errors == 1 and w.dropped_rows == 1
+    monkeypatch.undo()
+    assert w.wait(w.submit([{"i": 2}]), timeout=10) is True
+    w.close()
+    assert rows(tmp_path) == [2]

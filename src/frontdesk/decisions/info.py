@@ -69,7 +69,7 @@ def _decision_log_info(root: Path) -> dict[str, Any]:
     store = DecisionLogDir.open(root)
     per_model: dict[str, dict[str, int]] = {}
     n_dec, first, last = 0, None, None
-    for _, t in store.tables(DECISIONS, ["model", "model_version", "role", "time"]):
+    for _, t in store.tables(DECISIONS):  # every column: a page is checked only when read
         n_dec += t.num_rows
         for m, v, r in zip(
             t.column("model").to_pylist(),
@@ -84,7 +84,7 @@ def _decision_log_info(root: Path) -> dict[str, Any]:
             lo, hi = pc.min(t.column("time")).as_py(), pc.max(t.column("time")).as_py()
             first = lo if first is None else min(first, lo)
             last = hi if last is None else max(last, hi)
-    n_out = sum(t.num_rows for _, t in store.tables(OUTCOMES, ["decision_id"]))
+    n_out = sum(t.num_rows for _, t in store.tables(OUTCOMES))
     return {
         "path": str(root),
         "kind": "decision log",

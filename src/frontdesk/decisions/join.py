@@ -203,7 +203,7 @@ def _contact_rows(rows: Any, weights: UtilityWeights) -> Any:
     topic = rows["topic_outcome"].where(rows["topic_outcome"].notna(), rows["predicted_topic"])
     ids = rows["contact_id"].where(rows["contact_id"].notna(), rows["decision_id"])
     dup = ids.duplicated(keep="first")
-    ids = ids.where(~dup, ids + "~" + rows["decision_id"].str[:8])  # one row per contact id
+    ids = ids.where(~dup, ids + "~" + rows["decision_id"])  # one row per contact id
     out = pd.DataFrame(
         {
             "contact_id": ids.to_numpy(), "day": _day(t), "arrival_min": minute - wait,

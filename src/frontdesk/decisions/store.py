@@ -135,8 +135,14 @@ class DecisionLogDir:
         return pa.concat_tables(tables)
 
     def tables(self, sub: str, columns: list[str] | None = None) -> Iterator[tuple[Path, Any]]:
+        """Each file's table; its schema must be the log's (page CRCs do not cover the footer)."""
+        schema = decision_schema() if sub == DECISIONS else outcome_schema()
+        want = [schema.field(c) for c in columns] if columns is not None else list(schema)
         for f in self.files(sub):
-            yield f, read_verified(f, columns)
+            t = read_verified(f, columns)
+            if list(t.schema) != want:
+                raise DataError(str(f), None, None, "damaged Parquet file: not the log's columns")
+            yield f, t
 
 
 def read_verified(path: Path, columns: list[str] | None = None) -> Any:

@@ -99,13 +99,15 @@ class DurableParquetWriter:
             return ticket
 
     def wait(self, ticket: int, timeout: float | None = None, urgent: bool = True) -> bool:
-        """Block until the rows of ``ticket`` are on disk (True) or ``timeout`` passes.
+        """Block until the rows of ``ticket`` are on disk (True); False when ``timeout``
+        passes or a write failed since they were accepted (the caller must not claim them
+        written).
 
         ``urgent`` cuts a file now instead of at the next size or time limit.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            if urgent:
+            if urgent and self._durable < ticket and self._items:
                 self._urgent = True
                 self._cond.notify_all()
             while self._durable < ticket:
@@ -113,7 +115,9 @@ class DurableParquetWriter:
                 if left is not None and left <= 0:
                     return False
                 self._cond.wait(left)
-            return True
+            self._urgent = False
+            # False too when a write failed after this ticket's rows were accepted
+            return self._failed_through < ticket
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Everything accepted so far on disk."""
@@ -135,6 +139,7 @@ class DurableParquetWriter:
     # -- the writer thread ---------------------------------------------------------------------
 
     _urgent = False
+    _failed_through = 0  # the last ticket whose rows were in a write that failed
 
     def _run(self) -> None:
         while True:
@@ -158,13 +163,15 @@ class DurableParquetWriter:
                 rows: list[dict[str, Any]] = []
                 while self._items:
                     rows.extend(self._items.popleft()[1])
-            self._write(rows)
+            ok = self._write(rows)
             with self._cond:
                 self._held -= len(rows)
                 self._durable += len(rows)
+                if not ok:
+                    self._failed_through = self._durable
                 self._cond.notify_all()
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
+    def _write(self, rows: list[dict[str, Any]]) -> bool:
         self._seq += 1
         try:
             write_rows(self.folder, self.prefix, self.schema, rows, self._seq)
@@ -174,11 +181,12 @@ class DurableParquetWriter:
             self.dropped_rows += len(rows)
             if self.on_drop is not None:
                 self.on_drop(len(rows))
-            return
+            return False
         self.written_rows += len(rows)
         self.files += 1
         if self.on_file is not None:
             self.on_file(len(rows))
+        return True
 
 
 def write_rows(

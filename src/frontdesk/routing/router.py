@@ -80,7 +80,7 @@ class Router:
         encoder: ContextEncoder | None = None,
         weights: RoutingWeights | None = None,
         temperature: float = 0.0,
-        seed: int = 0,
+        seed: int | None = 0,
     ) -> None:
         self.featurizer = featurizer
         self.channel_model = channel_model
@@ -106,7 +106,7 @@ class Router:
         encoder: ContextEncoder | None = None,
         weights: RoutingWeights | None = None,
         temperature: float = 0.0,
-        seed: int = 0,
+        seed: int | None = 0,
     ) -> Router:
         """Load and verify a router folder written by ``frontdesk train router``."""
         root = Path(path)

@@ -145,7 +145,11 @@ class DecisionLogger:
                     for t in response.outputs:
                         if len(t.shape) == 2 and t.shape[1] == k:
                             part = t.data[i * k : i * k + top]
-                            t.data[i * k : i * k + top] = [part[j] for j in order]
+                            t.data = [  # a new list: a snapshot taken before stays as it was
+                                *t.data[: i * k],
+                                *[part[j] for j in order],
+                                *t.data[i * k + top :],
+                            ]
             info.append(entry)
         return info
 
@@ -259,4 +263,7 @@ def _str(v: Any) -> str | None:
 
 
 def _int(v: Any) -> int | None:
-    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+    """An int64 value, or None (a value Parquet cannot hold never costs the batch)."""
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
+        return None
+    return int(v) if -(2**63) <= v < 2**63 else None

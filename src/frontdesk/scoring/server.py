@@ -602,7 +602,8 @@ def create_app(
         if not await loop.run_in_executor(None, logger.outcomes.wait, ticket, 30.0):
             raise HTTPError(
                 503,
-                "outcomes not yet on disk after 30 s; retry (a repeated outcome changes nothing)",
+                "outcomes not written (see the server log) or not within 30 s; retry (a "
+                "repeated outcome changes nothing)",
             )
         return {"accepted": len(body["outcomes"])}
 

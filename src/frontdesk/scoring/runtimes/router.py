@@ -36,7 +36,9 @@ class RouterRuntime(Scorer):
         p = self.settings.parameters
         self.epsilon, temperature = exploration(p)
         self.router = Router.load(
-            self.settings.path(p["router"]), temperature=temperature, seed=int(p.get("seed", 0))
+            self.settings.path(p["router"]),
+            temperature=temperature,
+            seed=int(p["seed"]) if "seed" in p else None,  # fresh draws per process by default
         )
         self.explore = (
             f"epsilon={self.epsilon}" if self.epsilon else
