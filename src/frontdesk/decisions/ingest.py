@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from .records import OutcomeError, check_outcome, outcome_schema
+from .records import OutcomeError, check_outcome, outcome_rows, outcome_schema
 from .store import OUTCOMES, DecisionLogDir
 from .writer import write_rows
 
@@ -27,8 +27,6 @@ TRUE, FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f"}
 
 def ingest_outcomes(log_dir: str | Path, source: str | Path) -> dict[str, Any]:
     """Validate every record of ``source`` and append them to ``log_dir``; the counts."""
-    import datetime as dt
-
     store = DecisionLogDir.open(log_dir)
     path = Path(source)
     if not path.is_file():
@@ -44,10 +42,7 @@ def ingest_outcomes(log_dir: str | Path, source: str | Path) -> dict[str, Any]:
             raise DataError(str(path), line, exc.field, exc.message) from None
     if not checked:
         raise DataError(str(path), None, None, "no outcome records")
-    now = dt.datetime.now(dt.UTC)
-    seq = itertools.count()
-    source_name = f"ingest:{path.name}"
-    rows = [{**r, "received": now, "seq": next(seq), "source": source_name} for r in checked]
+    rows = outcome_rows(checked, f"ingest:{path.name}", itertools.count())
     written = write_rows(store.root / OUTCOMES, OUTCOMES, outcome_schema(), rows, 0)
     return {"outcomes": len(rows), "file": str(written), "source": str(path)}
 

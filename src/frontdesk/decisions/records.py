@@ -10,13 +10,14 @@ schemas below (``docs/decision-log.md`` documents every column).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import itertools
 import math
 import os
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 DECISION_LOG_FORMAT_VERSION = 1
@@ -145,6 +146,14 @@ def check_outcome(record: Any, index: int) -> dict[str, Any]:
                 raise OutcomeError(index, key, f"longer than {MAX_ID_CHARS} characters or NUL")
         out[key] = v
     return out
+
+
+def outcome_rows(
+    checked: list[dict[str, Any]], source: str, seq: Iterator[int]
+) -> list[dict[str, Any]]:
+    """Validated outcomes as rows: when received, in which order, from where."""
+    now = dt.datetime.now(dt.UTC)
+    return [{**r, "received": now, "seq": next(seq), "source": source} for r in checked]
 
 
 def _short(v: Any) -> str:

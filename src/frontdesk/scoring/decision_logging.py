@@ -24,6 +24,7 @@ from ..decisions.records import (
     check_outcome,
     decision_schema,
     new_decision_id,
+    outcome_rows,
     outcome_schema,
     private_text,
 )
@@ -119,7 +120,7 @@ class DecisionLogger:
         """Reorder a share of the served lists in place; per text, what the log records."""
         s = self.settings
         out = {t.name: t for t in response.outputs}
-        ids, k = out.get("workflow_id"), 0
+        ids = out.get("workflow_id")
         if ids is None or len(ids.shape) != 2:
             return []
         n, k = ids.shape
@@ -250,12 +251,6 @@ class DecisionLogger:
             )
         rows = outcome_rows([check_outcome(r, i) for i, r in enumerate(batch)], source, self._seq)
         return self.outcomes.submit(rows)
-
-
-def outcome_rows(checked: list[dict[str, Any]], source: str, seq: Any) -> list[dict[str, Any]]:
-    """Validated outcomes as rows: when received, in which order, from where."""
-    now = dt.datetime.now(dt.UTC)
-    return [{**r, "received": now, "seq": next(seq), "source": source} for r in checked]
 
 
 def _str(v: Any) -> str | None:
