@@ -12,7 +12,7 @@ answered but not on disk, against the bound (the ids answered in the last
 same folder must log again (and remove the dead writer's temporary files).
 
     python benchmarks/decision_log_cost.py [--index IDX --queries Q.jsonl]
-        [--concurrency 12] [--rounds 5] [--seconds 8] [--kill-after 6]
+        [--concurrency 12] [--rounds 10] [--seconds 5] [--kill-after 6] [--no-crash]
 """
 
 from __future__ import annotations
@@ -38,6 +38,12 @@ FD = [sys.executable, "-m", "frontdesk"]
 
 def start(models: Path, port: int, log_dir: Path | None) -> subprocess.Popen:
     return start_server(models, port, ("--decision-log", str(log_dir)) if log_dir else ())
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def client(
@@ -91,10 +97,11 @@ def main() -> None:
     ap.add_argument("--index", type=Path)
     ap.add_argument("--queries", type=Path)
     ap.add_argument("--concurrency", type=int, default=12)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--kill-after", type=float, default=6.0)
     ap.add_argument("--flush-seconds", type=float, default=2.0, help="the server's default")
+    ap.add_argument("--no-crash", action="store_true", help="measure the cost only")
     args = ap.parse_args()
     data = Path(str(resources.files("frontdesk") / "data"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,26 +121,40 @@ def main() -> None:
         procs = {"off": start(models, ports["off"], None),
                  "on": start(models, ports["on"], work / "log")}  # fmt: skip
         rates: dict[str, list[float]] = {"off": [], "on": []}
+        cpu_ms: dict[str, list[float]] = {"off": [], "on": []}
+        errors = 0
         try:
             for mode in ("off", "on"):
                 asyncio.run(drive(ports[mode], bodies, 4, 3))  # warm-up
             for r in range(args.rounds):
-                for mode in ("off", "on"):
+                # alternate which server goes first, so a drift in load favours neither
+                for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
+                    c0 = cpu_seconds(procs[mode].pid)
                     got = asyncio.run(drive(ports[mode], bodies, args.concurrency, args.seconds))
-                    errors = sum(not ok for _, ok, _ in got)
+                    cpu = cpu_seconds(procs[mode].pid) - c0
+                    errors += sum(not ok for _, ok, _ in got)
                     rates[mode].append(len(got) / args.seconds)
+                    cpu_ms[mode].append(1000 * cpu / max(1, len(got)))
                     print(f"  round {r + 1} logging {mode}: {rates[mode][-1]:.0f} req/s, "
-                          f"{errors} errors", file=sys.stderr)  # fmt: skip
+                          f"{cpu_ms[mode][-1]:.3f} server CPU ms/request", file=sys.stderr)  # fmt: skip
         finally:
             for p in procs.values():
                 p.terminate()
                 p.wait(timeout=30)
         med = {m: statistics.median(v) for m, v in rates.items()}
-        print(f"| logging | req/s (median of {args.rounds}) | runs |\n|---|---|---|")
+        cpu = {m: statistics.median(v) for m, v in cpu_ms.items()}
+        paired = [on / off for on, off in zip(rates["on"], rates["off"], strict=True)]
+        print(f"| logging | req/s, median of {args.rounds} | server CPU ms/request, median "
+              "| req/s per round |\n|---|---|---|---|")  # fmt: skip
         for m in ("off", "on"):
-            print(f"| {m} | {med[m]:.0f} | {', '.join(f'{x:.0f}' for x in rates[m])} |")
-        print(f"ratio on / off: {med['on'] / med['off']:.3f}")
+            print(f"| {m} | {med[m]:.0f} | {cpu[m]:.3f} | "
+                  f"{', '.join(f'{x:.0f}' for x in rates[m])} |")  # fmt: skip
+        print(f"throughput on / off: ratio of medians {med['on'] / med['off']:.3f}, median of "
+              f"the per-round ratios {statistics.median(paired):.3f}; server CPU per request "
+              f"on / off {cpu['on'] / cpu['off']:.3f}; {errors} errors")  # fmt: skip
 
+        if args.no_crash:
+            return
         crash_log = work / "crash-log"
         port = free_port()
         proc = start(models, port, crash_log)

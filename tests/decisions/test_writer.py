@@ -62,6 +62,21 @@ def test_a_full_buffer_drops_and_counts_or_blocks(tmp_path: Path) -> None:
     assert rows(tmp_path / "b") == list(range(9)) and b.dropped_rows == 0
 
 
+def test_room_is_told_without_blocking_and_waited_for_in_a_thread(tmp_path: Path) -> None:
+    w = DurableParquetWriter(tmp_path, SCHEMA, "t", flush_rows=3, flush_seconds=60,
+                             buffer_rows=3, when_full="block")  # fmt: skip
+    w._cond.acquire()  # hold the writer thread away, as a slow disk would
+    try:
+        w.submit([{"i": i} for i in range(3)])
+        assert not w.has_room(1) and w.has_room(0)
+        assert w.wait_for_room(4, timeout=0)  # more than the buffer holds: never waited for
+    finally:
+        w._cond.release()
+    assert w.wait_for_room(1, timeout=10) and w.has_room(3)  # the full file was written
+    w.close()
+    assert rows(tmp_path) == [0, 1, 2]
+
+
 def test_temp_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip

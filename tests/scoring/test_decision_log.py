@@ -140,8 +140,11 @@ def test_outcomes_are_validated_as_a_batch_and_written_before_the_answer(served)
     )
     assert nan.status_code == 400
     assert client.post("/v1/outcomes", json={"outcome": [good]}).status_code == 400
-    huge = client.post("/v1/outcomes", content=b"[" + b" " * (2 << 20) + b"]")
-    assert huge.status_code == 413
+    record = {**good, "decision_id": "0" * 32, "workflow_used": "w" * 100}
+    over = client.post("/v1/outcomes", json={"outcomes": [record] * 10_001})  # about 2 MB
+    assert over.status_code == 400 and "10001 outcomes in one batch" in over.json()["error"]
+    huge = client.post("/v1/outcomes", json={"outcomes": [record] * 50_000})  # about 10 MB
+    assert huge.status_code == 413 and "at most 10000 outcomes" in huge.json()["error"]
     assert store.read(OUTCOMES).num_rows == before  # nothing half-written
     ok = client.post("/v1/outcomes", json={"outcomes": [good]})
     assert ok.status_code == 200 and ok.json() == {"accepted": 1}
@@ -204,3 +207,27 @@ def test_joined_logs_are_a_log_folder_the_estimators_read(served, tmp_path: Path
     assert info["joined"] == counts["route"]["joined"]
     live = logs_info(log_dir)
     assert live["kind"] == "decision log" and live["decisions"] >= 12
+
+
+def test_a_decision_dropped_by_a_full_buffer_gets_no_id(tmp_path: Path) -> None:
+    from frontdesk.scoring.decision_logging import DecisionLogger
+    from frontdesk.scoring.protocol import InferenceRequest, InferenceResponse, Tensor
+
+    logger = DecisionLogger(DecisionLogSettings(folder=str(tmp_path), flush_rows=1, buffer_rows=1))
+    request = InferenceRequest(inputs=[Tensor("text", [1], "BYTES", ["refund please"])])
+    response = InferenceResponse("suggest", "1", [
+        Tensor("workflow_id", [1, 2], "BYTES", ["a", "b"]),
+        Tensor("score", [1, 2], "FP64", [0.9, 0.1]),
+        Tensor("abstained", [1], "BOOL", [False]),
+    ])  # fmt: skip
+    args = ("suggest", "suggest", "1", "default", request, response, 0.01, "v1")
+    logger.decisions._cond.acquire()  # the writer thread held away: the one slot stays taken
+    try:
+        first = logger.log(*args)
+        assert first is not None and len(first) == 1
+        assert logger.log(*args) is None and logger.decisions.dropped_rows == 1
+    finally:
+        logger.decisions._cond.release()
+    logger.close()
+    rows = DecisionLogDir.open(tmp_path).read(DECISIONS).to_pylist()
+    assert [r["decision_id"] for r in rows] == first

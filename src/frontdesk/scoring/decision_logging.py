@@ -168,8 +168,8 @@ class DecisionLogger:
         endpoint: str,
         explored: list[dict[str, Any]] | None = None,
         shadow_of: list[str] | None = None,
-    ) -> list[str]:
-        """One record per text of ``request``; returns their decision ids.
+    ) -> list[str] | None:
+        """One record per text of ``request``; their decision ids, None when dropped.
 
         Reads the request's texts and contexts as they are (the runtime has
         already validated them): no second parse on the request path.
@@ -230,7 +230,8 @@ class DecisionLogger:
                     row["expected_utility"] = float(out["expected_utility"].data[i])
                 row.update(extra[i])
             rows.append(row)
-        self.decisions.submit(rows)
+        if self.decisions.submit(rows) is None:
+            return None  # dropped (buffer full): no id is handed out for a decision not logged
         return ids
 
     # -- outcomes ----------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ logged decisions, with a decision log), and Prometheus ``/metrics``.
 With a decision log (``decision_log``), every answer of a suggester or router
 carries ``decision_id`` (V2: ``parameters.decision_ids``, one per text).
 Errors are JSON ``{"error": ...}``: 400 malformed, 401/403 admin, 404
-unknown model, 409 no decision log, 413 body too large, 503 not ready or
-outcome log full, 500 model failure.
+unknown model, 409 no decision log, 413 body too large (1 MiB; 8 MiB for an
+outcome batch), 503 not ready or outcome log full, 500 model failure.
 """
 
 from __future__ import annotations
@@ -36,13 +36,16 @@ from fastapi.responses import JSONResponse, Response
 from .._version import __version__
 from ..errors import FrontdeskError
 from .batching import BatcherClosed, MicroBatcher
-from .decision_logging import DecisionLogger, DecisionLogSettings
+from .decision_logging import MAX_OUTCOMES_PER_BATCH, DecisionLogger, DecisionLogSettings
 from .protocol import InferenceRequest, InferenceResponse, ProtocolError, Tensor, parse_request
 from .repository import ModelRepository, ModelVersion
 from .settings import valid_name
 
 log = logging.getLogger("frontdesk.scoring")
 DEFAULT_MAX_BODY = 1 << 20  # 1 MiB
+# /v1/outcomes takes up to MAX_OUTCOMES_PER_BATCH records (about 150 bytes each): its own limit
+OUTCOMES_PATH = "/v1/outcomes"
+OUTCOMES_MAX_BODY = 8 << 20  # 8 MiB
 
 
 class HTTPError(Exception):
@@ -240,6 +243,7 @@ class ScoringService:
                 else "default" if chosen.version == self.repo.routes[name].default
                 else "canary"
             )  # fmt: skip
+            await self._room(request)
             ids = self._log(task, chosen, role, request, response, latency, route)
         if shadow is not None and shadow.state == "ready":
             if len(self._shadow_tasks) >= self.max_shadow_in_flight:
@@ -251,6 +255,14 @@ class ScoringService:
             self._shadow_tasks.add(task_)
             task_.add_done_callback(self._shadow_tasks.discard)
         return response
+
+    async def _room(self, request: InferenceRequest) -> None:
+        """Under ``--log-when-full block``, wait until the request's decisions fit the buffer:
+        in a worker thread, so the event loop serves other requests meanwhile."""
+        writer = self.decision_log.decisions if self.decision_log is not None else None
+        n = len(request.input("text").data)
+        if writer is not None and writer.when_full == "block" and not writer.has_room(n):
+            await asyncio.get_running_loop().run_in_executor(None, writer.wait_for_room, n)
 
     def _log(
         self,
@@ -278,7 +290,7 @@ class ScoringService:
             log.exception("model %s version %s: decision not logged", e.name, e.version)
             self.metrics.log_errors.inc()
             return None
-        if role != "shadow":
+        if ids is not None and role != "shadow":
             response.parameters["decision_ids"] = ids
         return ids
 
@@ -305,6 +317,7 @@ class ScoringService:
         log.info("shadow %s v%s vs v%s: agrees=%s", e.name, e.version, served_version, agrees)
         task = e.scorer.decision_task if e.scorer is not None else None
         if self.decision_log is not None and task is not None:
+            await self._room(request)
             self._log(task, e, "shadow", request, res, latency, route, shadow_of=served_ids)
 
     # -- admin ---------------------------------------------------------------------------------------
@@ -350,6 +363,17 @@ def create_app(
     ``decision_log`` logs every decision (and takes outcomes) under its folder.
     """
     limit = max_body_bytes or int(os.environ.get("FRONTDESK_MAX_BODY_BYTES", DEFAULT_MAX_BODY))
+    outcomes_limit = max(limit, OUTCOMES_MAX_BODY)
+
+    def too_large(path: str) -> tuple[int, str]:
+        """The body limit of ``path`` and what a 413 says when a body passes it."""
+        if path == OUTCOMES_PATH:
+            return outcomes_limit, (
+                f"outcome batch over {outcomes_limit} bytes; send at most "
+                f"{MAX_OUTCOMES_PER_BATCH} outcomes per request, in several requests"
+            )
+        return limit, f"request body over {limit} bytes"
+
     service = ScoringService(
         models_dir, admin_token=admin_token, max_body_bytes=limit, seed=seed, announce=announce,
         decision_log=decision_log,
@@ -391,8 +415,9 @@ def create_app(
         if length is not None:
             if not (length.strip().isascii() and length.strip().isdigit()):
                 return _error(400, "Content-Length must be a number")
-            if int(length) > limit:
-                return _error(413, f"request body over {limit} bytes")
+            cap, message = too_large(request.url.path)
+            if int(length) > cap:
+                return _error(413, message)
         return await call_next(request)
 
     def _no_constants(name: str) -> Any:
@@ -401,10 +426,11 @@ def create_app(
     async def body_json(request: Request) -> Any:
         """The body as JSON, read in chunks and refused (413) as soon as it passes the limit."""
         chunks, size = [], 0
+        cap, message = too_large(request.url.path)
         async for chunk in request.stream():
             size += len(chunk)
-            if size > limit:
-                raise HTTPError(413, f"request body over {limit} bytes")
+            if size > cap:
+                raise HTTPError(413, message)
             chunks.append(chunk)
         try:
             return json.loads(b"".join(chunks), parse_constant=_no_constants)
