@@ -9,14 +9,16 @@ lineage fails the checksum check. ``Lineage.overlap`` compares that with a
 log folder: the same decision file, or (within one organisation, or where
 either side does not say which organisation it is) the same contact ids.
 Off-policy estimates on overlapping rows re-weight the very outcomes the
-model was fitted to, and overstate it.
+model was fitted to, and overstate it. A ranker trained on suggestion-list
+feedback records the log folder in ``ranker.json`` instead
+(``ranker_training_overlap``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -257,6 +259,88 @@ def training_overlap(logs: Any, models: Sequence[str], allow: bool = False) -> l
             f"{what}; {fix} (--allow-training-overlap runs anyway, with a warning)"
         )
     return warnings
+
+
+def ranker_training_overlap(ranker: str | Path, logs: Any, allow: bool = False) -> list[str]:
+    """Refuse a ranker that learned from these logs; warn where it may have.
+
+    ``logs`` offers ``root``, ``manifest_sha256``, ``file_checksums()`` and
+    what :meth:`Lineage.overlap` reads (``SuggestionLogs`` does). A ranker with
+    ``lineage.json`` is checked like a router (contacts and files). A
+    ``feedback`` entry anywhere in its ``ranker.json`` (``train ranker
+    --feedback LOGS`` records one under ``training``) naming these logs'
+    manifest sha256, one of their files' or their folder refuses it (unless
+    ``allow``: then a warning). Without either, a ``ranker.json`` that names
+    this folder is a loud warning: what the ranker learned from is not recorded.
+    """
+    folder = Path(ranker)
+    warnings: list[str] = []
+    if (folder / LINEAGE_FILE).is_file():
+        warnings += training_overlap(logs, [str(folder)], allow)
+    try:
+        config = json.loads((folder / "ranker.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return warnings  # loading the ranker says what is wrong with it
+    mine = {logs.manifest_sha256, *logs.file_checksums().values()}
+    root = Path(logs.root).resolve()
+
+    def names_folder(values: Sequence[str]) -> bool:
+        for v in values:
+            if len(v) > 4096 or v in mine:
+                continue
+            try:
+                p = Path(v).expanduser().resolve()
+            except (OSError, RuntimeError, ValueError):
+                continue
+            if p == root or root in p.parents:
+                return True
+        return False
+
+    entries = list(_feedback_entries(config))
+    if entries:
+        found = [v for entry in entries for v in _strings(entry)]
+        if mine & set(found) or names_folder(found):
+            what = (
+                f"{folder} learned from the very logs it would be judged on ({logs.root}: its "
+                "ranker.json's feedback names them): estimates there re-weight the choices it "
+                "was fitted to and overstate it"
+            )
+            if not allow:
+                raise TrainingOverlapError(
+                    f"{what}; judge it on logs joined after its training "
+                    "(`frontdesk logs join DIR --since …`) (--allow-training-overlap runs anyway)"
+                )
+            warnings.append(f"training overlap: {what}")
+        return warnings
+    if isinstance(config, dict) and names_folder(list(_strings(config))):
+        warnings.append(
+            f"{folder}: its ranker.json names {logs.root}, and what it learned from is not "
+            "recorded (no lineage, no feedback entry): if it was trained on these logs, the "
+            "estimates overstate it; judge it on logs joined after its training"
+        )
+    return warnings
+
+
+def _strings(x: Any) -> Iterator[str]:
+    """Every string in a JSON value, at any depth."""
+    if isinstance(x, str):
+        yield x
+    elif isinstance(x, dict):
+        for v in x.values():
+            yield from _strings(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from _strings(v)
+
+
+def _feedback_entries(x: Any) -> Iterator[Any]:
+    """The values of every ``feedback`` key in a JSON object, at any depth."""
+    if isinstance(x, dict):
+        for key, v in x.items():
+            if key == "feedback":
+                yield v
+            else:
+                yield from _feedback_entries(v)
 
 
 def _ranges(days: Sequence[int]) -> str:

@@ -21,6 +21,7 @@ from frontdesk.orgsim import OrgConfig, simulate_org
 from frontdesk.orgsim.truth import true_values
 
 from ..conftest import edit_json, own_export
+from .compare import worst_gap
 
 ENTERPRISE_PHONE = {
     "rules": [{"when": {"segment": "enterprise"}, "channel": "phone", "unavailable": "skip"}],
@@ -148,29 +149,8 @@ def test_local_and_spark_engines_agree(org_logs: Path, tmp_path: Path) -> None:
     kw = dict(segments=["segment", "country"], metrics=["resolution", "utility"], bootstrap=20)
     local = simulate_policy(org_logs, ENTERPRISE_PHONE, engine="local", **kw)
     spark = simulate_policy(org_logs, ENTERPRISE_PHONE, engine="spark", **kw)
-    worst = 0.0
-    where: dict[float, str] = {}
-
-    def walk(a, b, path=""):  # type: ignore[no-untyped-def]
-        nonlocal worst
-        if isinstance(a, dict):
-            assert set(a) == set(b), path
-            for k in a:
-                walk(a[k], b[k], f"{path}/{k}")
-        elif isinstance(a, list):
-            for i, (x, y) in enumerate(zip(a, b, strict=True)):
-                walk(x, y, f"{path}[{i}]")
-        elif isinstance(a, float):
-            # relative difference; values that are zero up to rounding (a difference of a
-            # policy with itself, say) are compared absolutely
-            if max(abs(a), abs(b)) > 1e-12:
-                worst = max(worst, abs(a - b) / max(abs(a), abs(b)))
-                where[abs(a - b) / max(abs(a), abs(b))] = path
-        elif not path.endswith("engine"):
-            assert a == b, path
-
-    walk(local, spark)
-    assert worst <= 1e-9, where.get(worst)
+    worst, where = worst_gap(local, spark)
+    assert worst <= 1e-9, where
     zero = _broken(org_logs, tmp_path, lambda t: t.set_column(
         t.schema.get_field_index("propensity"), "propensity",
         pa.array(np.where(np.arange(t.num_rows) == 3, 0.0, t.column("propensity").to_numpy())),

@@ -13,9 +13,12 @@ from ..errors import FrontdeskError
 from ._common import (
     JsonOpt,
     MetricsOpt,
+    ModeOpt,
     PolicyOpt,
+    RankerOpt,
     SegmentOpt,
     bundled,
+    check_mode,
     err,
     errors_and_warnings,
     out,
@@ -293,6 +296,148 @@ def _print_policy_tables(result: dict[str, Any]) -> None:
         out.print(
             "[dim]DM's interval ignores the reward model's own error: read it as too narrow.[/]"
         )
+
+
+@simulate_app.command("suggestions")
+def simulate_suggestions_cmd(
+    logs_dir: Annotated[
+        Path,
+        typer.Argument(help="Log folder from `logs join` (suggestion lists with workflow_used)."),
+    ],
+    index: Annotated[Path, typer.Option("--index", help="The target's index folder.")],
+    ranker: RankerOpt = None,
+    k: Annotated[
+        int, typer.Option("--k", min=1, help="Judge the top k (at most the lists' length).")
+    ] = 3,
+    estimators: Annotated[
+        str, typer.Option("--estimators", help="Comma list of sips,iips,rips.")
+    ] = "sips,iips,rips",
+    segment: SegmentOpt = None,
+    engine: Annotated[str, typer.Option("--engine", help="local or spark.")] = "local",
+    spark_master: Annotated[
+        str, typer.Option("--spark-master", help="Spark master URL (local[*], yarn, spark://…).")
+    ] = "local[*]",
+    mode: ModeOpt = "hybrid",
+    min_ess: Annotated[
+        float | None,
+        typer.Option("--min-ess", min=0.0, help="Flag segments with a smaller ESS (default 50)."),
+    ] = None,
+    allow_training_overlap: Annotated[
+        bool,
+        typer.Option(
+            "--allow-training-overlap",
+            help="Judge a ranker even on logs it learned from (estimates overstate it).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Estimate the acceptance (top 1, in the top k) another index or ranker would have had.
+
+    Reads the logged lists (shown order, ranked order, exploration settings) and the workflow each agent used; runs the target on each logged context; estimates with SIPS, IIPS and RIPS. Needs list exploration (`serve --explore-top-k N --explore-rate p`) to say anything about a target that orders lists differently.
+    """
+    from ..ope.offpolicy import DEFAULT_MIN_ESS
+    from ..ope.slate import simulate_suggestions
+
+    seg = segment if segment is not None else ["segment"]
+    with errors_and_warnings():
+        check_mode(mode)
+        with progress(quiet=as_json) as bar:
+            task = bar.add_task("running the target on the logged contexts", total=None)
+            result = simulate_suggestions(
+                logs_dir, index, ranker, k=k,
+                estimators=[e.strip() for e in estimators.split(",") if e.strip()],
+                segments=seg, engine=engine, spark_master=spark_master, mode=mode,
+                min_ess=DEFAULT_MIN_ESS if min_ess is None else min_ess,
+                progress=lambda n: bar.advance(task, n),
+                allow_training_overlap=allow_training_overlap,
+            )  # fmt: skip
+    for w in result["meta"]["warnings"]:  # on stderr, with --json too
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if as_json:
+        print_json(result)
+        return
+    _print_suggestion_tables(result)
+
+
+READ_WHICH = (
+    "Which to read: SIPS assumes nothing beyond support (its interval is the widest); IIPS "
+    "judges each position alone (tightest, but off if what is above a workflow changes whether "
+    "it is used); RIPS assumes agents read the list top-down."
+)
+
+
+def _pct(x: float, sign: bool = False) -> str:
+    """A rate as a percentage with one decimal (``nan`` where there is no value)."""
+    return "n/a" if x != x else f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}"
+
+
+def _pct_interval(ci: list[float]) -> tuple[str, bool]:
+    """A rate's interval in %, clipped to [0, 100] for display; whether it was clipped."""
+    lo, hi = ci
+    if lo != lo or hi != hi:
+        return "n/a", False
+    clipped = lo < 0 or hi > 1
+    return f"[{_pct(max(lo, 0.0))}, {_pct(min(hi, 1.0))}]" + ("*" if clipped else ""), clipped
+
+
+def _print_suggestion_tables(result: dict[str, Any]) -> None:
+    """One table per metric, a row per (segment, estimator); rates in %."""
+    meta = result["meta"]
+    target = Path(meta["index"]).name + (
+        f" + {Path(meta['ranker']).name}" if meta["ranker"] else ""
+    )
+    clipped = False
+    for m in meta["metrics"]:
+        table = Table(
+            title=f"{m} of {target} (%)", title_justify="left", box=box.SIMPLE_HEAD,
+            collapse_padding=True, pad_edge=False,
+        )  # fmt: skip
+        for col in ("segment", "n", "estimator", "value", "95 % interval", "vs logged (pts)",
+                    "ESS", "lists used", "unsupp."):  # fmt: skip
+            table.add_column(col, justify="left" if col in {"segment", "estimator"} else "right")
+        rows = [("overall", result[m]["overall"]), *sorted(result[m]["segments"].items())]
+        for name, e in rows:
+            ci, cut = _pct_interval(e["logged_ci"])
+            clipped |= cut
+            table.add_row(name, str(e["n"]), "logged", _pct(e["logged"]), ci, "", "", "", "")
+            for x in meta["estimators"]:
+                v = e[x]
+                ci, cut = _pct_interval(v["ci"])
+                clipped |= cut
+                lo, hi = v["difference_ci"]  # a normal interval: symmetric
+                diff = _pct(v["difference"], sign=True) + (
+                    f" ± {_pct((hi - lo) / 2)}" if lo == lo else ""
+                )
+                ess = f"{v['ess']:.0f}" + (" [yellow]low[/]" if v["ess"] < meta["min_ess"] else "")
+                table.add_row(
+                    "", "", x, _pct(v["value"]), ci, diff, ess, f"{v['nonzero_share']:.0%}",
+                    f"{v['unsupported_share']:.0%}",
+                )  # fmt: skip
+            table.add_section()
+        out.print(table)
+    lo, hi = meta["explore_rate_range"]
+    rate = (
+        f"rate {lo:.2g}" if lo == hi else f"rate {lo:.2g}–{hi:.2g}, mean {meta['explore_rate']:.2g}"
+    )
+    notes = [
+        f"{meta['rows']} lists judged; exploration on for {meta['explored_share']:.0%} of them"
+        + (f" ({rate})" if meta["explored_share"] else "")
+        + f"; the target ranks as the logged model did on {meta['target_agrees_share']:.0%}"
+        + (
+            f" and abstains on {meta['target_abstained_share']:.0%}"
+            if meta["target_abstained_share"]
+            else ""
+        )
+        + ".",  # fmt: skip
+        "vs logged: the difference from the logged acceptance in percentage points ± its 95 % "
+        "interval (an interval that excludes 0 is a real difference); lists used: share of lists with a nonzero weight; unsupp.: share the "
+        "logs cannot speak for (counted as not accepted).",
+        READ_WHICH,
+    ]
+    if clipped:
+        notes.append("* interval clipped to 0–100 % for display; raw values in --json.")
+    for note in notes:
+        out.print(f"[dim]{note}[/]")
 
 
 @simulate_app.command("truth")

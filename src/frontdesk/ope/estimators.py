@@ -114,6 +114,8 @@ def _normal(
 ) -> tuple[float, float]:
     """Standard error of a mean-zero-adjusted linear influence function const + coef . z."""
     n = moments.n
+    if n < 2:  # one row has no spread to measure: no interval, rather than a zero-width one
+        return value, float("nan")
     mean_z = moments.s1 / n
     ezz = moments.s2 / n
     e_psi = const + coef @ mean_z
@@ -122,8 +124,8 @@ def _normal(
     # Zero up to rounding (a policy compared with itself): exactly zero, on every engine.
     if var <= 1e-12 * max(e_psi2, 1e-300):
         var = 0.0
-    var *= n / (n - 1) if n > 1 else 1.0
-    return value, math.sqrt(var / n) if n > 0 else float("nan")
+    var *= n / (n - 1)
+    return value, math.sqrt(var / n)
 
 
 def _influence(name: str, m: Moments) -> tuple[float, np.ndarray]:
@@ -168,6 +170,13 @@ def canonical_estimator(name: str) -> str:
     return ALIASES.get(key, key)
 
 
+def interval(moments: Moments, name: str) -> tuple[float, list[float]]:
+    """An estimator's (or ``logged``'s) value and its 95 % normal interval (NaN below 2 rows)."""
+    value, coef = _influence(name, moments)
+    _, se = _normal(moments, value, coef)
+    return float(value), [float(value - Z95 * se), float(value + Z95 * se)]
+
+
 def estimate(moments: Moments, estimators: Sequence[str] = ESTIMATORS) -> dict[str, Any]:
     """Each estimator's value, 95 % interval and ESS; the logged value; differences."""
     if moments.n == 0:
@@ -176,12 +185,12 @@ def estimate(moments: Moments, estimators: Sequence[str] = ESTIMATORS) -> dict[s
     ess = moments.s1[_W] ** 2 / moments.s2[_W, _W] if moments.s2[_W, _W] > 0 else 0.0
     out: dict[str, Any] = {"n": int(moments.n), "logged": float(logged), "ess": float(ess)}
     for name in estimators:
-        value, coef = _influence(name, moments)
-        _, se = _normal(moments, value, coef)
+        value, ci = interval(moments, name)
+        _, coef = _influence(name, moments)
         _, se_diff = _normal(moments, value - logged, coef - c_logged)
         entry: dict[str, Any] = {
-            "value": float(value),
-            "ci": [float(value - Z95 * se), float(value + Z95 * se)],
+            "value": value,
+            "ci": ci,
             "ess": float(ess),
             "difference": float(value - logged),
             "difference_ci": [

@@ -4,8 +4,10 @@
 its probabilities over each row's eligible actions, computes the per-row
 terms of :mod:`~frontdesk.ope.estimators` for every metric and sums them per
 segment (long format: segment, metric, replicate, values). The local engine
-adds those frames up with ``add_frame``; the Spark engine runs the same
-function with ``mapInPandas`` and adds them up with ``groupBy``.
+adds those frames up (``engines/local.py``); the Spark engine runs the same
+function with ``mapInPandas`` and adds them up with ``groupBy``. The segment
+helpers (``segment_keys``, ``check_segment_columns``) serve every off-policy
+command (``simulate policy``, ``simulate truth``, ``simulate suggestions``).
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, FrontdeskError
 from .estimators import Moments, poisson_weights, row_terms
 from .policies import Batch, checked_probabilities, parse_policy
 from .reward_model import RewardFeatures, fold_of, metric_column, predict
 
 N_VALUES = len(Moments.flat_names())  # 28 sums; the engines' sums carry one more value, max w
 OVERALL = "__overall__"
+MISSING = "missing"  # the segment of rows whose segment column is null
+MAX_SEGMENT_VALUES = 500
 
 
 @lru_cache(maxsize=8)
@@ -34,13 +38,72 @@ def plan_policy(spec_json: str) -> Any:
     return parse_policy(d["spec"], "policy", base=Path(d["base"]))
 
 
+def is_null(v: Any) -> bool:
+    """A scalar that pandas or Arrow uses for a missing value: None, NaN, pd.NA, NaT."""
+    try:
+        return v is None or bool(v != v)
+    except (TypeError, ValueError):  # pd.NA: its truth value is ambiguous
+        return True
+
+
+def segment_value(v: Any) -> str:
+    """A segment column's value as a key: nulls (None, NaN, pd.NA) are ``missing``, and a
+    whole float is written as an int (pandas turns an int column with a null into floats,
+    batch by batch, so ``1`` must not become ``1.0`` in some batches)."""
+    if is_null(v):
+        return MISSING
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
 def segment_keys(df: Any, fields: Sequence[str]) -> list[list[str]]:
     """Per row: the overall key plus one key per segment field (``value``, or ``field=value``)."""
     keys = [[OVERALL] for _ in range(len(df))]
     for f in fields:
         for row, v in zip(keys, df[f].tolist(), strict=True):
-            row.append(str(v) if len(fields) == 1 else f"{f}={v}")
+            key = segment_value(v)
+            row.append(key if len(fields) == 1 else f"{f}={key}")
     return keys
+
+
+def distinct_values(files: Sequence[Path], column: str, limit: int) -> set[Any]:
+    """A column's distinct values over every file, stopping once there are more than ``limit``."""
+    import pyarrow.parquet as pq
+
+    seen: set[Any] = set()
+    for f in files:
+        seen.update(pq.read_table(f, columns=[column]).column(column).unique().to_pylist())
+        if len(seen) > limit:
+            break
+    return seen
+
+
+def check_segment_columns(
+    files: Sequence[Path], segments: Sequence[str], where: str, hint: str
+) -> None:
+    """Refuse (naming the option) a segment column that is not every file's, holds a list or
+    a float per row, or has more than MAX_SEGMENT_VALUES values. ``where`` names the files'
+    folder in the message, ``hint`` the columns to try."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schemas = [pq.read_schema(f) for f in files]
+    present = set.intersection(*(set(s.names) for s in schemas))
+    for col in segments:
+        if col not in present:
+            raise FrontdeskError(f"--segment {col}: not a column of {where} (try {hint})")
+        kind = schemas[0].field(col).type
+        if pa.types.is_nested(kind) or pa.types.is_floating(kind):
+            raise FrontdeskError(
+                f"--segment {col}: holds a {kind} per row; segment by a column with a few "
+                f"values ({hint}, …)"
+            )
+        if len(distinct_values(files, col, MAX_SEGMENT_VALUES + 1)) > MAX_SEGMENT_VALUES:
+            raise FrontdeskError(
+                f"--segment {col}: more than {MAX_SEGMENT_VALUES} distinct values, so segments of "
+                "a few rows each; segment by a column with a few values"
+            )
 
 
 def check_rows(df: Any, where: str, first_row: int = 1) -> None:
@@ -154,20 +217,3 @@ def partial_sums(df: Any, plan: dict[str, Any]) -> Any:
     frame.insert(0, "metric", [r[1] for r in rows])
     frame.insert(0, "seg", [r[0] for r in rows])
     return frame
-
-
-def add_frame(acc: dict[tuple[str, str, int], np.ndarray], frame: Any) -> None:
-    """Add a partial-sums frame into a dict accumulator (the local engine's reduce).
-
-    The sums add; the last value, the largest weight, is a maximum.
-    """
-    vals = frame[[*(f"v{i}" for i in range(N_VALUES)), "wmax"]].to_numpy()
-    for (seg, m, rep), v in zip(
-        zip(frame["seg"], frame["metric"], frame["rep"], strict=True), vals, strict=True
-    ):
-        key = (str(seg), str(m), int(rep))
-        if key in acc:
-            old = acc[key]
-            acc[key] = np.append(old[:N_VALUES] + v[:N_VALUES], max(old[N_VALUES], v[N_VALUES]))
-        else:
-            acc[key] = v.copy()

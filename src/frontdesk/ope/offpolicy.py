@@ -27,7 +27,13 @@ from .estimators import (
     estimate,
     id_hashes,
 )
-from .kernel import N_VALUES, OVERALL
+from .kernel import (
+    MAX_SEGMENT_VALUES,  # noqa: F401  (re-exported: the commands' shared limit)
+    N_VALUES,
+    OVERALL,
+    check_segment_columns,
+    distinct_values,
+)
 from .policies import (
     PolicyError,
     load_policy,
@@ -42,7 +48,6 @@ from .reward_model import (
 
 METRICS = ("resolution", "handle_time", "csat", "cost", "utility")
 DEFAULT_MIN_ESS = 50.0
-MAX_SEGMENT_VALUES = 500
 
 
 def prepare(
@@ -136,7 +141,6 @@ def check_request(
     list, float or near-unique column cannot segment. Returns warnings for rule
     values that no logged row has (a typo there makes a rule that never applies).
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     name = f"policy {source}" if isinstance(source, str | Path) else f"policy {target.name}"
@@ -154,30 +158,15 @@ def check_request(
             f"{name}: names channel {unknown[0]!r}, which {logs.root} does not "
             f"have ({', '.join(logs.channels)})"
         )
-    for col in segments:
-        if col not in present:
-            raise FrontdeskError(
-                f"--segment {col}: not a column of {logs.root} (try segment, country, plan, "
-                "language, topic, channel)"
-            )
-        kind = schemas[0].field(col).type
-        if pa.types.is_nested(kind) or pa.types.is_floating(kind):
-            raise FrontdeskError(
-                f"--segment {col}: holds a {kind} per row; segment by a column with a few "
-                "values (segment, country, plan, language, topic, channel, …)"
-            )
-        n = len(_distinct(logs, col, MAX_SEGMENT_VALUES + 1))
-        if n > MAX_SEGMENT_VALUES:
-            raise FrontdeskError(
-                f"--segment {col}: more than {MAX_SEGMENT_VALUES} distinct values, so segments of "
-                "a few rows each; segment by a column with a few values"
-            )
+    check_segment_columns(
+        logs.files, segments, str(logs.root), "segment, country, plan, language, topic, channel"
+    )
     warnings = []
     for where, cond in target.conditions():
         for field, wanted in cond.wanted_values():
             if field not in present:
                 continue
-            values = _distinct(logs, field, 50)
+            values = distinct_values(logs.files, field, 50)
             if len(values) <= 50 and not {str(w) for w in wanted} & {str(v) for v in values}:
                 shown = ", ".join(sorted(str(v) for v in values)[:8])
                 warnings.append(
@@ -186,18 +175,6 @@ def check_request(
                     "the rule never applies"
                 )
     return warnings
-
-
-def _distinct(logs: DecisionLogs, column: str, limit: int) -> set[Any]:
-    """A column's distinct values over every file, stopping once there are more than ``limit``."""
-    import pyarrow.parquet as pq
-
-    seen: set[Any] = set()
-    for f in logs.files:
-        seen.update(pq.read_table(f, columns=[column]).column(column).unique().to_pylist())
-        if len(seen) > limit:
-            break
-    return seen
 
 
 def finalise(

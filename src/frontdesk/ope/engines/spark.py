@@ -10,13 +10,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from ...errors import DataError, FrontdeskError
 from ...logs import DecisionLogs
-from ..kernel import N_VALUES, check_rows, partial_sums
+from ..kernel import check_rows, partial_sums
+from .local import POLICY_KEYS, POLICY_SUMS, Sums
+
+# A worker's exception arrives wrapped by Spark: these name the line to keep.
+WORKER_ERRORS = ("DataError: ", "PolicyError: ", "FrontdeskError: ", "IndexIntegrityError: ")
 
 
 def spark_session(master: str = "local[*]") -> Any:
@@ -42,6 +47,61 @@ def spark_session(master: str = "local[*]") -> Any:
     return spark
 
 
+def run_sums(
+    df: Any,
+    per_batch: Callable[[Any, dict[str, Any]], Any],
+    plan: dict[str, Any],
+    keys: Sequence[tuple[str, str]],
+    sums: Sequence[str],
+    maxima: Sequence[str],
+) -> Sums:
+    """Per key, the added ``sums`` and the largest ``maxima`` of ``per_batch(pdf, plan)``.
+
+    ``df`` is the Spark DataFrame of the rows to read; ``per_batch`` (a
+    module-level function, so workers import it) returns a pandas frame with
+    the ``keys`` (name, Spark type), ``sums`` and ``maxima`` columns, as for
+    :func:`.local.run_sums`. A worker's DataError comes back as one line.
+    """
+    from pyspark.sql import functions as F
+
+    plan_json = json.dumps(plan)
+
+    def run(frames):  # type: ignore[no-untyped-def]
+        local_plan = json.loads(plan_json)
+        for pdf in frames:
+            if len(pdf):
+                yield per_batch(pdf, local_plan)
+
+    schema = ", ".join([*(f"{k} {t}" for k, t in keys), *(f"{c} double" for c in (*sums, *maxima))])
+    try:
+        rows = (
+            df.mapInPandas(run, schema)
+            .groupBy(*(k for k, _ in keys))
+            .agg(*(F.sum(c).alias(c) for c in sums), *(F.max(c).alias(c) for c in maxima))
+            .collect()
+        )
+    except Exception as exc:  # a worker's DataError/PolicyError arrives wrapped by Spark
+        text = str(exc)
+        for kind in WORKER_ERRORS:
+            if kind in text:
+                message = (text.split(kind, 1)[1].strip().splitlines() or [text])[0]
+                raise FrontdeskError(f"in a Spark worker: {message}") from None
+        raise
+    return {
+        tuple(r[k] for k, _ in keys): (
+            np.array([r[c] for c in sums], dtype=float),
+            np.array([r[c] for c in maxima], dtype=float),
+        )
+        for r in rows
+    }
+
+
+def policy_batch(pdf: Any, plan: dict[str, Any]) -> Any:
+    """``simulate policy``'s per-batch function under Spark: rows checked, then summed."""
+    check_rows(pdf, "spark partition")
+    return partial_sums(pdf, plan)
+
+
 def run_spark(
     logs: DecisionLogs, plan: dict[str, Any], master: str = "local[*]", spark: Any = None
 ) -> dict[tuple[str, str, int], np.ndarray]:
@@ -64,40 +124,6 @@ def run_spark(
             row["_file"].removeprefix("file://"), None, "propensity",
             f"{row['propensity']!r} for contact {row['contact_id']}; propensities must be in (0, 1]",
         )  # fmt: skip
-    plan_json = json.dumps(plan)
-
-    def per_batch(frames):  # type: ignore[no-untyped-def]
-        local_plan = json.loads(plan_json)
-        for pdf in frames:
-            if len(pdf):
-                check_rows(pdf, "spark partition")
-                yield partial_sums(pdf, local_plan)
-
-    schema = (
-        "seg string, metric string, rep long, "
-        + ", ".join(f"v{i} double" for i in range(N_VALUES))
-        + ", wmax double"
-    )
-    parts = df.mapInPandas(per_batch, schema)
-    try:
-        rows = (
-            parts.groupBy("seg", "metric", "rep")
-            .agg(
-                *(F.sum(f"v{i}").alias(f"v{i}") for i in range(N_VALUES)),
-                F.max("wmax").alias("wmax"),
-            )
-            .collect()
-        )
-    except Exception as exc:  # a worker's DataError/PolicyError arrives wrapped by Spark
-        text = str(exc)
-        for kind in ("DataError: ", "PolicyError: ", "FrontdeskError: "):
-            if kind in text:
-                message = (text.split(kind, 1)[1].strip().splitlines() or [text])[0]
-                raise FrontdeskError(f"in a Spark worker: {message}") from None
-        raise
-    return {
-        (r["seg"], r["metric"], int(r["rep"])): np.array(
-            [*(r[f"v{i}"] for i in range(N_VALUES)), r["wmax"]]
-        )
-        for r in rows
-    }
+    keys = list(zip(POLICY_KEYS, ("string", "string", "long"), strict=True))
+    acc = run_sums(df, policy_batch, plan, keys, POLICY_SUMS, ("wmax",))
+    return {(str(seg), str(m), int(rep)): np.append(s, w) for (seg, m, rep), (s, w) in acc.items()}
