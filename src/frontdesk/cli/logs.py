@@ -114,3 +114,64 @@ def _plain(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) if len(value) <= 8 else f"{len(value)} values"
     return "-" if value is None else str(value)
+
+
+@logs_app.command("lift")
+def lift_cmd(
+    path: Annotated[Path, typer.Argument(help="A log folder from `logs join`.")],
+    metrics: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            help="utility, resolved, csat, handle_time, cost; accepted, accepted_at_1 "
+            "(suggestions). Repeat for several; default: every one the folder has.",
+        ),
+    ] = None,
+    segments: Annotated[
+        list[str] | None,
+        typer.Option("--segment", help="Also per value of this column (repeatable)."),
+    ] = None,
+    baseline: Annotated[
+        str,
+        typer.Option("--baseline", help="The arm to compare with: a role or a version."),
+    ] = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Each canary (or explicit) version against the default: difference, 95 % interval."""
+    from rich.markup import escape
+
+    from ..decisions.lift import difference_text, lift_report, verdict_line
+
+    with errors_and_warnings():
+        report = lift_report(path, metrics=metrics, segments=segments or (), baseline=baseline)
+    for w in report["warnings"]:
+        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+    if as_json:
+        print_json(report)
+        return
+    many = len({c["model"] for c in report["comparisons"]}) > 1
+    table = Table(title=f"lift against {baseline}: {path}")
+    for col in ("arm", "metric", "segment", "n (baseline)", "mean (baseline)",
+                "difference [95 % interval]", "relative", "verdict"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("arm", "metric", "segment") else "right")
+    for c in report["comparisons"]:
+        table.add_row(
+            f"{c['model']} {c['arm']}" if many else c["arm"], c["metric"],
+            escape(f"{c['segment_field']}={c['segment']}") if c["segment"] is not None else "all",
+            f"{c['n']} ({c['n_baseline']})",
+            f"{_mean(c['mean'])} ({_mean(c['mean_baseline'])})",
+            escape(difference_text(c)),
+            f"{c['relative'] * 100:+.1f} %" if c["relative"] is not None else "-",
+            c["verdict"] + (" (few rows)" if c["few_rows"] and c["n"] else ""),
+        )  # fmt: skip
+    out.print(table)
+    for c in report["comparisons"]:
+        if c["segment"] is None:
+            colour = {"better": "green", "worse": "red"}.get(c["verdict"], "yellow")
+            out.print(f"[{colour}]{escape(verdict_line(c, with_model=many))}[/]", highlight=False)
+    for a in report["assumptions"]:
+        out.print(f"[dim]assumes: {escape(a)}[/]", highlight=False)
+
+
+def _mean(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
