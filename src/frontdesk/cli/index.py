@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -114,13 +115,20 @@ def index_info(
     out.print(table)
 
 
-def _update(index_dir: Path, as_json: bool, **change: Any) -> None:
+def _update(
+    index_dir: Path, as_json: bool, feedback: Path | None = None, min_count: int = 1, **change: Any
+) -> None:
     from ..index import update_index
 
+    found: dict[str, Any] = {}
     with errors_and_warnings(), progress(as_json) as bar:
         t0 = time.perf_counter()
+        if feedback is not None:  # read under update_index's lock, for the ids it will hold
+            change["examples"] = partial(_feedback_examples, feedback, min_count, found)
         summary = update_index(index_dir, progress=stage_ticker(bar, "updating"), **change)
         summary["seconds"] = round(time.perf_counter() - t0, 3)
+    if feedback is not None:
+        summary["feedback"] = found
     if as_json:
         print_json(summary)
         return
@@ -130,18 +138,79 @@ def _update(index_dir: Path, as_json: bool, **change: Any) -> None:
         f"{summary['encoded_texts']} texts encoded; {summary['workflows']} workflows; "
         f"dense: {summary['dense'] or 'none'}; {summary['seconds']:.1f}s"
     )
+    if feedback is not None:
+        f, skipped = summary["feedback"], summary["feedback"]["skipped"]
+        per = summary["examples_per_workflow"]
+        top = ", ".join(f"{w} +{n}" for w, n in list(per.items())[:8])
+        more = ", …" if len(per) > 8 else ""
+        out.print(
+            f"from feedback {feedback}: {summary['examples_added']} examples added to "
+            f"{len(per)} workflows" + (f" ({top}{more})" if per else "") + "; "
+            f"{summary['example_duplicates']} already examples; of {f['rows']} rows, "
+            f"{skipped['unknown_workflow']} with a workflow not in the index, "
+            f"{skipped['no_workflow_used']} without workflow_used, {skipped['no_text']} "
+            f"without text; {f['below_min_count']} texts confirmed in fewer than "
+            f"{min_count} contacts"
+        )
+
+
+def _feedback_examples(
+    logs: Path, min_count: int, found: dict[str, Any], workflow_ids: list[str]
+) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """The questions of ``logs`` agents confirmed in at least ``min_count`` contacts, for the
+    ``workflow_ids`` the updated index will hold, and their source (for the manifest);
+    ``found`` gets the source and the counts, for the output."""
+    from ..decisions.feedback import read_feedback
+
+    fb = read_feedback(logs, workflow_ids)
+    examples = fb.examples(min_count)
+    source = {**fb.summary(), "min_count": min_count}
+    found.update(
+        source,
+        distinct_examples=len(examples),
+        below_min_count=len(fb.examples(1)) - len(examples),
+    )
+    return examples, source
 
 
 @index_app.command("add")
 def index_add(
     index_dir: Annotated[Path, typer.Argument(help="Index folder to update in place.")],
     catalog: Annotated[
-        Path, typer.Argument(help="Workflows to add (.jsonl, .yaml); a known id replaces it.")
-    ],
+        Path | None,
+        typer.Argument(
+            help="Workflows to add (.jsonl, .yaml); a known id replaces it. Optional with "
+            "--from-feedback."
+        ),
+    ] = None,
+    from_feedback: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-feedback",
+            help="A joined log folder (`frontdesk logs join --out`): the questions agents "
+            "confirmed (workflow_used) become examples of their workflows.",
+        ),
+    ] = None,
+    min_count: Annotated[
+        int | None,
+        typer.Option(
+            "--min-count",
+            min=1,
+            help="With --from-feedback: attach a question only if agents confirmed it for "
+            "its workflow in at least this many contacts [default: 1].",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add or replace workflows, encoding only what changed (written atomically)."""
-    _update(index_dir, as_json, add=catalog)
+    """Add or replace workflows, or attach agents' confirmed questions as examples, encoding
+    only what changed (written atomically)."""
+    if catalog is None and from_feedback is None:
+        raise typer.BadParameter(
+            "give a CATALOG, --from-feedback LOGS, or both", param_hint="CATALOG"
+        )
+    if from_feedback is None and min_count is not None:
+        raise typer.BadParameter("only with --from-feedback LOGS", param_hint="--min-count")
+    _update(index_dir, as_json, from_feedback, min_count or 1, add=catalog or ())
 
 
 @index_app.command("remove")

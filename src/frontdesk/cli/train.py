@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from ..errors import FrontdeskError
 from ._common import (
     JsonOpt,
     WeightsOpt,
@@ -53,14 +54,38 @@ MinOosRecallOpt = Annotated[
 @train_app.command("ranker")
 def train_ranker_cmd(
     index_dir: Annotated[Path, typer.Argument(help="Index folder (hybrid).")],
-    labelled: Annotated[Path, typer.Argument(help="Labelled training queries (.jsonl).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+    labelled: Annotated[
+        Path | None,
+        typer.Argument(help="Labelled training queries (.jsonl); optional with --feedback."),
+    ] = None,
+    feedback: Annotated[
+        Path | None,
+        typer.Option(
+            "--feedback",
+            help="A joined log folder (`frontdesk logs join --out`): its suggestion rows' "
+            "workflow_used become labelled rows (with LABELLED: both).",
+        ),
+    ] = None,
+    position_correction: Annotated[
+        bool,
+        typer.Option(
+            "--position-correction/--no-position-correction",
+            help="Weight feedback labels by 1/θ of the position they were taken from, θ "
+            "estimated from the lists the server showed in a random order.",
+        ),
+    ] = True,
+    max_position_weight: Annotated[
+        float,
+        typer.Option("--max-position-weight", min=1.0, help="Clip position weights at this."),
+    ] = 10.0,
     val: Annotated[
         Path | None,
         typer.Option(
             "--val",
             help="Validation queries (null labels = out of scope); "
-            "default: 10 % carved from the training rows.",
+            "default: 10 % carved from the training rows (from the feedback rows alone "
+            "with --feedback).",
         ),
     ] = None,
     folds: Annotated[int, typer.Option("--folds", min=2, help="Out-of-fold splits.")] = 5,
@@ -88,15 +113,32 @@ def train_ranker_cmd(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train a LambdaRank reranker with calibrated abstention for an index."""
+    """Train a LambdaRank reranker with calibrated abstention for an index, from labelled
+    queries, agents' logged choices (--feedback), or both."""
     from ..index import WorkflowIndex
     from ..loaders import load_queries
-    from ..ranking.training import train_ranker
+    from ..ranking.training import feedback_rows, train_ranker
 
+    if labelled is None and feedback is None:
+        raise typer.BadParameter(
+            "give LABELLED queries, --feedback LOGS, or both", param_hint="LABELLED"
+        )
     with errors_and_warnings():
         ids = set(WorkflowIndex.load(index_dir).workflow_ids)
-        rows = load_queries(labelled, workflow_ids=ids)
+        rows = load_queries(labelled, workflow_ids=ids) if labelled else []
         val_rows = load_queries(val, workflow_ids=ids) if val else None
+        fb = None
+        if feedback is not None:
+            fb = feedback_rows(
+                feedback, ids, correct=position_correction, max_weight=max_position_weight
+            )
+            if not fb.rows and not rows:
+                s = fb.feedback.skipped
+                raise FrontdeskError(
+                    f"{feedback}: no usable feedback row ({len(fb.feedback.lists)} rows: "
+                    f"{s['no_workflow_used']} without workflow_used, {s['unknown_workflow']} "
+                    f"with a workflow not in {index_dir}, {s['no_text']} without text)"
+                )
         t0 = time.perf_counter()
         with progress(quiet=as_json) as bar:
             tick = stage_ticker(bar, "training")
@@ -114,6 +156,7 @@ def train_ranker_cmd(
                 min_oos_recall=min_oos_recall,
                 seed=seed,
                 progress=tick,
+                feedback=fb,
             )
     config["seconds"] = round(time.perf_counter() - t0, 1)
     if as_json:
@@ -130,6 +173,26 @@ def train_ranker_cmd(
         f"{t['val_source']}): top-1 {pct(t['val_top1_retrieval'])} retrieval -> "
         f"{pct(t['val_top1_reranked'])} reranked; abstain below confidence "
         f"{config['threshold']:.3f} ({config['confidence']})"
+    )
+    if "feedback" in t:
+        out.print(_feedback_line(t["feedback"]))
+
+
+def _feedback_line(f: dict[str, Any]) -> str:
+    """The feedback a ranker learned from, in one line."""
+    s, bias = f["skipped"], f["position_bias"]
+    theta = ", ".join(f"{x:.2f}" for x in bias["theta"])
+    correction = (
+        f"position bias: θ = [{theta}] ({bias['source']}, {bias['used_lists']} lists, "
+        f"{bias['reordered_lists']} of them reordered), "
+        f"weights clipped at {bias['max_weight']:g}"
+        if bias["theta"]
+        else f"position bias: {bias['source']}"
+    )
+    return (
+        f"feedback {f['path']}: {f['used']} of {f['rows']} rows used; skipped "
+        f"{s['no_workflow_used']} without workflow_used, {s['unknown_workflow']} with a "
+        f"workflow not in the index, {s['no_text']} without text; {correction}"
     )
 
 

@@ -34,6 +34,8 @@ OUTCOME_FIELDS: dict[str, str] = {
     "topic": "the contact's topic as the agent filed it",
 }
 MAX_ID_CHARS = 200
+HASHED_TEXT_PREFIX = "sha256:"  # what ``private_text`` puts before a hashed text's digest
+HASHED_TEXT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 _ID_PREFIX = uuid.uuid4().hex[:16]  # random per process
@@ -166,5 +168,11 @@ def private_text(text: str | None, policy: str) -> str | None:
     if text is None or policy == "keep":
         return text
     if policy == "hash":
-        return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return HASHED_TEXT_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()
     return None
+
+
+def is_hashed_text(text: Any) -> bool:
+    """Whether ``text`` is what ``private_text`` logs under ``--log-text hash``
+    (``sha256:`` and 64 lower-case hex digits), not a text as the user wrote it."""
+    return isinstance(text, str) and HASHED_TEXT_RE.fullmatch(text) is not None

@@ -3,10 +3,15 @@
 A workflow whose id is already indexed replaces the old one in place: its
 text and catalog examples are re-indexed, and the labelled examples indexed
 for its id (``index build --examples``) stay, since they were labelled with
-that id. Kept documents keep their vectors (read back from FAISS); only new
-texts and changed titles go through the encoder. BM25 is rebuilt from the
-documents' tokens (bm25s has no in-place add). The dense index follows its
-kind: flat is rebuilt (a copy), IVF reuses its trained quantiser, HNSW
+that id. ``examples`` attaches more labelled examples (workflow id, text) to
+indexed workflows, e.g. the questions agents confirmed (``index add
+--from-feedback``), given as a list or as a function of the workflow ids the
+updated index will hold (called under the lock, so it reads them from the
+version it updates): a text already an example of its workflow is a
+duplicate, counted and not indexed twice. Kept documents keep their vectors (read back
+from FAISS); only new texts and changed titles go through the encoder. BM25
+is rebuilt from the documents' tokens (bm25s has no in-place add). The dense
+index follows its kind: flat is rebuilt (a copy), IVF reuses its trained quantiser, HNSW
 appends when nothing was removed and is rebuilt otherwise; ``auto`` switches
 kind when the new size crosses ``exact_max``. The prototype weight tuned at
 build time is kept (rebuild to retune). The new version is written beside
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +50,9 @@ from .dense import add_to_trained, build_dense, choose_kind, describe, ivf_lists
 from .store import WorkflowIndex
 
 Progress = Callable[[str, int, int], None]
+Examples = Sequence[tuple[str, str]]  # (workflow id, text)
+# the workflow ids the updated index holds -> its examples, and where they came from
+ExamplesFor = Callable[[list[str]], tuple[Examples, dict[str, Any]]]
 
 
 def update_index(
@@ -51,11 +60,17 @@ def update_index(
     *,
     add: str | os.PathLike[str] | Sequence[Workflow] = (),
     remove: Sequence[str] = (),
+    examples: Examples | ExamplesFor = (),
+    examples_source: dict[str, Any] | None = None,
     encoder: ContextEncoder | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Add or replace the workflows in ``add`` and drop the ids in ``remove``; a summary."""
+    """Add or replace the workflows in ``add``, drop the ids in ``remove`` and attach the
+    labelled ``examples`` ((workflow id, text): an id the updated index lacks, or a blank
+    text, is refused; or a function of the updated index's workflow ids giving them and
+    their source, called under the lock); a summary. ``examples_source`` is recorded with
+    the update (where they came from; a function's source is merged over it)."""
     root = Path(root)
     settings = settings or Settings.from_env()
     tick = progress or (lambda stage, done, total: None)
@@ -72,10 +87,17 @@ def update_index(
         sparse = index.manifest["sparse"]  # the index's own BM25, not today's settings
         settings = settings.model_copy(update={"bm25_k1": sparse["k1"], "bm25_b": sparse["b"]})
         plan = _Plan(index, new_wfs, remove)
+        wanted = examples
+        if callable(examples):
+            wanted, source = examples([wf.id for wf in plan.workflows])
+            examples_source = {**(examples_source or {}), **source}
+        plan.plan_examples(index, wanted)
         if not plan.changed:
             return plan.summary(index, encoded=0, dense=_dense_line(index.manifest))
         with atomic_folder(root, MANIFEST, "index", INDEX) as tmp:
             manifest, encoded = _write_updated(tmp, index, plan, encoder, settings, tick)
+            if examples_source is not None:
+                manifest["updates"][-1]["examples_source"] = examples_source
             write_manifest(tmp, manifest)
             if sha256_file(root / "manifest.json") != loaded_manifest:
                 raise IndexIntegrityError(
@@ -135,7 +157,46 @@ class _Plan:
         self.encode_wfs = sorted(new_pos[i] for i in self.replaced) + [
             new_pos[wf.id] for wf in self.added
         ]
-        self.changed = bool(self.removed or self.replaced or self.added)
+        self.examples: list[tuple[int, str]] = []  # (new workflow position, text)
+        self.example_duplicates = 0
+        self.examples_per_workflow: Counter[str] = Counter()
+
+    @property
+    def changed(self) -> bool:
+        """Whether the update changes the index at all."""
+        return bool(self.removed or self.replaced or self.added or self.examples)
+
+    def plan_examples(self, index: WorkflowIndex, examples: Examples) -> None:
+        """Which labelled examples are new: not already an example (catalog or labelled) of
+        their workflow after the update, nor given twice."""
+        if not examples:
+            return
+        new_pos = {wf.id: i for i, wf in enumerate(self.workflows)}
+        unknown = sorted({w for w, _ in examples if w not in new_pos})
+        if unknown:
+            raise FrontdeskError(
+                f"{index.root}: examples for unknown workflow id {', '.join(unknown[:5])}"
+            )
+        blank = next((w for w, t in examples if not document_key(t)), None)
+        if blank is not None:
+            raise FrontdeskError(f"{index.root}: a blank example text for workflow {blank}")
+        documents = index.documents()
+        have = {
+            (int(self.wf_map[index.doc_workflow[d]]), document_key(documents[d]))
+            for d in self.kept_docs.tolist()
+            if index.doc_kind[d] != DOC_WORKFLOW
+        }
+        have.update(
+            (w, document_key(ex)) for w in self.encode_wfs for ex in self.workflows[w].examples
+        )
+        for wf_id, text in examples:
+            key = (new_pos[wf_id], document_key(text))
+            if key in have:
+                self.example_duplicates += 1
+                continue
+            have.add(key)
+            self.examples.append((key[0], text))
+            self.examples_per_workflow[wf_id] += 1
 
     def summary(self, index: WorkflowIndex, *, encoded: int, dense: str | None) -> dict[str, Any]:
         return {
@@ -144,6 +205,9 @@ class _Plan:
             "replaced": len(self.replaced),
             "removed": len(self.removed),
             "unchanged": self.unchanged,
+            "examples_added": len(self.examples),
+            "example_duplicates": self.example_duplicates,
+            "examples_per_workflow": dict(self.examples_per_workflow.most_common()),
             "encoded_texts": encoded,
             "workflows": len(self.workflows),
             "dense": dense,
@@ -178,6 +242,10 @@ def _new_documents(
                 texts.append(text)
                 owner.append(w)
                 kind.append(k)
+    for w, text in plan.examples:  # already deduplicated against every example of w
+        texts.append(text)
+        owner.append(w)
+        kind.append(DOC_LABELLED_EXAMPLE)
     return texts, owner, kind
 
 
@@ -213,6 +281,7 @@ def _write_updated(
             "added": len(plan.added),
             "replaced": len(plan.replaced),
             "removed": len(plan.removed),
+            "examples_added": len(plan.examples),
         },
     ]
     if index.dense is None:

@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from ..artifacts import LOGS, MANIFEST, read_manifest, sha256_file
+from ..decisions.records import is_hashed_text
 from ..errors import DataError, FrontdeskError, IndexIntegrityError
 from ..lineage import ranker_training_overlap
 from ..logs import PROFILE_FIELDS
@@ -514,7 +515,7 @@ def contexts(df: Any, where: str = "suggestion lists", first_row: int | None = 1
     out = []
     for i, (text, turns) in enumerate(zip(df["text"].tolist(), df["turns"].tolist(), strict=True)):
         row = first_row + i if first_row is not None else None
-        if text is None or (isinstance(text, str) and text.startswith("sha256:")):
+        if text is None or is_hashed_text(text):
             raise DataError(
                 where, row, "text",
                 f"{'hashed' if text else 'dropped'} (served with --log-text "

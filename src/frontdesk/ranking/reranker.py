@@ -84,18 +84,25 @@ def candidate_scores(booster: Any, features: np.ndarray, base_weight: float) -> 
 
 
 def choose_base_weight(
-    groups: tuple[np.ndarray, np.ndarray, list[int]], grid: tuple[float, ...] = BASE_WEIGHTS
+    groups: tuple[np.ndarray, np.ndarray, list[int]],
+    grid: tuple[float, ...] = BASE_WEIGHTS,
+    weights: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """The classifier weight whose blend puts the most groups' relevant candidate first
-    (ties: the smaller weight), and that share."""
+    (ties: the smaller weight), and that share; ``weights``: one per group (e.g. position
+    bias), the share then weighted."""
     x, y, sizes = groups
     bounds = np.cumsum([0, *sizes])
+    w = np.ones(len(sizes)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if len(w) != len(sizes):
+        raise ValueError(f"{len(w)} weights for {len(sizes)} groups")
+    total = max(float(w.sum()), 1e-12) if len(sizes) else 1.0
     best = (0.0, -1.0)
     for weight in grid:
-        hits = 0
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            hits += int(y[a + int(np.argmax(base_margin(x[a:b], weight)))] > 0)
-        share = hits / max(len(sizes), 1)
+        hits = 0.0
+        for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            hits += w[g] * float(y[a + int(np.argmax(base_margin(x[a:b], weight)))] > 0)
+        share = hits / total
         if share > best[1]:
             best = (weight, share)
     return best
@@ -151,9 +158,14 @@ class LambdaRankReranker:
         params: dict[str, Any] | None = None,
         rounds: int = 400,
         base_weight: float = 0.0,
+        weights: np.ndarray | None = None,
+        val_weights: np.ndarray | None = None,
     ) -> Any:
         """Train a booster on (features, relevance, group sizes), starting from
-        ``base_margin``; early stopping on val NDCG@1."""
+        ``base_margin``; early stopping on val NDCG@1. ``weights``: one per training
+        candidate row (LightGBM's lambdarank scales each row's gradient and hessian by it;
+        a query's rows share its weight); ``val_weights``: the same for ``val`` (its NDCG
+        is then the queries' weighted mean)."""
         import lightgbm as lgb
 
         p = {**DEFAULT_PARAMS, **(params or {})}
@@ -161,6 +173,7 @@ class LambdaRankReranker:
             train[0],
             train[1],
             group=train[2],
+            weight=weights,
             init_score=stacked_margin(train[0], train[2], base_weight),
             feature_name=list(FEATURE_NAMES),
         )
@@ -172,6 +185,7 @@ class LambdaRankReranker:
                     val[0],
                     val[1],
                     group=val[2],
+                    weight=val_weights,
                     init_score=stacked_margin(val[0], val[2], base_weight),
                     reference=dtrain,
                 )

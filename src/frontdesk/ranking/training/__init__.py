@@ -21,11 +21,16 @@ itself in the index.
 - ``trees``: ``fit_trees``, the base weight, then the booster;
 - ``calibrate``: ``fit_calibration``, P(top right) and P(in scope);
 - ``model``: ``assemble_ranker`` and ``ranker_config``, what is saved.
+
+Beside them, ``feedback`` (``feedback_rows``: agents' logged choices as
+training rows, validation carved from them) and ``position_bias``
+(``estimate_position_bias``: θ per shown position, the labels' weights).
 """
 
 from .calibrate import Calibration, calibration_negatives, fit_calibration
 from .candidates import WholeIndexScorer
 from .config import RankerTrainingConfig
+from .feedback import FeedbackRows, feedback_rows, warn_if_validation_overlaps
 from .folds import (
     FoldIndex,
     FoldModels,
@@ -37,9 +42,10 @@ from .folds import (
     out_of_fold_features,
     plan_folds,
 )
-from .groups import Groups, ranking_groups
+from .groups import Groups, group_weights, ranking_groups
 from .model import assemble_ranker, ranker_config
 from .pipeline import train_ranker
+from .position_bias import PositionBias, estimate_position_bias
 from .rows import TrainingRows, expand_rows, fit_classifier, two_turn_forms
 from .trees import (
     FittedTrees,
@@ -52,6 +58,7 @@ from .validation import ValidationSet, ValidationSplit, split_validation, valida
 
 __all__ = [
     "Calibration",
+    "FeedbackRows",
     "FittedTrees",
     "FoldIndex",
     "FoldModels",
@@ -59,6 +66,7 @@ __all__ = [
     "FoldView",
     "Groups",
     "OutOfFoldFeatures",
+    "PositionBias",
     "RankerTrainingConfig",
     "TrainingRows",
     "ValidationSet",
@@ -68,11 +76,14 @@ __all__ = [
     "base_weight_rows",
     "calibration_negatives",
     "cold_start_count",
+    "estimate_position_bias",
     "expand_rows",
+    "feedback_rows",
     "fit_calibration",
     "fit_classifier",
     "fit_fold_models",
     "fit_trees",
+    "group_weights",
     "missing_class_seen",
     "out_of_fold_features",
     "plan_folds",
@@ -83,4 +94,5 @@ __all__ = [
     "two_turn_forms",
     "validation_set",
     "warn_if_no_missing_class",
+    "warn_if_validation_overlaps",
 ]

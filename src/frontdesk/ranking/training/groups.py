@@ -26,10 +26,8 @@ def ranking_groups(
     """
     xs, ys, sizes = [], [], []
     for q, c, x in zip(rows, candidates, features, strict=True):
-        if q.label is None or len(c.fused) == 0:
-            continue
-        rel = (c.fused.ids == positions[q.label]).astype(np.float32)
-        if rel.sum() == 0:  # gold not retrieved: nothing to learn from this group
+        rel = _relevance(q, c, positions)
+        if rel is None:
             continue
         xs.append(x)
         ys.append(rel)
@@ -37,3 +35,44 @@ def ranking_groups(
     if not xs:
         return np.zeros((0, len(FEATURE_NAMES)), np.float32), np.zeros(0, np.float32), []
     return np.concatenate(xs), np.concatenate(ys), sizes
+
+
+def group_weights(
+    rows: Sequence[LabelledQuery],
+    candidates: Sequence[CandidateSet],
+    weights: Sequence[float | None],
+    positions: Mapping[str, int],
+) -> np.ndarray:
+    """Per candidate row of ``ranking_groups(rows, ...)``, its query's weight (``weights``:
+    one per row). The weighted groups (a float) are scaled to average 1 among themselves, so
+    the trees' regularisation reads as without weights; a group weighing None (a labelled
+    file's row) weighs 1, whatever the others."""
+    kept = [
+        (w, len(c.fused))
+        for q, c, w in zip(rows, candidates, weights, strict=True)
+        if _relevance(q, c, positions) is not None
+    ]
+    if not kept:
+        return np.zeros(0, np.float32)
+    scaled = [w for w, _ in kept if w is not None]
+    mean = float(np.mean(scaled)) if scaled else 1.0
+    scale = 1.0 / mean if mean > 0 else 1.0
+    return np.concatenate(
+        [np.full(n, 1.0 if w is None else w * scale, np.float32) for w, n in kept]
+    )
+
+
+def first_of_each(weights: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    """Per group, its weight (``weights``: one per candidate row, as ``group_weights``)."""
+    return weights[np.cumsum([0, *sizes[:-1]]).astype(np.int64)] if sizes else weights[:0]
+
+
+def _relevance(
+    q: LabelledQuery, c: CandidateSet, positions: Mapping[str, int]
+) -> np.ndarray | None:
+    """1 on the gold candidate, else 0; None when there is nothing to rank right (out of
+    scope, no candidates, or the gold not retrieved)."""
+    if q.label is None or len(c.fused) == 0:
+        return None
+    rel = (c.fused.ids == positions[q.label]).astype(np.float32)
+    return rel if rel.sum() > 0 else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from ..priors import WorkflowPriors
 from .calibrate import calibration_negatives, fit_calibration
 from .candidates import WholeIndexScorer
 from .config import RankerTrainingConfig
+from .feedback import FEEDBACK_VAL_SOURCE, FeedbackRows, combine, warn_if_validation_overlaps
 from .folds import FoldIndex, Progress, out_of_fold_features, plan_folds
+from .groups import group_weights
 from .model import assemble_ranker, ranker_config
 from .rows import expand_rows, fit_classifier
 from .trees import base_weight_rows, fit_trees, warn_if_no_missing_class
@@ -41,9 +44,16 @@ def train_ranker(
     cold_start: float = 0.1,
     min_in_scope_accuracy: float | None = None,
     min_oos_recall: float | None = None,
+    feedback: FeedbackRows | None = None,
 ) -> dict[str, Any]:
     """Fit, calibrate and save a reranker for ``index_dir``; returns its config (with metrics).
 
+    ``feedback``: agents' logged choices (``feedback.feedback_rows``) trained on
+    beside ``rows``, each weighted against position bias (the trees, their early
+    stopping and base weight; not the priors, the classifier nor calibration);
+    without ``val_rows``, validation is carved from them alone, a contact's
+    decisions (and rows of one label and text) together, and folds keep them
+    together too.
     ``augment_context``: the share of labelled rows that also train in two-turn
     form (a distractor turn first; the question then a vague follow-up), so
     the turn features carry signal. Early stopping reads validation's questions
@@ -81,9 +91,14 @@ def train_ranker(
     tick = progress or (lambda stage, done, total: None)
 
     where = FoldIndex.of(suggester)
-    priors = WorkflowPriors.fit(index.workflows, rows)  # saved with the model, for inference
-    data = expand_rows(rows, config)
-    split = split_validation(data, val_rows, config)  # refusals come before any encoding
+    given, row_weights, carve_from, groups = combine(rows, feedback)
+    if not given:
+        raise FrontdeskError("no training rows: the labelled file and the feedback are empty")
+    val_overlap = warn_if_validation_overlaps(feedback, val_rows)
+    priors = WorkflowPriors.fit(index.workflows, given)  # saved with the model, for inference
+    data = expand_rows(given, config, groups)
+    # refusals come before any encoding
+    split = split_validation(data, val_rows, config, carve_from)
 
     tick("encoding", 0, 1)
     encoded = encoder.encode_contexts(data.rows)
@@ -97,10 +112,29 @@ def train_ranker(
     tick("training", 0, 1)
     positions = where.positions
     train_rows = split.trains(data)
+    base_rows = base_weight_rows(data, train_rows, plan.cold_rows)
+    weights = stopping_weights = base_weights = None
+    if feedback is not None and feedback.bias.corrects:  # a two-turn form weighs as its parent
+
+        def weigh(members: Sequence[int]) -> Any:
+            return group_weights(
+                [data.rows[i] for i in members],
+                [oof.candidates[i] for i in members],
+                [row_weights[data.parent[i]] for i in members],
+                positions,
+            )
+
+        weights, base_weights = weigh(train_rows), weigh(base_rows)
+        if split.file is None:  # carved from the feedback: as position-biased as training
+            by_row = {id(q): row_weights[data.parent[i]] for i, q in enumerate(data.rows)}
+            stopping_weights = validation.stopping_weights(positions, partial(_weight_of, by_row))
     trees = fit_trees(
         oof.groups(data, train_rows, positions),
         validation.stopping_groups(positions),
-        oof.groups(data, base_weight_rows(data, train_rows, plan.cold_rows), positions),
+        oof.groups(data, base_rows, positions),
+        weights,
+        stopping_weights,
+        base_weights,
     )
     warn_if_no_missing_class(classifier, trees.missing_class_seen)
     negatives = calibration_negatives(data, validation.questions)
@@ -112,6 +146,17 @@ def train_ranker(
     choice = choose_abstention(reranker.validation, min_in_scope_accuracy, min_oos_recall)
     warn_if_missed(choice)
     saved = ranker_config(config, index_dir, suggester, data, plan, validation, trees, calibration)
+    if feedback is not None:
+        saved["training"]["feedback"] = {
+            **feedback.record(),
+            "rows_from_file": len(rows),
+            "val_overlap_rows": val_overlap,
+            "weighted": weights is not None,
+            "early_stopping_weighted": stopping_weights is not None,
+            "base_weight_weighted": base_weights is not None,
+        }
+        if val_rows is None:
+            saved["training"]["val_source"] = FEEDBACK_VAL_SOURCE
     saved = choice.apply(saved)  # the goal, and validation's values at its threshold
     reranker.threshold, reranker.config = choice.threshold, saved
     reranker.save(out)
@@ -124,3 +169,14 @@ def train_ranker(
         "calibration": calibration.calibrator.to_json(),
         **extra,
     }
+
+
+def _weight_of(by_row: dict[int, float | None], q: LabelledQuery) -> float | None:
+    """A validation question's weight: its training row's (``by_row``: by ``id`` of every
+    training row); a question that is none of them is a bug, not a row weighing 1."""
+    try:
+        return by_row[id(q)]
+    except KeyError:
+        raise AssertionError(
+            f"validation question {q.id or q.text[:40]!r} is not a training row"
+        ) from None

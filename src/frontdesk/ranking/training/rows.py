@@ -20,7 +20,8 @@ class TrainingRows:
     """The given rows, then the two-turn forms of some of them, each with its fold.
 
     A two-turn form shares the fold of the row it came from (``parent``), so a
-    question and its copies are never on both sides of a fold boundary.
+    question and its copies are never on both sides of a fold boundary; so do
+    the given rows of one ``group`` (e.g. one contact's decisions).
     """
 
     rows: list[LabelledQuery]
@@ -28,6 +29,7 @@ class TrainingRows:
     fold: list[int]
     n_given: int
     distractors: list[str]  # the given out-of-scope texts: two-turn forms' first turns
+    group: list[int] | None = None  # per given row, its group (None: each row its own)
 
     @property
     def given(self) -> list[LabelledQuery]:
@@ -57,13 +59,22 @@ def two_turn_forms(
     return out
 
 
-def expand_rows(rows: Sequence[LabelledQuery], config: RankerTrainingConfig) -> TrainingRows:
-    """The given rows in seeded folds (round robin over a shuffle), then their two-turn forms
-    (``config.augment_context``), each in its parent's fold."""
+def expand_rows(
+    rows: Sequence[LabelledQuery],
+    config: RankerTrainingConfig,
+    groups: Sequence[int] | None = None,
+) -> TrainingRows:
+    """The given rows in seeded folds (round robin over a shuffle of their ``groups``, one
+    per row: rows of a group share a fold; None: each row its own), then their two-turn
+    forms (``config.augment_context``), each in its parent's fold."""
     given = list(rows)
-    order = list(range(len(given)))
+    if groups is not None and len(groups) != len(given):
+        raise ValueError(f"{len(groups)} groups for {len(given)} rows")
+    unit = list(groups) if groups is not None else list(range(len(given)))
+    order = list(dict.fromkeys(unit))
     random.Random(config.seed).shuffle(order)
-    fold_of = {i: n % config.folds for n, i in enumerate(order)}
+    fold_of_unit = {u: n % config.folds for n, u in enumerate(order)}
+    fold_of = {i: fold_of_unit[u] for i, u in enumerate(unit)}
     out = list(given)
     parent = list(range(len(given)))
     distractors = [q.text for q in given if q.label is None]
@@ -71,7 +82,14 @@ def expand_rows(rows: Sequence[LabelledQuery], config: RankerTrainingConfig) -> 
         fold_of[len(parent)] = fold_of[i]
         parent.append(i)
         out.append(v)
-    return TrainingRows(out, parent, [fold_of[i] for i in range(len(out))], len(given), distractors)
+    return TrainingRows(
+        out,
+        parent,
+        [fold_of[i] for i in range(len(out))],
+        len(given),
+        distractors,
+        list(groups) if groups is not None else None,
+    )
 
 
 def fit_classifier(

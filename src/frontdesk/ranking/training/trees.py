@@ -13,7 +13,7 @@ from ...errors import FrontdeskError
 from ..classifier import WorkflowClassifier
 from ..features import FEATURE_NAMES
 from ..reranker import LambdaRankReranker, candidate_scores, choose_base_weight
-from .groups import Groups
+from .groups import Groups, first_of_each
 from .rows import TrainingRows
 
 
@@ -51,13 +51,25 @@ def missing_class_seen(train: Groups) -> bool:
     return bool(np.isnan(train[0][:, FEATURE_NAMES.index("classifier_logp")]).any())
 
 
-def fit_trees(train: Groups, stopping: Groups, base: Groups) -> FittedTrees:
+def fit_trees(
+    train: Groups,
+    stopping: Groups,
+    base: Groups,
+    weights: np.ndarray | None = None,
+    stopping_weights: np.ndarray | None = None,
+    base_weights: np.ndarray | None = None,
+) -> FittedTrees:
     """The base weight chosen on ``base`` groups, then trees fitted on ``train`` from it,
-    early stopping on ``stopping``; refused without a single training group."""
+    early stopping on ``stopping``; refused without a single training group. ``weights``,
+    ``stopping_weights``, ``base_weights``: one per candidate row of ``train``,
+    ``stopping``, ``base`` (``groups.group_weights``), None for all 1."""
     if not train[2]:
         raise FrontdeskError("no training row had its workflow among the candidates")
-    base_weight, base_top1 = choose_base_weight(base)
-    booster = LambdaRankReranker.fit(train, stopping, base_weight=base_weight)
+    per_group = first_of_each(base_weights, base[2]) if base_weights is not None else None
+    base_weight, base_top1 = choose_base_weight(base, weights=per_group)
+    booster = LambdaRankReranker.fit(
+        train, stopping, base_weight=base_weight, weights=weights, val_weights=stopping_weights
+    )
     return FittedTrees(booster, base_weight, base_top1, len(train[2]), missing_class_seen(train))
 
 

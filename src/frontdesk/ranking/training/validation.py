@@ -3,7 +3,7 @@ stopping, calibration and the threshold read of it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +16,7 @@ from ..features import CandidateSet
 from .candidates import WholeIndexScorer
 from .config import RankerTrainingConfig
 from .folds import OutOfFoldFeatures
-from .groups import Groups, ranking_groups
+from .groups import Groups, group_weights, ranking_groups
 from .rows import TrainingRows, two_turn_forms
 
 CARVED_FRACTION = 0.1
@@ -48,8 +48,12 @@ def split_validation(
     data: TrainingRows,
     val_rows: Sequence[LabelledQuery] | None,
     config: RankerTrainingConfig,
+    carve_from: Sequence[int] | None = None,
 ) -> ValidationSplit:
-    """``val_rows``, or a seeded 10 % of every label of the given rows.
+    """``val_rows``, or a seeded 10 % of every label of the given rows (``carve_from``: of
+    those given rows only, e.g. the logged feedback among a file's rows), whole groups at a
+    time when ``data.group`` is set (a group is carved only if all its rows may be, and is
+    counted under its first row's label).
 
     A carved validation is chosen before the folds: its rows get features as
     at inference (nothing of theirs treated as new), while the other rows
@@ -59,9 +63,14 @@ def split_validation(
     """
     carved: list[int] = []
     if val_rows is None:
-        ids = {id(q): i for i, q in enumerate(data.given)}
-        _, val_part = carve_validation(data.given, fraction=CARVED_FRACTION, seed=config.seed)
-        carved = [ids[id(q)] for q in val_part]
+        pool = list(range(data.n_given)) if carve_from is None else sorted(set(carve_from))
+        members = _carvable_groups(data, pool)
+        first = [rows[0] for rows in members]
+        _, val_part = carve_validation(
+            [data.given[i] for i in first], fraction=CARVED_FRACTION, seed=config.seed
+        )
+        of_first = {id(data.given[i]): rows for i, rows in zip(first, members, strict=True)}
+        carved = sorted(i for q in val_part for i in of_first[id(q)])
     split = ValidationSplit(list(val_rows) if val_rows is not None else None, carved)
     checked = split.questions(data)
     if not any(q.label is not None for q in checked):
@@ -73,6 +82,18 @@ def split_validation(
         any(q.label is None for q in checked), config.min_in_scope_accuracy, config.min_oos_recall
     )
     return split
+
+
+def _carvable_groups(data: TrainingRows, pool: Sequence[int]) -> list[list[int]]:
+    """The given rows of ``pool`` by group (each row alone without ``data.group``), less the
+    groups with a row outside ``pool`` (a labelled file's row is never validation)."""
+    if data.group is None:
+        return [[i] for i in pool]
+    by_group: dict[int, list[int]] = {}
+    for i in range(data.n_given):
+        by_group.setdefault(data.group[i], []).append(i)
+    allowed = set(pool)
+    return [rows for rows in by_group.values() if allowed.issuperset(rows)]
 
 
 @dataclass(frozen=True)
@@ -102,6 +123,19 @@ class ValidationSet:
             self.questions + self.extra_questions,
             self.candidates + self.extra_candidates,
             self.features + self.extra_features,
+            positions,
+        )
+
+    def stopping_weights(
+        self, positions: dict[str, int], weight: Callable[[LabelledQuery], float | None]
+    ) -> np.ndarray:
+        """Per candidate row of ``stopping_groups``, its question's ``weight`` (e.g. the
+        position-bias weight of a feedback row), the groups averaging 1."""
+        questions = self.questions + self.extra_questions
+        return group_weights(
+            questions,
+            self.candidates + self.extra_candidates,
+            [weight(q) for q in questions],
             positions,
         )
 
