@@ -34,6 +34,16 @@ class WriterClosed(RuntimeError):
     """The writer was closed; nothing more is accepted."""
 
 
+class DeferredRows:
+    """Rows handed over as references and built by the writer thread (``rows()``)."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def rows(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
 class DurableParquetWriter:
     """Appends rows (dicts of a fixed Arrow schema) to ``folder/PREFIX-*.parquet``."""
 
@@ -75,8 +85,12 @@ class DurableParquetWriter:
 
     # -- the request side ----------------------------------------------------------------------
 
-    def submit(self, rows: Sequence[dict[str, Any]]) -> int | None:
-        """Accept ``rows`` (all or none); returns a ticket for ``wait``, None if dropped."""
+    def submit(self, rows: Sequence[dict[str, Any]] | DeferredRows) -> int | None:
+        """Accept ``rows`` (all or none); returns a ticket for ``wait``, None if dropped.
+
+        ``DeferredRows`` are built by the writer thread, just before they are written:
+        the caller (a request) only hands over references.
+        """
         n = len(rows)
         with self._cond:
             if self._closing:
@@ -90,7 +104,9 @@ class DurableParquetWriter:
                 self._cond.wait()
                 if self._closing:
                     raise WriterClosed(f"the {self.prefix} writer is closed")
-            self._items.append((time.monotonic(), list(rows)))
+            self._items.append(
+                (time.monotonic(), rows if isinstance(rows, DeferredRows) else list(rows))
+            )
             self._held += n
             self._accepted += n
             ticket = self._accepted
@@ -173,16 +189,35 @@ class DurableParquetWriter:
                     else:
                         self._cond.wait()
                 self._urgent = False
-                rows: list[dict[str, Any]] = []
-                while self._items:
-                    rows.extend(self._items.popleft()[1])
-            ok = self._write(rows)
+                taken = [self._items.popleft()[1] for _ in range(len(self._items))]
+            n = sum(len(t) for t in taken)
+            rows = self._built(taken)
+            written = self._write(rows) if rows else True
+            ok = written and len(rows) == n
             with self._cond:
-                self._held -= len(rows)
-                self._durable += len(rows)
+                self._held -= n
+                self._durable += n
                 if not ok:
                     self._failed_through = self._durable
                 self._cond.notify_all()
+
+    def _built(self, taken: list[Any]) -> list[dict[str, Any]]:
+        """The rows of what was taken from the buffer; deferred rows that fail to build are
+        dropped and counted (the rest are still written)."""
+        rows: list[dict[str, Any]] = []
+        for item in taken:
+            if not isinstance(item, DeferredRows):
+                rows.extend(item)
+                continue
+            try:
+                rows.extend(item.rows())
+            except Exception:  # noqa: BLE001 - one bad record never costs the others
+                log.exception("%s: could not build %d rows", self.prefix, len(item))
+                self.write_errors += 1
+                self.dropped_rows += len(item)
+                if self.on_drop is not None:
+                    self.on_drop(len(item))
+        return rows
 
     def _write(self, rows: list[dict[str, Any]]) -> bool:
         self._seq += 1

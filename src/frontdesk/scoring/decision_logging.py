@@ -29,7 +29,7 @@ from ..decisions.records import (
     private_text,
 )
 from ..decisions.store import DECISIONS, OUTCOMES, DecisionLogDir
-from ..decisions.writer import WHEN_FULL, DurableParquetWriter
+from ..decisions.writer import WHEN_FULL, DeferredRows, DurableParquetWriter
 from .protocol import InferenceRequest, InferenceResponse
 
 MAX_OUTCOMES_PER_BATCH = 10_000
@@ -117,8 +117,11 @@ class DecisionLogger:
     # -- suggestion lists ----------------------------------------------------------------------
 
     def explore_lists(self, response: InferenceResponse) -> list[dict[str, Any]]:
-        """Reorder a share of the served lists in place; per text, what the log records."""
+        """Reorder a share of the served lists in place; per text, what the log records
+        (empty when lists are not explored: the records then say so themselves)."""
         s = self.settings
+        if s.explore_rate <= 0 or s.explore_top_k < 2:
+            return []
         out = {t.name: t for t in response.outputs}
         ids = out.get("workflow_id")
         if ids is None or len(ids.shape) != 2:
@@ -171,66 +174,20 @@ class DecisionLogger:
     ) -> list[str] | None:
         """One record per text of ``request``; their decision ids, None when dropped.
 
-        Reads the request's texts and contexts as they are (the runtime has
-        already validated them): no second parse on the request path.
+        The request path only takes ids and references (the runtime has already
+        validated the request; nothing here changes it or the served outputs): the
+        writer thread builds the records (``PendingDecisions.rows``).
         """
         texts = request.input("text").data
         n = len(texts)
-        contexts = request.parameters.get("contexts") or [{}] * n
-        now = dt.datetime.now(dt.UTC)
-        out = {t.name: t for t in response.outputs}
-        waits = request.parameters.get("waits") or [None] * n
-        contact_ids = request.parameters.get("contact_ids")
-        if not (isinstance(contact_ids, list) and len(contact_ids) == n):
-            contact_ids = [None] * n
-        extra = response.log or [{} for _ in range(n)]
-        policy = self.settings.log_text
         ids = [new_decision_id() for _ in range(n)]
-        rows = []
-        for i in range(n):
-            ctx = contexts[i]
-            user = ctx.get("user") or {}
-            meta = user.get("metadata") or {}
-            turns = ctx.get("turns") or []
-            row: dict[str, Any] = {
-                "decision_id": ids[i], "time": now, "endpoint": endpoint, "task": task,
-                "model": model, "model_version": version, "role": role,
-                "shadow_of": shadow_of[i] if shadow_of else None,
-                "contact_id": str(contact_ids[i]) if contact_ids[i] is not None else None,
-                "text": private_text(texts[i], policy),
-                "turns": [
-                    {"role": t.get("role"), "text": private_text(t.get("text"), policy)}
-                    for t in turns
-                ] if policy != "drop" else [],
-                "segment": _str(user.get("segment")), "country": _str(user.get("country")),
-                "plan": _str(user.get("plan")), "tenure_days": _int(user.get("tenure_days")),
-                "language": _str(user.get("language")),
-                "prior_contacts": _int(user.get("prior_contacts", meta.get("prior_contacts"))),
-                "wait_min": float(waits[i]) if waits[i] is not None else None,
-                "latency_ms": latency_s * 1000.0,
-            }  # fmt: skip
-            if task == "suggest":
-                k = out["workflow_id"].shape[1]
-                wf = out["workflow_id"].data[i * k : (i + 1) * k]
-                sc = out["score"].data[i * k : (i + 1) * k]
-                row["workflow_ids"] = [w for w in wf if w]
-                row["scores"] = [float(x) for w, x in zip(wf, sc, strict=True) if w]
-                row["abstained"] = bool(out["abstained"].data[i])
-                if "confidence" in out:
-                    row["confidence"] = float(out["confidence"].data[i])
-                if explored:
-                    row.update(explored[i])
-            else:
-                waiting = not out["agent_id"].data[i]
-                row["waiting"] = waiting
-                if not waiting:
-                    row["channel"] = out["channel"].data[i]
-                    row["agent_id"] = out["agent_id"].data[i]
-                    row["propensity"] = float(out["propensity"].data[i])
-                    row["expected_utility"] = float(out["expected_utility"].data[i])
-                row.update(extra[i])
-            rows.append(row)
-        if self.decisions.submit(rows) is None:
+        pending = PendingDecisions(
+            ids, dt.datetime.now(dt.UTC), task, model, version, role, endpoint, latency_s,
+            texts, request.parameters, {t.name: t.data for t in response.outputs},
+            {t.name: t.shape for t in response.outputs}, response.log, explored, shadow_of,
+            self.settings,
+        )  # fmt: skip
+        if self.decisions.submit(pending) is None:
             return None  # dropped (buffer full): no id is handed out for a decision not logged
         return ids
 
@@ -252,6 +209,91 @@ class DecisionLogger:
             )
         rows = outcome_rows([check_outcome(r, i) for i, r in enumerate(batch)], source, self._seq)
         return self.outcomes.submit(rows)
+
+
+@dataclass
+class PendingDecisions(DeferredRows):
+    """One request's decisions as the request path handed them over: built into records
+    (``decisions.records.decision_schema``) by the writer thread."""
+
+    ids: list[str]
+    time: dt.datetime
+    task: str
+    model: str
+    version: str
+    role: str
+    endpoint: str
+    latency_s: float
+    texts: list[Any]
+    parameters: dict[str, Any]
+    outputs: dict[str, list[Any]]
+    shapes: dict[str, list[int]]
+    extra: list[dict[str, Any]] | None
+    explored: list[dict[str, Any]] | None
+    shadow_of: list[str] | None
+    settings: DecisionLogSettings
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The records, one per text."""
+        n, p, out, s = len(self.ids), self.parameters, self.outputs, self.settings
+        contexts = p.get("contexts") or [{}] * n
+        waits = p.get("waits") or [None] * n
+        contact_ids = p.get("contact_ids")
+        if not (isinstance(contact_ids, list) and len(contact_ids) == n):
+            contact_ids = [None] * n
+        extra = self.extra or [{} for _ in range(n)]
+        policy = s.log_text
+        rows = []
+        for i in range(n):
+            ctx = contexts[i]
+            user = ctx.get("user") or {}
+            meta = user.get("metadata") or {}
+            turns = ctx.get("turns") or []
+            row: dict[str, Any] = {
+                "decision_id": self.ids[i], "time": self.time, "endpoint": self.endpoint,
+                "task": self.task, "model": self.model, "model_version": self.version,
+                "role": self.role, "shadow_of": self.shadow_of[i] if self.shadow_of else None,
+                "contact_id": str(contact_ids[i]) if contact_ids[i] is not None else None,
+                "text": private_text(self.texts[i], policy),
+                "turns": [
+                    {"role": t.get("role"), "text": private_text(t.get("text"), policy)}
+                    for t in turns
+                ] if policy != "drop" else [],
+                "segment": _str(user.get("segment")), "country": _str(user.get("country")),
+                "plan": _str(user.get("plan")), "tenure_days": _int(user.get("tenure_days")),
+                "language": _str(user.get("language")),
+                "prior_contacts": _int(user.get("prior_contacts", meta.get("prior_contacts"))),
+                "wait_min": float(waits[i]) if waits[i] is not None else None,
+                "latency_ms": self.latency_s * 1000.0,
+            }  # fmt: skip
+            if self.task == "suggest":
+                k = self.shapes["workflow_id"][1]
+                wf = out["workflow_id"][i * k : (i + 1) * k]
+                sc = out["score"][i * k : (i + 1) * k]
+                row["workflow_ids"] = [w for w in wf if w]
+                row["scores"] = [float(x) for w, x in zip(wf, sc, strict=True) if w]
+                row["abstained"] = bool(out["abstained"][i])
+                if "confidence" in out:
+                    row["confidence"] = float(out["confidence"][i])
+                if self.explored:
+                    row.update(self.explored[i])
+                else:  # shown as ranked
+                    row.update(ranked_ids=row["workflow_ids"], explore_top_k=s.explore_top_k,
+                               explore_rate=s.explore_rate, shown_propensity=1.0)  # fmt: skip
+            else:
+                waiting = not out["agent_id"][i]
+                row["waiting"] = waiting
+                if not waiting:
+                    row["channel"] = out["channel"][i]
+                    row["agent_id"] = out["agent_id"][i]
+                    row["propensity"] = float(out["propensity"][i])
+                    row["expected_utility"] = float(out["expected_utility"][i])
+                row.update(extra[i])
+            rows.append(row)
+        return rows
 
 
 def _str(v: Any) -> str | None:
