@@ -141,3 +141,32 @@ def test_a_failed_write_is_never_reported_as_on_disk(tmp_path: Path, monkeypatch
     assert w.wait(w.submit([{"i": 2}]), timeout=10) is True
     w.close()
     assert rows(tmp_path) == [2]
+
+
+def test_deferred_rows_are_built_by_the_writer_and_a_bad_one_costs_only_itself(
+    tmp_path: Path,
+) -> None:
+    from frontdesk.decisions.writer import DeferredRows
+
+    class Later(DeferredRows):
+        def __init__(self, values: list[int], fail: bool = False) -> None:
+            self.values, self.fail, self.built = values, fail, False
+
+        def __len__(self) -> int:
+            return len(self.values)
+
+        def rows(self) -> list[dict]:
+            self.built = True
+            if self.fail:
+                raise ValueError("a record that cannot be built")
+            return [{"i": v} for v in self.values]
+
+    w = DurableParquetWriter(tmp_path, SCHEMA, "t", flush_rows=100, flush_seconds=60)
+    good, bad = Later([0, 1]), Later([2], fail=True)
+    w.submit(good)
+    w.submit(bad)
+    ticket = w.submit([{"i": 3}])
+    assert not good.built  # nothing is built on the caller's side
+    assert not w.wait(ticket, timeout=10)  # the batch lost a record: not all of it is on disk
+    w.close()
+    assert rows(tmp_path) == [0, 1, 3] and w.dropped_rows == 1 and w.write_errors == 1
