@@ -1,15 +1,17 @@
 """The whole decision loop on loopback, judged against the simulator's exact values.
 
 A simulated organisation's first days train a router; the router is served
-(``frontdesk serve`` with a decision log, exploring with ``epsilon``) on
-127.0.0.1; later days are played through ``/v1/route`` (``orgsim.served``),
+(``frontdesk serve`` with a decision log, exploring epsilon-greedily with
+``epsilon``, or by softmax over its utilities at ``temperature``) on 127.0.0.1; later days are played through ``/v1/route`` (``orgsim.served``),
 the hidden outcome model's outcomes posted to ``/v1/outcomes``; each block of
 days is joined (``logs join --since --until``) and judged:
 
 * the served policy (``logging``: the propensities the server logged) by
   ``simulate policy``, against ``simulate truth`` on the same contacts;
-* a router retrained on the joined logs of the earlier blocks, judged
-  off-policy on the last block's logs, against its exact value there.
+* a router retrained on the joined logs of the first ``retrain_blocks``
+  blocks, judged off-policy on each later block (as its argmax, and as it would
+  be served: with the same exploration), against its exact value there, and
+  its difference from the served policy against the true difference.
 
 With a canary (``canary_percent``), a second router version answers that
 share of requests beside the default (``routing.json``), and each block's
@@ -25,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import shutil
 import socket
 import threading
@@ -121,7 +124,9 @@ def run_loop(
     replicates: int = 20,
     days_per_replicate: int = 2,
     epsilon: float = 0.2,
+    temperature: float = 0.0,
     retrain_blocks: int = 0,
+    retrain_targets: tuple[str, ...] = ("argmax", "as-served"),
     canary_percent: float = 0.0,
     canary_parameters: dict[str, Any] | None = None,
     canary_congestion_price: float | None = None,
@@ -129,6 +134,12 @@ def run_loop(
     log: Any = None,
 ) -> dict[str, Any]:
     """Train, serve, play, join and judge; per replicate the served policy's estimates.
+
+    The served router explores by softmax over its utilities at ``temperature``
+    when that is > 0, else epsilon-greedily with ``epsilon``. With
+    ``retrain_blocks`` > 0, ``result["retrained"]`` holds a router trained on
+    the first ``retrain_blocks`` blocks' joined logs, judged on each replicate's
+    block as each of ``retrain_targets`` (``judge_retrained``).
 
     With ``canary_percent`` > 0 a second version of the router serves that
     share of requests as a canary (``routing.json``): the same router with
@@ -151,7 +162,8 @@ def run_loop(
     simulate_org(cfg, pool, sim)
     say(f"simulated {train_days} days; training the router")
     train_router(sim, router, encoder=encoder)
-    package_model(router, "route", models, parameters={"epsilon": epsilon, "seed": seed})
+    exploration = {"temperature": temperature} if temperature > 0 else {"epsilon": epsilon}
+    package_model(router, "route", models, parameters={**exploration, "seed": seed})
     canary: dict[str, Any] | None = None
     canary_src = router
     if canary_percent > 0:
@@ -159,13 +171,13 @@ def run_loop(
             canary_src = work / "router-canary"
             say(f"training the canary's router (congestion price {canary_congestion_price})")
             train_router(sim, canary_src, encoder=encoder, congestion_price=canary_congestion_price)
-        params = dict(canary_parameters) if canary_parameters is not None else {"epsilon": epsilon}
+        params = dict(canary_parameters) if canary_parameters is not None else dict(exploration)
         package_model(canary_src, "route", models, version="2",
                       parameters={**params, "seed": seed + 1})  # fmt: skip
         routing = {"default": "1", "canary": {"2": canary_percent}}
         (models / "route" / "routing.json").write_text(json.dumps(routing) + "\n")
         canary = {"percent": canary_percent, "parameters": params,
-                  "congestion_price": canary_congestion_price, "default_epsilon": epsilon}  # fmt: skip
+                  "congestion_price": canary_congestion_price, "default": exploration}  # fmt: skip
     from ..logs import DecisionLogs
 
     world = rebuild_world(DecisionLogs.open(sim))
@@ -206,36 +218,127 @@ def run_loop(
         canary.update(runs=lifts, summary=summarise_canary(lifts),
                       pooled=judge_canary(whole, counts, sim))  # fmt: skip
         result["canary"] = canary
+    result["served"] = exploration
     if retrain_blocks:
-        result["retrained"] = judge_retrained(work, dlog, windows, retrain_blocks, sim, encoder)
+        result["retrained"] = judge_retrained(
+            work, dlog, windows, runs, sim, encoder, retrain_blocks=retrain_blocks,
+            exploration=exploration, targets=retrain_targets, log=say,
+        )  # fmt: skip
     for folder in (sim, router, models, canary_src):
         shutil.rmtree(folder, ignore_errors=True)
     return result
+
+
+def retrained_policy(router: Path, target: str, exploration: dict[str, float]) -> dict[str, Any]:
+    """The policy spec of a retrained router: ``argmax``, or ``as-served`` (with the served
+    policy's exploration: softmax at its temperature, or epsilon-greedy as a mixture
+    with ``uniform`` over the eligible pairs)."""
+    if target == "argmax":
+        return {"router": str(router)}
+    if target != "as-served":
+        raise ValueError(f"unknown retrained target {target!r}; use argmax or as-served")
+    if exploration.get("temperature", 0.0) > 0:
+        return {"router": str(router), "temperature": exploration["temperature"]}
+    eps = float(exploration.get("epsilon", 0.0))
+    return {"mixture": [{"weight": 1.0 - eps, "policy": {"router": str(router)}},
+                        {"weight": eps, "policy": "uniform"}]}  # fmt: skip
+
+
+def target_name(target: str, exploration: dict[str, float]) -> str:
+    """A readable name of a retrained target: argmax, softmax T=…, or epsilon-greedy …."""
+    if target == "argmax":
+        return "argmax"
+    if exploration.get("temperature", 0.0) > 0:
+        return f"softmax T={exploration['temperature']:g}"
+    return f"epsilon-greedy {exploration.get('epsilon', 0.0):g}"
 
 
 def judge_retrained(
     work: Path,
     dlog: Path,
     windows: list[tuple[dt.datetime, dt.datetime]],
-    retrain_blocks: int,
+    runs: list[dict[str, Any]],
     sim: Path,
     encoder: Any,
+    *,
+    retrain_blocks: int,
+    exploration: dict[str, float],
+    targets: tuple[str, ...] = ("argmax", "as-served"),
+    log: Any = None,
 ) -> dict[str, Any]:
-    """A router trained on the first blocks' joined logs, judged on the next block's."""
+    """A router trained on the first blocks' joined logs, judged on each later block.
+
+    The later blocks are the served-policy replicates' (``runs``: their joined
+    folders and exact values are reused), disjoint from its training logs. Per
+    target (``retrained_policy``) and block: each estimator's value and its
+    difference from the served policy, beside the exact values; then summaries
+    over the blocks, and the blocks pooled (the mean of their estimates, its
+    interval from their standard errors: the blocks are independent, equal-sized).
+    Replicates vary the contacts and exploration draws, not the retrained router.
+    """
     from ..routing import train_router
 
-    train, later, router = work / "joined-train", work / "joined-later", work / "router-served"
-    join_logs(dlog, train, since=windows[0][0], until=windows[retrain_blocks - 1][1])
-    join_logs(dlog, later, since=windows[retrain_blocks][0], until=windows[retrain_blocks][1])
+    say = log or (lambda _msg: None)
+    train, router = work / "joined-train", work / "router-retrained"
+    counts = join_logs(dlog, train, since=windows[0][0], until=windows[retrain_blocks - 1][1])
+    say(f"training a router on the first {retrain_blocks} blocks "
+        f"({counts['route']['joined']} rows)")  # fmt: skip
     train_router(train, router, encoder=encoder)
-    est = simulate_policy(later, router, segments=[], metrics=["utility"])["utility"]["overall"]
-    truth = true_values(later, router, metrics=["utility"], segments=[], world_logs=sim)
-    logged = true_values(later, "logging", metrics=["utility"], segments=[], world_logs=sim)
-    return {
-        "truth": truth["utility"]["__overall__"],
-        "served_truth": logged["utility"]["__overall__"],
-        **{e: {"value": est[e]["value"], "ci": est[e]["ci"]} for e in ESTIMATORS_SHOWN},
+    out: dict[str, Any] = {"retrain_blocks": retrain_blocks,
+                           "train_rows": counts["route"]["joined"], "targets": {}}  # fmt: skip
+    for target in targets:
+        policy = retrained_policy(router, target, exploration)
+        name = target_name(target, exploration)
+        tr: list[dict[str, Any]] = []
+        for r, served in enumerate(runs):
+            later = work / f"joined-{r}"
+            est = simulate_policy(later, policy, segments=[], metrics=["utility"])
+            overall = est["utility"]["overall"]
+            truth = true_values(later, policy, metrics=["utility"], segments=[],
+                                world_logs=sim)["utility"]["__overall__"]  # fmt: skip
+            run = {
+                "replicate": r, "truth": truth, "served_truth": served["truth"],
+                "true_difference": truth - served["truth"],
+                **{e: {"value": overall[e]["value"], "ci": overall[e]["ci"],
+                       "difference": overall[e]["difference"],
+                       "difference_ci": overall[e]["difference_ci"], "ess": overall[e]["ess"]}
+                   for e in ESTIMATORS_SHOWN},
+            }  # fmt: skip
+            tr.append(run)
+            d = run["dr"]
+            say(f"retrained ({name}) on block {r}: truth {truth:.4f} (served "
+                f"{served['truth']:.4f}), DR {d['value']:.4f} [{d['ci'][0]:.4f}, "
+                f"{d['ci'][1]:.4f}], ESS {d['ess']:.0f}")  # fmt: skip
+        out["targets"][name] = {
+            "target": target, "policy": policy, "runs": tr, "summary": summarise(tr),
+            "differences": summarise_differences(tr), "pooled": pool_blocks(tr),
+        }  # fmt: skip
+    shutil.rmtree(router, ignore_errors=True)
+    return out
+
+
+def pool_blocks(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per estimator, the blocks pooled: the mean of the values and of the differences from
+    the served policy, 95 % intervals from the blocks' standard errors, beside the truth."""
+    n = len(runs)
+    out: dict[str, Any] = {
+        "blocks": n,
+        "truth": sum(r["truth"] for r in runs) / max(n, 1),
+        "true_difference": sum(r["true_difference"] for r in runs) / max(n, 1),
     }
+    for e in ESTIMATORS_SHOWN:
+        entry: dict[str, Any] = {}
+        for key, ci_key, truth in (("value", "ci", out["truth"]),
+                                   ("difference", "difference_ci", out["true_difference"])):  # fmt: skip
+            mean = sum(r[e][key] for r in runs) / max(n, 1)
+            se = math.sqrt(sum(((r[e][ci_key][1] - r[e][ci_key][0]) / (2 * 1.96)) ** 2
+                               for r in runs)) / max(n, 1)  # fmt: skip
+            ci = [mean - 1.96 * se, mean + 1.96 * se]
+            entry[key] = mean
+            entry[ci_key] = ci
+            entry[f"{key}_covered"] = bool(ci[0] <= truth <= ci[1])
+        out[e] = entry
+    return out
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -246,6 +349,25 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         bias = sum(r[e]["value"] - r["truth"] for r in runs) / max(len(runs), 1)
         width = sum(r[e]["ci"][1] - r[e]["ci"][0] for r in runs) / max(len(runs), 1)
         out[e] = {"covered": covered, "of": len(runs), "mean_bias": bias, "mean_width": width}
+    return out
+
+
+def summarise_differences(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per estimator, the estimated difference from the served policy against the true one:
+    intervals covering it, mean error and width, and intervals that exclude 0 on the true
+    side (``right``) or on the wrong side (``wrong``)."""
+    out: dict[str, dict[str, float]] = {}
+    n = max(len(runs), 1)
+    for e in ESTIMATORS_SHOWN:
+        cis = [(r[e]["difference_ci"], r["true_difference"]) for r in runs]
+        out[e] = {
+            "covered": sum(lo <= t <= hi for (lo, hi), t in cis), "of": len(runs),
+            "mean_error": sum(r[e]["difference"] - r["true_difference"] for r in runs) / n,
+            "mean_width": sum(hi - lo for (lo, hi), _ in cis) / n,
+            "right": sum((lo > 0 and t > 0) or (hi < 0 and t < 0) for (lo, hi), t in cis),
+            "wrong": sum((lo > 0 and t <= 0) or (hi < 0 and t >= 0) for (lo, hi), t in cis),
+            "mean_ess": sum(r[e]["ess"] for r in runs) / n,
+        }  # fmt: skip
     return out
 
 
