@@ -38,6 +38,20 @@ class Settings(BaseModel):
     context_weight: float = Field(
         default=0.5, ge=0.0, description="weight of earlier turns in a conversation's vector"
     )
+    context: Literal["mixed", "latest", "gated"] = Field(
+        default="mixed",
+        description=(
+            "which turns make a conversation's query: mixed = the latest text plus "
+            "context_weight x the earlier turns (dense) and every user turn (BM25); "
+            "latest = the latest user text alone (context weight 0, BM25 on it alone); "
+            "gated = per conversation, a learned gate picks latest, mixed or the earlier "
+            "user turns alone (encoding/context_gate.py; needs hybrid retrieval)"
+        ),
+    )
+    context_model: str | None = Field(
+        default=None,
+        description="context=gated: a gate JSON file; None = the bundled one",
+    )
     dense_index: Literal["auto", "flat", "hnsw", "ivf"] = Field(
         default="auto", description="FAISS index kind; auto = flat up to exact_max, IVF-SQ8 above"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import warnings
@@ -64,6 +65,7 @@ class Suggester:
         self.query_cache = TextVectorCache(s.query_cache_size)
         self.ranker: Any = None
         self._extractor: Any = None
+        self._gate: Any = None  # context="gated": the ContextGate, loaded on first use
         if mode != "sparse" and index.dense is not None:
             self.encoder = encoder or ContextEncoder(
                 s.model or _recorded_model(index),
@@ -180,6 +182,8 @@ class Suggester:
             "sparse_depth": s.sparse_depth,
             "prototype_weight": self.dense.prototype_weight,
             "context_weight": s.context_weight,
+            # only when set, so rankers trained before the setting existed still attach
+            **({"context": s.context} if s.context != "mixed" else {}),
         }
 
     @property
@@ -238,7 +242,38 @@ class Suggester:
             encoded = self.encode(convs)
         tokens = [self.query_tokens(c) for c in convs] if self.mode != "dense" else None
         with self._few_threads(len(convs)):
+            if encoded is not None and self.settings.context != "mixed":
+                encoded, tokens = self.context_queries(convs, encoded, tokens)
             return self._search(encoded, tokens, k)
+
+    def context_queries(
+        self,
+        convs: Sequence[Conversation],
+        encoded: EncodedContexts,
+        tokens: list[list[str]] | None,
+    ) -> tuple[EncodedContexts, list[list[str]] | None]:
+        """The query vectors and tokens ``settings.context`` makes of these conversations.
+
+        ``latest``: the latest text's vector (tokens are already the latest
+        text's). ``gated``: each conversation's variant chosen by the context
+        gate (the latest text alone where hybrid retrieval is unavailable).
+        The returned encoding is a copy; ``encoded`` stays as it was.
+        """
+        if self.settings.context == "latest" or self.hybrid is None:
+            return dataclasses.replace(encoded, vectors=encoded.text_vectors), (
+                None if tokens is None else [self.index.tokenizer(c.text) for c in convs]
+            )
+        from .encoding.context_gate import ContextGate, gate_inputs
+
+        if self._gate is None:
+            self._gate = ContextGate.load(self.settings.context_model)
+        inputs = gate_inputs(self.hybrid, encoded, convs, self.index.tokenizer)
+        chosen = self._gate.choose(inputs.features, inputs.available)
+        rows = np.arange(len(convs))
+        vectors = inputs.vectors[chosen, rows]
+        return dataclasses.replace(encoded, vectors=vectors), [
+            inputs.tokens[v][i] for i, v in enumerate(chosen.tolist())
+        ]
 
     def _few_threads(self, n_queries: int) -> Any:
         """Cap FAISS's, LightGBM's and BLAS's threads for a small batch (``search_threads``).
@@ -273,8 +308,14 @@ class Suggester:
         return results
 
     def query_tokens(self, conv: Conversation) -> list[str]:
-        """BM25 tokens of a conversation: the latest text, then the earlier user turns."""
+        """BM25 tokens of a conversation: the latest text, then the earlier user turns.
+
+        With ``context`` latest or gated, the latest text's alone (gated searches
+        its own variants' tokens; BM25-only, it falls back to the latest text).
+        """
         tokens = self.index.tokenizer(conv.text)
+        if self.settings.context != "mixed":
+            return tokens
         for turn in conv.turns:
             if turn.role == "user":
                 tokens.extend(self.index.tokenizer(turn.text))

@@ -47,7 +47,9 @@ def datasets_import(
 @datasets_app.command("multiturn")
 def datasets_multiturn(
     queries: Annotated[Path, typer.Argument(help="Single-turn labelled queries (.jsonl).")],
-    kind: Annotated[str, typer.Option("--kind", help="distractor_first or vague_follow_up.")],
+    kind: Annotated[
+        str, typer.Option("--kind", help="distractor_first, vague_follow_up or topic_shift.")
+    ],
     out_file: Annotated[Path, typer.Option("--out", help="Two-turn queries to write.")],
     distractors: Annotated[
         Path | None,
@@ -58,21 +60,35 @@ def datasets_multiturn(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    phrases: Annotated[
+        str,
+        typer.Option(
+            "--phrases",
+            help="eval (benchmarks), train or val: disjoint pools of small talk, "
+            "follow-ups, answers and thanks.",
+        ),
+    ] = "eval",
     as_json: JsonOpt = False,
 ) -> None:
-    """Two-turn benchmark rows from single-turn ones (deterministic for a seed)."""
-    from ..datasets.multiturn import KINDS, make_multiturn
+    """Multi-turn benchmark rows from single-turn ones (deterministic for a seed)."""
+    from ..datasets.multiturn import ALL_KINDS, PHRASES, make_multiturn
     from ..loaders import load_queries, write_jsonl
 
-    if kind not in KINDS:
-        raise typer.BadParameter(f"must be one of {', '.join(KINDS)}", param_hint="--kind")
+    if kind not in ALL_KINDS:
+        raise typer.BadParameter(f"must be one of {', '.join(ALL_KINDS)}", param_hint="--kind")
+    if phrases not in PHRASES:
+        raise typer.BadParameter(f"must be one of {', '.join(PHRASES)}", param_hint="--phrases")
     with errors_and_warnings():
         rows = load_queries(queries)
         lines = (
             [q.text for q in load_queries(distractors) if q.label is None] if distractors else []
         )
-        n = write_jsonl(out_file, make_multiturn(rows, kind, seed=seed, distractors=lines))
+        n = write_jsonl(
+            out_file, make_multiturn(rows, kind, seed=seed, distractors=lines, phrases=phrases)
+        )
     if as_json:
-        print_json({"out": str(out_file), "kind": kind, "seed": seed, "rows": n})
+        print_json(
+            {"out": str(out_file), "kind": kind, "seed": seed, "phrases": phrases, "rows": n}
+        )
         return
     out.print(f"[green]wrote[/] {n} {kind} rows to {out_file}")

@@ -5,6 +5,9 @@ line (from the source's null-labelled rows when given), then the real
 question. ``vague_follow_up``: the real question as an earlier user turn, an
 agent acknowledgement, then a short follow-up that names no workflow. The
 label stays the real question's; the same seed gives the same file.
+``topic_shift``: one or two complete earlier exchanges about *other*
+workflows (a user request phrased as another workflow's question from the
+same rows, an agent answer, a user thanks), then the real question.
 """
 
 from __future__ import annotations
@@ -46,7 +49,17 @@ ACKS = (
     "Got it, one moment please.",
     "Thanks for the details.",
 )
+# the two-turn kinds (ranker training augments its rows with every one of these)
 KINDS = ("distractor_first", "vague_follow_up")
+ALL_KINDS = (*KINDS, "topic_shift")
+# topic_shift: the agent's answer to an earlier request, and the user's thanks
+ANSWERS = (
+    "Here is how to do that: you'll find it under Settings in the app.",
+    "That's done for you now.",
+    "I've sorted that out; it should show within a day.",
+    "You can do this yourself from the account page.",
+)
+THANKS = ("thanks!", "great, thank you", "perfect, cheers", "ok thanks for that")
 
 # Disjoint phrasings for training the ranker, so that benchmarks built with the
 # default ("eval") phrases never show it a follow-up it was trained on.
@@ -101,6 +114,20 @@ TRAIN_FOLLOW_UPS = (
     "hm, still the same",
 )
 TRAIN_ACKS = ("I understand, let me check.", "Okay, looking into it now.", "Noted, thank you.")
+TRAIN_ANSWERS = (
+    "All fixed on our side.",
+    "I've updated that for you.",
+    "The steps are in the help centre; I've sent you the link.",
+    "That should work now, please try again.",
+    "Yes, that is possible, I have arranged it.",
+)
+TRAIN_THANKS = (
+    "thank you so much",
+    "brilliant, thanks",
+    "cool, ta",
+    "that helps, thanks",
+    "ok cheers",
+)
 # A third disjoint pool, for choosing settings on validation questions without
 # touching either the training or the benchmark phrasings.
 VAL_SMALL_TALK = (
@@ -122,10 +149,12 @@ VAL_FOLLOW_UPS = (
     "you there?",
 )
 VAL_ACKS = ("Thank you, checking now.", "Understood, give me a second.")
+VAL_ANSWERS = ("Done, you're all set.", "I've explained the steps in an email to you.")
+VAL_THANKS = ("many thanks", "super, thanks a lot")
 PHRASES = {
-    "eval": (SMALL_TALK, FOLLOW_UPS, ACKS),
-    "train": (TRAIN_SMALL_TALK, TRAIN_FOLLOW_UPS, TRAIN_ACKS),
-    "val": (VAL_SMALL_TALK, VAL_FOLLOW_UPS, VAL_ACKS),
+    "eval": (SMALL_TALK, FOLLOW_UPS, ACKS, ANSWERS, THANKS),
+    "train": (TRAIN_SMALL_TALK, TRAIN_FOLLOW_UPS, TRAIN_ACKS, TRAIN_ANSWERS, TRAIN_THANKS),
+    "val": (VAL_SMALL_TALK, VAL_FOLLOW_UPS, VAL_ACKS, VAL_ANSWERS, VAL_THANKS),
 }
 
 
@@ -136,22 +165,28 @@ def make_multiturn(
     distractors: Sequence[str] = (),
     phrases: str = "eval",
 ) -> list[LabelledQuery]:
-    """Two-turn versions of ``rows`` (labelled rows only), in input order.
+    """Multi-turn versions of ``rows`` (labelled rows only), in input order.
 
-    ``phrases="train"`` draws small talk, follow-ups and acknowledgements from
-    a pool disjoint from the default one used for benchmarks; ``"val"`` from a
-    third, for choosing settings.
+    ``phrases="train"`` draws small talk, follow-ups, acknowledgements,
+    answers and thanks from a pool disjoint from the default one used for
+    benchmarks; ``"val"`` from a third, for choosing settings. ``topic_shift``
+    draws its earlier requests from ``rows`` themselves (other labels only),
+    so train rows give train-phrased requests and test rows test-phrased ones.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-    small_talk, follow_ups, acks = PHRASES[phrases]
+    if kind not in ALL_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(ALL_KINDS)}")
+    small_talk, follow_ups, acks, answers, thanks = PHRASES[phrases]
     rng = random.Random(f"{kind}:{phrases}:{seed}")
     pool = list(small_talk) + list(distractors)
+    labelled = [r for r in rows if r.label is not None]
     out = []
-    for i, q in enumerate(r for r in rows if r.label is not None):
+    for i, q in enumerate(labelled):
         user = q.context.user.model_dump(exclude_defaults=True)
         if kind == "distractor_first":
             turns = [{"role": "user", "text": rng.choice(pool)}]
+            text = q.text
+        elif kind == "topic_shift":
+            turns = _earlier_exchanges(labelled, q.label, rng, answers, thanks)
             text = q.text
         else:
             turns = [{"role": "user", "text": q.text}, {"role": "agent", "text": rng.choice(acks)}]
@@ -165,3 +200,26 @@ def make_multiturn(
             )
         )
     return out
+
+
+def _earlier_exchanges(
+    rows: Sequence[LabelledQuery],
+    label: str | None,
+    rng: random.Random,
+    answers: Sequence[str],
+    thanks: Sequence[str],
+) -> list[dict[str, str]]:
+    """One or two finished exchanges about workflows other than ``label`` (none if no other)."""
+    if all(r.label == label for r in rows):
+        return []
+    turns: list[dict[str, str]] = []
+    for _ in range(rng.randint(1, 2)):
+        other = rng.choice(rows)
+        while other.label == label:
+            other = rng.choice(rows)
+        turns += [
+            {"role": "user", "text": other.text},
+            {"role": "agent", "text": rng.choice(answers)},
+            {"role": "user", "text": rng.choice(thanks)},
+        ]
+    return turns

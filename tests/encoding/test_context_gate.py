@@ -1,0 +1,157 @@
+"""The context gate: which turns make a conversation's query, and the Suggester's context modes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frontdesk.config import Settings
+from frontdesk.encoding import EncodedContexts
+from frontdesk.encoding.context_gate import (
+    ALTERNATIVES,
+    FEATURES,
+    ContextGate,
+    accuracy,
+    fit_gate,
+    tune_thresholds,
+    variant_queries,
+)
+from frontdesk.schema import Conversation
+
+N_ALT, N_FEAT = len(ALTERNATIVES), len(FEATURES)
+
+
+def _gate(weight: float = 1.0, thresholds=(0.5, 0.5)) -> ContextGate:  # noqa: ANN001
+    """Both alternatives driven by feature 0 alone: p = sigmoid(weight * x0)."""
+    w = np.zeros((N_ALT, N_FEAT))
+    w[:, 0] = weight
+    return ContextGate(
+        mean=np.zeros((N_ALT, N_FEAT)),
+        scale=np.ones((N_ALT, N_FEAT)),
+        weights=w,
+        bias=np.zeros(N_ALT),
+        thresholds=np.array(thresholds, float),
+    )
+
+
+def test_variants_of_a_single_turn_and_of_a_follow_up() -> None:
+    convs = [
+        Conversation(text="payout missing"),  # no turns: latest only
+        Conversation(
+            text="any update?",
+            context={
+                "turns": [
+                    {"role": "user", "text": "refund never came"},
+                    {"role": "agent", "text": "checking"},
+                ]
+            },
+        ),
+        Conversation(text="hi", context={"turns": [{"role": "agent", "text": "hello"}]}),
+    ]
+    vec = np.eye(3, 4, dtype=np.float32)
+    encoded = EncodedContexts(
+        vectors=vec[::-1].copy(), text_vectors=vec, turn_vectors=[], context_vectors=vec * 2
+    )
+    vectors, tokens, available = variant_queries(encoded, convs, str.split)
+    assert available.tolist() == [[True, False, False], [True, True, True], [True, True, False]]
+    assert tokens[0][1] == ["any", "update?"]
+    assert tokens[1][1] == ["any", "update?", "refund", "never", "came"]  # agent turns left out
+    assert tokens[2][1] == ["refund", "never", "came"]
+    assert np.array_equal(vectors[0], vec) and np.array_equal(vectors[2], vec * 2)
+
+
+def test_choose_switches_only_above_the_bar_and_when_available(tmp_path: Path) -> None:
+    gate = _gate(thresholds=(0.6, 0.8))
+    x = np.zeros((4, N_ALT, N_FEAT))
+    x[:, 0, 0] = [0.0, 1.0, 1.0, 3.0]  # mixed: p = .5, .73, .73, .95
+    x[:, 1, 0] = [5.0, 0.0, 4.0, 4.0]  # earlier: p = .99, .5, .98, .98
+    available = np.ones((4, 3), bool)
+    available[3, 2] = False
+    # row 0: earlier clears .8; row 1: mixed clears .6; row 2: both clear, earlier is
+    # surer (.98 vs .73); row 3: earlier unavailable, so mixed
+    assert gate.choose(x, available).tolist() == [2, 1, 2, 1]
+    off = gate.choose(x, available, np.array([1.01, 1.01]))
+    assert off.tolist() == [0, 0, 0, 0]  # above 1: never switch
+    gate.save(tmp_path / "gate.json")
+    again = ContextGate.load(tmp_path / "gate.json")
+    assert np.array_equal(again.choose(x, available), gate.choose(x, available))
+
+
+def test_load_refuses_other_formats(tmp_path: Path) -> None:
+    (tmp_path / "g.json").write_text('{"format": "something-else"}')
+    with pytest.raises(ValueError, match="context-gate"):
+        ContextGate.load(tmp_path / "g.json")
+
+
+def test_fit_and_tune_never_leave_a_group_below_latest() -> None:
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(size=(n, N_ALT, N_FEAT))
+    correct = np.zeros((n, 3), bool)
+    correct[:, 0] = x[:, 0, 0] < 0  # latest right when feature 0 is low
+    correct[:, 1] = rng.random(n) < 0.3  # mixed: noise
+    correct[:, 2] = x[:, 1, 0] > 0  # earlier right when its feature 0 is high
+    available = np.ones((n, 3), bool)
+    gate = fit_gate(x, correct, available)
+    assert gate.weights[1, 0] > 0  # learned: a high feature 0 favours "earlier"
+    groups = np.array(["a", "b"] * (n // 2))
+    gate.thresholds = tune_thresholds(gate, x, correct, available, groups)
+    chosen = gate.choose(x, available)
+    for g in ("a", "b"):
+        m = groups == g
+        assert accuracy(chosen[m], correct[m]) >= correct[m, 0].mean()
+    assert accuracy(chosen, correct) > correct[:, 0].mean()
+
+
+def test_fit_keeps_an_alternative_off_without_both_outcomes() -> None:
+    x = np.zeros((10, N_ALT, N_FEAT))
+    correct = np.ones((10, 3), bool)  # never differs from latest
+    gate = fit_gate(x, correct, np.ones((10, 3), bool))
+    assert gate.choose(x, np.ones((10, 3), bool)).tolist() == [0] * 10
+
+
+def test_settings_reads_the_context_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().context == "mixed"
+    monkeypatch.setenv("FRONTDESK_CONTEXT", "latest")
+    assert Settings.from_env().context == "latest"
+
+
+def test_suggester_context_modes(tiny_index: Path, encoder, tmp_path: Path) -> None:  # noqa: ANN001
+    from frontdesk import Suggester
+    from frontdesk.index import WorkflowIndex
+
+    index = WorkflowIndex.load(tiny_index)
+    conv = Conversation(
+        text="lost my phone with the authenticator",
+        context={"turns": [{"role": "user", "text": "customer says refund never arrived"}]},
+    )
+    latest = Suggester(index, encoder=encoder, settings=Settings(context="latest"))
+    mixed = Suggester(index, encoder=encoder, settings=Settings(context="mixed"))
+    alone = latest.suggest(conv.text, k=3)
+    assert [s.workflow_id for s in latest.suggest(conv, k=3)] == [s.workflow_id for s in alone]
+    assert [s.score for s in latest.suggest(conv, k=3)] == pytest.approx([s.score for s in alone])
+    assert latest.query_tokens(conv) == index.tokenizer(conv.text)
+    assert len(mixed.query_tokens(conv)) > len(latest.query_tokens(conv))
+    assert (
+        "context" in latest.retrieval_signature() and "context" not in mixed.retrieval_signature()
+    )
+    # a gate that always prefers the earlier request answers the refund workflow
+    gate = _gate(weight=0.0, thresholds=(1.01, 0.4))  # p = .5: only "earlier" clears its bar
+    gate.save(tmp_path / "gate.json")
+    gated = Suggester(
+        index,
+        encoder=encoder,
+        settings=Settings(context="gated", context_model=str(tmp_path / "gate.json")),
+    )
+    assert gated.suggest(conv, k=1)[0].workflow_id == "refund-not-received"
+    assert [s.workflow_id for s in gated.suggest(conv.text, k=3)] == [
+        s.workflow_id for s in alone
+    ]  # no earlier turns: the latest text alone
+
+
+def test_the_bundled_gate_loads_and_records_its_lineage() -> None:
+    gate = ContextGate.load()
+    assert gate.weights.shape == (N_ALT, N_FEAT)
+    assert "train" in gate.lineage["fit"] and "test" not in gate.lineage["fit"]
