@@ -145,6 +145,10 @@ def test_outcomes_are_validated_as_a_batch_and_written_before_the_answer(served)
     assert over.status_code == 400 and "10001 outcomes in one batch" in over.json()["error"]
     huge = client.post("/v1/outcomes", json={"outcomes": [record] * 50_000})  # about 10 MB
     assert huge.status_code == 413 and "at most 10000 outcomes" in huge.json()["error"]
+    missing = client.post("/v1/outcomes", json={"outcomes": [{"csat": True}]}).json()["error"]
+    assert missing.startswith("outcomes[0].decision_id: missing"), missing
+    wrong = client.post("/v1/outcomes", json={"outcomes": [{**good, "csat": True}]}).json()
+    assert wrong["error"] == "outcomes[0].csat: true is not an integer from 1 to 5", wrong
     assert store.read(OUTCOMES).num_rows == before  # nothing half-written
     ok = client.post("/v1/outcomes", json={"outcomes": [good]})
     assert ok.status_code == 200 and ok.json() == {"accepted": 1}

@@ -147,7 +147,8 @@ PolicyOpt = Annotated[
 
 
 SegmentOpt = Annotated[
-    list[str] | None, typer.Option("--segment", help="Log column to segment by (repeatable).")
+    list[str] | None,
+    typer.Option("--segment", help="Log column to segment by (repeatable; default: segment)."),
 ]
 
 

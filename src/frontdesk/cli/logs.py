@@ -171,6 +171,14 @@ def lift_cmd(
             out.print(f"[{colour}]{escape(verdict_line(c, with_model=many))}[/]", highlight=False)
     for a in report["assumptions"]:
         out.print(f"[dim]assumes: {escape(a)}[/]", highlight=False)
+    tests = len(report["comparisons"])
+    if tests > 1:
+        out.print(
+            f"[dim]{tests} comparisons: each 95 % interval misses about 1 time in 20, so about "
+            f"{tests / 20:.1f} of these verdicts may call a difference that is not there; trust "
+            "the metric you chose before looking, and a verdict that holds on more data.[/]",
+            highlight=False,
+        )
 
 
 def _mean(x: float | None) -> str:

@@ -371,6 +371,14 @@ def _pct(x: float, sign: bool = False) -> str:
     return "n/a" if x != x else f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}"
 
 
+def _pct_rate(x: float) -> tuple[str, bool]:
+    """An estimated rate in %, clipped to [0, 100] for display; whether it was clipped
+    (an unclipped IPS estimate can leave that range on few rows)."""
+    if x != x or 0.0 <= x <= 1.0:
+        return _pct(x), False
+    return _pct(min(max(x, 0.0), 1.0)) + "*", True
+
+
 def _pct_interval(ci: list[float]) -> tuple[str, bool]:
     """A rate's interval in %, clipped to [0, 100] for display; whether it was clipped."""
     lo, hi = ci
@@ -403,14 +411,15 @@ def _print_suggestion_tables(result: dict[str, Any]) -> None:
             for x in meta["estimators"]:
                 v = e[x]
                 ci, cut = _pct_interval(v["ci"])
-                clipped |= cut
+                value, cut_value = _pct_rate(v["value"])
+                clipped |= cut or cut_value
                 lo, hi = v["difference_ci"]  # a normal interval: symmetric
                 diff = _pct(v["difference"], sign=True) + (
                     f" ± {_pct((hi - lo) / 2)}" if lo == lo else ""
                 )
                 ess = f"{v['ess']:.0f}" + (" [yellow]low[/]" if v["ess"] < meta["min_ess"] else "")
                 table.add_row(
-                    "", "", x, _pct(v["value"]), ci, diff, ess, f"{v['nonzero_share']:.0%}",
+                    "", "", x, value, ci, diff, ess, f"{v['nonzero_share']:.0%}",
                     f"{v['unsupported_share']:.0%}",
                 )  # fmt: skip
             table.add_section()
@@ -429,13 +438,18 @@ def _print_suggestion_tables(result: dict[str, Any]) -> None:
             else ""
         )
         + ".",  # fmt: skip
-        "vs logged: the difference from the logged acceptance in percentage points ± its 95 % "
-        "interval (an interval that excludes 0 is a real difference); lists used: share of lists with a nonzero weight; unsupp.: share the "
+        "logged: the acceptance of the lists as they were shown, explored (reordered) lists "
+        "included, so even the model that served can differ from it; vs logged: the "
+        "difference in percentage points ± its 95 % interval (one that excludes 0 is a real "
+        "difference); lists used: share of lists with a nonzero weight; unsupp.: share the "
         "logs cannot speak for (counted as not accepted).",
         READ_WHICH,
     ]
     if clipped:
-        notes.append("* interval clipped to 0–100 % for display; raw values in --json.")
+        notes.append(
+            "* clipped to 0–100 % for display (an unclipped estimate on few lists can leave "
+            "that range); raw values in --json."
+        )
     for note in notes:
         out.print(f"[dim]{note}[/]")
 

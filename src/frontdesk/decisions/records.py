@@ -113,6 +113,8 @@ def check_outcome(record: Any, index: int) -> dict[str, Any]:
             index, unknown[0], f"unknown field; the fields are {', '.join(OUTCOME_FIELDS)}"
         )
     did = record.get("decision_id")
+    if did is None:
+        raise OutcomeError(index, "decision_id", "missing: the decision_id its answer carried")
     if not isinstance(did, str) or not ID_RE.fullmatch(did):
         raise OutcomeError(
             index, "decision_id", f"{_short(did)} is not a decision id (32 hex digits)"
@@ -159,6 +161,9 @@ def outcome_rows(
 
 
 def _short(v: Any) -> str:
+    """A value as a message shows it: JSON's words for true, false and null."""
+    if v is None or isinstance(v, bool):
+        return "null" if v is None else str(v).lower()
     text = repr(v)
     return text if len(text) <= 60 else text[:57] + "..."
 

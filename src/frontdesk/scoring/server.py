@@ -369,8 +369,9 @@ def create_app(
         """The body limit of ``path`` and what a 413 says when a body passes it."""
         if path == OUTCOMES_PATH:
             return outcomes_limit, (
-                f"outcome batch over {outcomes_limit} bytes; send at most "
-                f"{MAX_OUTCOMES_PER_BATCH} outcomes per request, in several requests"
+                f"outcome batch over {outcomes_limit} bytes: a batch holds at most "
+                f"{MAX_OUTCOMES_PER_BATCH} outcomes within {outcomes_limit} bytes; split it "
+                "into several requests"
             )
         return limit, f"request body over {limit} bytes"
 
