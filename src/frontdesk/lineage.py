@@ -10,8 +10,11 @@ log folder: the same decision file, or (within one organisation, or where
 either side does not say which organisation it is) the same contact ids.
 Off-policy estimates on overlapping rows re-weight the very outcomes the
 model was fitted to, and overstate it. A ranker trained on suggestion-list
-feedback records the log folder in ``ranker.json`` instead
-(``ranker_training_overlap``).
+feedback records the log folder in ``ranker.json`` and the hashes of the
+decision and contact ids of its rows in ``feedback_lineage.json`` with two
+``.npy`` files (``FeedbackLineage``), as does an index fed by ``index add
+--from-feedback`` (accumulated over adds); ``feedback_training_overlap`` and
+``ranker_training_overlap`` compare them with suggestion logs.
 """
 
 from __future__ import annotations
@@ -272,9 +275,14 @@ def ranker_training_overlap(ranker: str | Path, logs: Any, allow: bool = False) 
     manifest sha256, one of their files' or their folder refuses it (unless
     ``allow``: then a warning). Without either, a ``ranker.json`` that names
     this folder is a loud warning: what the ranker learned from is not recorded.
+    First, its ``feedback_lineage.json`` (``FeedbackLineage``) is checked row by row:
+    a ranker trained on a ``logs join --until`` window of the same decision log is
+    refused on the bigger folder too.
     """
     folder = Path(ranker)
-    warnings: list[str] = []
+    warnings = feedback_training_overlap([("ranker", folder)], logs, allow)
+    if warnings:  # overlapping rows found (and allowed): the checks below would say it again
+        return warnings
     if (folder / LINEAGE_FILE).is_file():
         warnings += training_overlap(logs, [str(folder)], allow)
     try:
@@ -358,3 +366,161 @@ def _ranges(days: Sequence[int]) -> str:
     if start is not None:
         out.append(f"{start}-{prev}" if start != prev else f"{start}")
     return ", ".join(out)
+
+
+FEEDBACK_LINEAGE_FILE = "feedback_lineage.json"
+FEEDBACK_DECISIONS_FILE = "feedback_decisions.npy"
+FEEDBACK_CONTACTS_FILE = "feedback_contacts.npy"
+FEEDBACK_LINEAGE_FILES = (FEEDBACK_LINEAGE_FILE, FEEDBACK_DECISIONS_FILE, FEEDBACK_CONTACTS_FILE)
+
+
+@dataclass(frozen=True, eq=False)
+class FeedbackLineage:
+    """The logged suggestion rows a ranker or an index learned from (``--feedback``,
+    ``--from-feedback``): sorted 64-bit hashes of their decision ids and contact ids, and
+    the log folders read. Saved beside the model (``feedback_lineage.json`` and two
+    ``.npy`` files), covered by its manifest."""
+
+    decisions: np.ndarray  # sorted uint64 hashes
+    contacts: np.ndarray  # sorted uint64 hashes (empty where none was recorded)
+    sources: list[dict[str, Any]]
+
+    @classmethod
+    def of_rows(
+        cls,
+        decision_ids: Sequence[str],
+        contact_ids: Sequence[str],
+        source: dict[str, Any],
+    ) -> FeedbackLineage:
+        """The lineage of rows of one log folder (``source``: its path, sha256, rows)."""
+        return cls(
+            np.unique(contact_hashes([str(d) for d in decision_ids])),
+            np.unique(contact_hashes([str(c) for c in contact_ids])),
+            [source],
+        )
+
+    def merged(self, other: FeedbackLineage | None) -> FeedbackLineage:
+        """Both lineages' rows and sources (an index fed from several log folders)."""
+        if other is None:
+            return self
+        return FeedbackLineage(
+            np.union1d(other.decisions, self.decisions).astype(np.uint64),
+            np.union1d(other.contacts, self.contacts).astype(np.uint64),
+            [*other.sources, *self.sources],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """feedback_lineage.json's content (the hashes go to their own .npy files)."""
+        return {
+            "format_version": LINEAGE_FORMAT_VERSION,
+            "kind": "suggestion-feedback",
+            "decisions": len(self.decisions),
+            "contacts": len(self.contacts),
+            "decisions_file": FEEDBACK_DECISIONS_FILE,
+            "contacts_file": FEEDBACK_CONTACTS_FILE,
+            "sources": self.sources,
+        }
+
+    def save(self, folder: str | Path) -> None:
+        """Write the lineage into a model folder being built (before its manifest)."""
+        folder = Path(folder)
+        np.save(folder / FEEDBACK_DECISIONS_FILE, np.asarray(self.decisions, dtype=np.uint64))
+        np.save(folder / FEEDBACK_CONTACTS_FILE, np.asarray(self.contacts, dtype=np.uint64))
+        (folder / FEEDBACK_LINEAGE_FILE).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> FeedbackLineage | None:
+        """A model folder's feedback lineage (None: it records none). Its three files must be
+        listed in the folder's manifest and match their sha256 (the rest of the folder is
+        checked where the model is loaded)."""
+        from .artifacts import MANIFEST, sha256_file
+
+        folder = Path(folder)
+        path = folder / FEEDBACK_LINEAGE_FILE
+        if not path.is_file():
+            return None
+        try:
+            listed = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("files")
+        except (OSError, ValueError, AttributeError):
+            listed = None
+        if not isinstance(listed, dict):
+            raise LineageTamperedError(f"{folder / MANIFEST}: missing or unreadable")
+        for name in FEEDBACK_LINEAGE_FILES:
+            p = folder / name
+            if name not in listed or not p.is_file() or sha256_file(p) != listed[name]:
+                raise LineageTamperedError(
+                    f"{p}: not as its manifest lists it; what the model learned from cannot "
+                    "be trusted: rebuild it"
+                )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format_version") != LINEAGE_FORMAT_VERSION:
+                raise LineageError(
+                    f"{path}: format_version {data.get('format_version')!r}; this frontdesk "
+                    f"reads {LINEAGE_FORMAT_VERSION}"
+                )
+            return cls(
+                np.asarray(np.load(folder / FEEDBACK_DECISIONS_FILE), dtype=np.uint64),
+                np.asarray(np.load(folder / FEEDBACK_CONTACTS_FILE), dtype=np.uint64),
+                [dict(s) for s in data.get("sources", [])],
+            )
+        except (ValueError, TypeError, AttributeError, OSError) as exc:
+            raise LineageError(f"{path}: malformed ({type(exc).__name__}: {exc})") from None
+
+    def overlap(self, logs: Any) -> tuple[int, int, int]:
+        """(rows of ``logs`` with a decision id learned from, rows with only a contact id
+        learned from, all rows), streaming the decision and contact ids."""
+        by_decision = by_contact = total = 0
+        for _, batch in logs.batches(columns=["decision_id", "contact_id"]):
+            total += batch.num_rows
+            d = _member(self.decisions, batch.column("decision_id").to_pylist())
+            c = _member(self.contacts, batch.column("contact_id").to_pylist())
+            by_decision += int(d.sum())
+            by_contact += int((c & ~d).sum())
+        return by_decision, by_contact, total
+
+
+def _member(sorted_hashes: np.ndarray, ids: Sequence[Any]) -> np.ndarray:
+    """Per id (None: never), whether its hash is in ``sorted_hashes``."""
+    present = np.array([i is not None for i in ids], dtype=bool)
+    if not len(sorted_hashes) or not present.any():
+        return np.zeros(len(ids), dtype=bool)
+    h = contact_hashes([str(i) for i in ids])
+    pos = np.searchsorted(sorted_hashes, h).clip(max=len(sorted_hashes) - 1)
+    return (sorted_hashes[pos] == h) & present
+
+
+def feedback_training_overlap(
+    models: Sequence[tuple[str, str | Path]], logs: Any, allow: bool = False
+) -> list[str]:
+    """Refuse (or, with ``allow``, warn about) judging a ranker or an index on logged rows
+    it learned from, by decision id or contact id (``FeedbackLineage``).
+
+    ``models``: (what, folder) pairs, e.g. ``("ranker", RK)``, ``("index", IDX)``;
+    ``logs`` offers ``root`` and ``batches`` (``SuggestionLogs`` does). Returns the
+    warnings; raises TrainingOverlapError on an overlap unless ``allow``.
+    """
+    warnings: list[str] = []
+    for what, folder in models:
+        lineage = FeedbackLineage.load(folder)
+        if lineage is None:
+            continue
+        by_decision, by_contact, total = lineage.overlap(logs)
+        if not (by_decision or by_contact):
+            continue
+        rows = by_decision + by_contact
+        how = f"{by_decision:,} by decision id" + (
+            f", {by_contact:,} more by contact id" if by_contact else ""
+        )
+        found = (
+            f"the {what} {folder} learned from {rows:,} of the {total:,} rows of {logs.root} "
+            f"({how}): estimates there re-weight the choices it was fitted to and overstate it"
+        )
+        if allow:
+            warnings.append(f"training overlap (--allow-training-overlap): {found}")
+            continue
+        raise TrainingOverlapError(
+            f"{found}; judge it on decisions logged after its training (`frontdesk logs join "
+            "DLOG --since … --out LOGS_NEW`), or pass --allow-training-overlap to run anyway"
+        )
+    return warnings

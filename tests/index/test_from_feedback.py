@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -146,3 +147,68 @@ def test_examples_can_be_read_under_the_lock_for_the_updated_ids(index_dir: Path
     assert update["examples_source"] == {"path": "here"}
     with pytest.raises(FrontdeskError, match="a blank example text for workflow login-2fa"):
         update_index(index_dir, examples=[("login-2fa", "  ")], encoder=encoder)
+
+
+def test_the_index_records_the_decisions_it_learned_from_and_simulate_refuses_them(
+    tmp_path: Path, index_dir: Path, encoder
+) -> None:
+    from frontdesk.lineage import (
+        FEEDBACK_LINEAGE_FILE,
+        FeedbackLineage,
+        TrainingOverlapError,
+        feedback_training_overlap,
+    )
+    from frontdesk.ope.slate import SuggestionLogs
+
+    from ..feedback_logs import did
+
+    logs = joined_feedback(tmp_path, traffic())
+    fb = read_feedback(logs, WorkflowIndex.load(index_dir).workflow_ids)
+
+    def learned(ids: list[str]):  # type: ignore[no-untyped-def]
+        return fb.examples(), {"path": str(logs)}, fb.example_decisions()
+
+    update_index(index_dir, examples=learned, encoder=encoder)
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    assert FEEDBACK_LINEAGE_FILE in manifest["files"]
+    lineage = FeedbackLineage.load(index_dir)
+    assert lineage is not None and len(lineage.decisions) == 3  # the two texts added: 3 rows
+    with pytest.raises(TrainingOverlapError, match=r"the index .* learned from 3 of the 6 rows"):
+        feedback_training_overlap([("index", index_dir)], SuggestionLogs.open(logs))
+    warned = feedback_training_overlap([("index", index_dir)], SuggestionLogs.open(logs), True)
+    assert "--allow-training-overlap" in warned[0]
+    # a second add (other logs) accumulates; a catalog-only update carries it along
+    more = [Served("my api secret is public", ["login-2fa", "api-key-rotate"], "api-key-rotate")]
+    logs2 = joined_feedback(tmp_path, more, "logs2")
+    fb2 = read_feedback(logs2, WorkflowIndex.load(index_dir).workflow_ids)
+    update_index(
+        index_dir,
+        examples=lambda ids: (fb2.examples(), {"path": str(logs2)}, fb2.example_decisions()),
+        encoder=encoder,
+    )
+    after = FeedbackLineage.load(index_dir)
+    assert after is not None and len(after.sources) == 2
+    assert len(after.decisions) == 3  # did(0) of logs2 is did(0) of logs: the same hash
+    assert set(lineage.decisions.tolist()) <= set(after.decisions.tolist())
+    assert did(0)
+    # tampering with the lineage is caught
+    np.save(index_dir / "feedback_decisions.npy", np.zeros(1, dtype=np.uint64))
+    with pytest.raises(FrontdeskError, match="not as its manifest lists it"):
+        FeedbackLineage.load(index_dir)
+
+
+def test_a_raw_decision_log_is_refused_by_index_add_and_simulate(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    joined_feedback(tmp_path, traffic())
+    dlog = tmp_path / "logs-dlog"
+    runner = CliRunner()
+    for args in (
+        ["index", "add", str(index_dir), "--from-feedback", str(dlog)],
+        ["simulate", "suggestions", str(dlog), "--index", str(index_dir)],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert f"{dlog} is a decision log (serve --decision-log); join it first" in " ".join(
+            result.stderr.split()
+        )

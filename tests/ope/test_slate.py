@@ -573,3 +573,24 @@ def test_segments_of_an_int_column_with_nulls_stay_whole() -> None:
             for k in row}  # fmt: skip
     assert keys == {OVERALL, "1", "2", "missing"}
     assert segment_keys(pd.DataFrame({"s": ["x", None]}), ["s", "s"])[1][1:] == ["s=missing"] * 2
+
+
+def test_a_ranker_trained_on_a_window_of_these_logs_is_refused_row_by_row(
+    bm25_setup: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from frontdesk.artifacts import RANKER, write_manifest
+    from frontdesk.lineage import FeedbackLineage
+
+    logs_dir, _ = bm25_setup
+    logs = SuggestionLogs.open(logs_dir)
+    ids = [str(d) for _, b in logs.batches(["decision_id"]) for d in b.column(0).to_pylist()]
+    ranker = tmp_path / "ranker"
+    ranker.mkdir()
+    (ranker / "ranker.json").write_text(json.dumps({"training": {}}))
+    # an earlier `logs join --until` window: another folder, the first 40 rows
+    FeedbackLineage.of_rows(ids[:40], [], {"path": "/elsewhere"}).save(ranker)
+    write_manifest(ranker, {"kind": RANKER})
+    with pytest.raises(TrainingOverlapError, match=r"learned from 40 of the .* --since"):
+        ranker_training_overlap(ranker, logs)
+    warned = ranker_training_overlap(ranker, logs, allow=True)
+    assert len(warned) == 1 and "--allow-training-overlap" in warned[0]

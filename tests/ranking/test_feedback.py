@@ -399,3 +399,54 @@ def test_cli_train_ranker_from_feedback_and_what_it_refuses(
     assert f["rows_from_file"] == 12 and out["training"]["rows"] == 12 + f["used"]
     assert f["position_bias"]["source"] == CORRECTION_OFF and not f["weighted"]  # all weigh 1
     assert f["skipped"]["unknown_workflow"] == 1
+
+
+def test_too_few_feedback_rows_to_carve_a_validation_are_refused_saying_what_to_do(
+    tmp_path: Path,
+) -> None:
+    from frontdesk.errors import FrontdeskError
+    from frontdesk.ranking.training.validation import MIN_CARVED_PER_LABEL
+
+    # a few dozen lists spread over the workflows: no workflow has 6 contacts
+    lists = [
+        Served(f"question {i} about {w}", IDS[:3], w)
+        for i in range(MIN_CARVED_PER_LABEL - 1)
+        for w in IDS[:6]
+    ]
+    fb = feedback_rows(joined_feedback(tmp_path, lists), IDS)
+    given, _, carve_from, groups = combine([], fb)
+    config = RankerTrainingConfig(folds=3, top_n=6, augment_context=0.0)
+    data = expand_rows(given, config, groups)
+    with pytest.raises(FrontdeskError, match=r"pass --val FILE.*log more lists") as exc:
+        split_validation(data, None, config, carve_from)
+    assert f"at least {MIN_CARVED_PER_LABEL} feedback rows" in str(exc.value)
+    assert MIN_CARVED_PER_LABEL == 6  # round(0.1 n) first reaches 1 at n = 6
+
+
+def test_feedback_lineage_holds_every_rows_decision_and_contact(tmp_path: Path) -> None:
+    from frontdesk.lineage import contact_hashes
+
+    lists = [Served("my payout is late", IDS[:3], "payout-delayed", contact="k1"),
+             Served("reset my 2fa", IDS[:3], "login-2fa")]  # fmt: skip
+    fb = feedback_rows(joined_feedback(tmp_path, lists), IDS)
+    lineage = fb.lineage()
+    assert len(lineage.decisions) == 2
+    assert set(lineage.contacts.tolist()) == set(contact_hashes(["k1", "c1"]).tolist())
+    assert lineage.sources[0]["manifest_sha256"] == fb.feedback.manifest_sha256
+
+
+def test_a_raw_decision_log_is_refused_saying_to_join_it(tmp_path: Path) -> None:
+    joined_feedback(tmp_path, [Served("reset my 2fa", IDS[:3], "login-2fa")])
+    dlog = tmp_path / "logs-dlog"
+    with pytest.raises(Exception, match=r"is a decision log \(serve --decision-log\); join it"):
+        read_feedback(dlog, IDS)
+    result = CliRunner().invoke(app, ["train", "ranker", "--feedback", str(dlog)])
+    assert result.exit_code != 0
+
+
+def test_a_manifest_error_names_the_manifest_once(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError) as exc:
+        read_feedback(tmp_path / "empty", IDS)
+    manifest = str(tmp_path / "empty" / "manifest.json")
+    assert str(exc.value).count(manifest) == 1

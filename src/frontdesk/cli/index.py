@@ -156,9 +156,10 @@ def _update(
 
 def _feedback_examples(
     logs: Path, min_count: int, found: dict[str, Any], workflow_ids: list[str]
-) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+) -> tuple[list[tuple[str, str]], dict[str, Any], dict[tuple[str, str], list[str]]]:
     """The questions of ``logs`` agents confirmed in at least ``min_count`` contacts, for the
-    ``workflow_ids`` the updated index will hold, and their source (for the manifest);
+    ``workflow_ids`` the updated index will hold, their source (for the manifest) and the
+    decision ids behind each (for the index's lineage, ``feedback_lineage.json``);
     ``found`` gets the source and the counts, for the output."""
     from ..decisions.feedback import read_feedback
 
@@ -170,7 +171,7 @@ def _feedback_examples(
         distinct_examples=len(examples),
         below_min_count=len(fb.examples(1)) - len(examples),
     )
-    return examples, source
+    return examples, source, fb.example_decisions()
 
 
 @index_app.command("add")

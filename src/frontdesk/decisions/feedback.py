@@ -33,12 +33,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..artifacts import LOGS, MANIFEST, read_manifest, sha256_file
-from ..errors import DataError, IndexIntegrityError
+from ..errors import DataError, FrontdeskError, IndexIntegrityError
 from ..index.builder import document_key
 from ..logs import PROFILE_FIELDS
 from ..schema import LabelledQuery
 from .records import is_hashed_text
-from .store import read_verified
+from .store import DESCRIPTION, read_verified
 
 SUGGESTIONS_GLOB = "suggestions-*.parquet"
 FEEDBACK_COLUMNS = (
@@ -116,6 +116,14 @@ class Feedback:
             first.setdefault(key, r.query.text)
         return [(k[0], first[k]) for k, c in contacts.items() if len(c) >= min_count]
 
+    def example_decisions(self) -> dict[tuple[str, str], list[str]]:
+        """Per (workflow id, ``document_key`` of a text), the decision ids of the usable rows
+        that gave it (what an index that adds the text learned from)."""
+        out: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for r in self.rows:
+            out[(str(r.query.label), document_key(r.query.text))].append(str(r.query.id))
+        return dict(out)
+
     def summary(self) -> dict[str, Any]:
         """What the folder gave, for output and for the artifacts that learned from it."""
         return {
@@ -128,6 +136,23 @@ class Feedback:
         }
 
 
+def refuse_decision_log(root: Path) -> None:
+    """Refuse a raw decision log (``serve --decision-log DIR``) where a joined log folder
+    is expected, saying how to join it."""
+    if (root / DESCRIPTION).is_file() and not (root / MANIFEST).is_file():
+        raise FrontdeskError(
+            f"{root} is a decision log (serve --decision-log); join it first: "
+            f"frontdesk logs join {root} --out LOGS"
+        )
+
+
+def manifest_error(root: Path, exc: IndexIntegrityError) -> DataError:
+    """A log folder's manifest problem as a DataError naming the manifest once (the
+    message of ``read_manifest`` often starts with that path already)."""
+    path, reason = str(root / MANIFEST), str(exc)
+    return DataError(path, None, None, reason.removeprefix(f"{path}: "))
+
+
 def read_feedback(path: str | Path, workflow_ids: Iterable[str]) -> Feedback:
     """The suggestion rows of the joined log folder ``path`` (see the module docstring).
 
@@ -138,10 +163,11 @@ def read_feedback(path: str | Path, workflow_ids: Iterable[str]) -> Feedback:
     root = Path(path)
     if not root.is_dir():
         raise DataError(str(root), None, None, "folder not found (a `frontdesk logs join` --out)")
+    refuse_decision_log(root)
     try:
         read_manifest(root, verify=True, kind=LOGS)
     except IndexIntegrityError as exc:
-        raise DataError(str(root / MANIFEST), None, None, str(exc)) from None
+        raise manifest_error(root, exc) from None
     files = sorted(root.glob(SUGGESTIONS_GLOB), key=lambda f: (len(f.name), f.name))
     if not files:
         raise DataError(

@@ -34,6 +34,7 @@ from ..artifacts import INDEX, MANIFEST, atomic_folder, folder_lock, sha256_file
 from ..config import Settings
 from ..encoding import ContextEncoder
 from ..errors import FrontdeskError, IndexIntegrityError
+from ..lineage import FEEDBACK_LINEAGE_FILE, FeedbackLineage
 from ..loaders import load_catalog
 from ..schema import Workflow
 from .builder import (
@@ -51,8 +52,13 @@ from .store import WorkflowIndex
 
 Progress = Callable[[str, int, int], None]
 Examples = Sequence[tuple[str, str]]  # (workflow id, text)
-# the workflow ids the updated index holds -> its examples, and where they came from
-ExamplesFor = Callable[[list[str]], tuple[Examples, dict[str, Any]]]
+# (workflow id, document_key of a text) -> the logged decision ids it came from
+Learned = dict[tuple[str, str], list[str]]
+# the workflow ids the updated index holds -> its examples, and where they came from (and,
+# optionally, the decision ids behind each, recorded in the index's feedback lineage)
+ExamplesFor = Callable[
+    [list[str]], tuple[Examples, dict[str, Any]] | tuple[Examples, dict[str, Any], Learned]
+]
 
 
 def update_index(
@@ -88,8 +94,11 @@ def update_index(
         settings = settings.model_copy(update={"bm25_k1": sparse["k1"], "bm25_b": sparse["b"]})
         plan = _Plan(index, new_wfs, remove)
         wanted = examples
+        learned: Learned = {}
         if callable(examples):
-            wanted, source = examples([wf.id for wf in plan.workflows])
+            got = examples([wf.id for wf in plan.workflows])
+            wanted, source = got[0], got[1]
+            learned = got[2] if len(got) > 2 else {}  # type: ignore[misc]
             examples_source = {**(examples_source or {}), **source}
         plan.plan_examples(index, wanted)
         if not plan.changed:
@@ -98,12 +107,44 @@ def update_index(
             manifest, encoded = _write_updated(tmp, index, plan, encoder, settings, tick)
             if examples_source is not None:
                 manifest["updates"][-1]["examples_source"] = examples_source
+            _carry_lineage(root, tmp, plan, learned, examples_source, manifest)
             write_manifest(tmp, manifest)
             if sha256_file(root / "manifest.json") != loaded_manifest:
                 raise IndexIntegrityError(
                     f"{root}: replaced by another writer during this update; try again"
                 )
         return plan.summary(index, encoded=encoded, dense=_dense_line(manifest))
+
+
+def _carry_lineage(
+    root: Path,
+    tmp: Path,
+    plan: _Plan,
+    learned: Learned,
+    source: dict[str, Any] | None,
+    manifest: dict[str, Any],
+) -> None:
+    """Write the index's feedback lineage into the new version: the old one (verified
+    against the old manifest), plus the decision ids behind the examples this update adds;
+    named in ``manifest["feedback_lineage"]``."""
+    lineage = FeedbackLineage.load(root)
+    ids = [
+        d
+        for pos, text in plan.examples
+        for d in learned.get((plan.workflows[pos].id, document_key(text)), ())
+    ]
+    if ids:
+        info = {k: v for k, v in (source or {}).items() if k in ("path", "manifest_sha256")}
+        added = FeedbackLineage.of_rows(ids, [], {**info, "decisions": len(ids)})
+        lineage = added.merged(lineage)
+    if lineage is None:
+        return
+    lineage.save(tmp)
+    manifest["feedback_lineage"] = {
+        "file": FEEDBACK_LINEAGE_FILE,
+        "decisions": len(lineage.decisions),
+        "sources": len(lineage.sources),
+    }
 
 
 def _dense_line(manifest: dict[str, Any]) -> str | None:

@@ -56,9 +56,10 @@ from typing import Any
 import numpy as np
 
 from ..artifacts import LOGS, MANIFEST, read_manifest, sha256_file
+from ..decisions.feedback import manifest_error, refuse_decision_log
 from ..decisions.records import is_hashed_text
 from ..errors import DataError, FrontdeskError, IndexIntegrityError
-from ..lineage import ranker_training_overlap
+from ..lineage import feedback_training_overlap, ranker_training_overlap
 from ..logs import PROFILE_FIELDS
 from .estimators import Moments, interval
 from .estimators import estimate as estimate_moments
@@ -113,10 +114,11 @@ class SuggestionLogs:
         root = Path(path)
         if not root.is_dir():
             raise DataError(str(root), None, None, "folder not found")
+        refuse_decision_log(root)
         try:
             meta = read_manifest(root, verify=True, kind=LOGS)
         except IndexIntegrityError as exc:
-            raise DataError(str(root / MANIFEST), None, None, str(exc)) from None
+            raise manifest_error(root, exc) from None
         files = sorted(root.glob("suggestions-*.parquet"), key=lambda f: (len(f.name), f.name))
         if not files:
             raise DataError(
@@ -860,6 +862,8 @@ def simulate_suggestions(
     overlap: list[str] = []
     if ranker is not None:
         overlap = ranker_training_overlap(ranker, logs, allow_training_overlap)
+    if index is not None:  # an index fed by `index add --from-feedback` learned from rows too
+        overlap += feedback_training_overlap([("index", index)], logs, allow_training_overlap)
     if index is None and target is None:
         raise FrontdeskError("give the target's index (--index)")
     if index is not None and target is None:

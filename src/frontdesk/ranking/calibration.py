@@ -96,7 +96,9 @@ class PlattCalibrator:
         if self.inputs != CONFIDENCE_INPUTS:
             x = x[:, [CONFIDENCE_INPUTS.index(name) for name in self.inputs]]
         z = x @ np.asarray(self.coef) + self.intercept
-        return 1.0 / (1.0 + np.exp(-z))
+        from scipy.special import expit
+
+        return expit(z)  # 1 / (1 + e^-z), without overflowing for a very negative z
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -48,6 +48,11 @@ class WorkflowClassifier:
         with warnings.catch_warnings():
             # a few hundred lbfgs steps are close enough for a ranking feature
             warnings.simplefilter("ignore", ConvergenceWarning)
+            # many workflows with a few questions each is this classifier's usual case, not
+            # a regression target mistaken for classes, as sklearn suspects above 50 %
+            warnings.filterwarnings(
+                "ignore", message="The number of unique classes is greater than 50%"
+            )
             model.fit(np.asarray(vectors, dtype=np.float32), y)
         coef, bias = model.coef_, model.intercept_
         if len(classes) == 2:  # sklearn keeps one row for two classes: make it a softmax

@@ -12,6 +12,7 @@ import numpy as np
 from .._version import __version__
 from ..artifacts import FORMAT_VERSION, RANKER, atomic_folder, read_manifest, write_manifest
 from ..errors import IndexIntegrityError
+from ..lineage import FeedbackLineage
 from .calibration import PlattCalibrator, ValidationOutcomes
 from .classifier import WorkflowClassifier
 from .features import FEATURE_NAMES
@@ -193,10 +194,13 @@ class LambdaRankReranker:
             callbacks = [lgb.early_stopping(40, first_metric_only=True, verbose=False)]
         return lgb.train(p, dtrain, num_boost_round=rounds, valid_sets=valid, callbacks=callbacks)
 
-    def save(self, out: str | Path) -> None:
+    def save(self, out: str | Path, lineage: FeedbackLineage | None = None) -> None:
         """Write the model folder atomically: LightGBM text model, JSON config, priors, the
-        classifier's weights and validation's outcomes (``.npy``)."""
+        classifier's weights and validation's outcomes (``.npy``); and ``lineage``, the
+        logged rows it learned from (``train ranker --feedback``), under the manifest."""
         with atomic_folder(out, CONFIG_FILE, "ranker") as tmp:
+            if lineage is not None:
+                lineage.save(tmp)
             self.booster.save_model(str(tmp / MODEL_FILE))
             config = {
                 **self.config,

@@ -4,7 +4,9 @@ Each suggestion row of a joined log folder whose ``workflow_used`` is in the
 index becomes a labelled query (``decisions.feedback``), weighted against
 position bias (``position_bias``) by where in the shown list it was taken.
 What was used is recorded in ``ranker.json`` under ``training.feedback``: the
-folder and its manifest's sha256, the rows used and skipped, θ and the weights.
+folder and its manifest's sha256, the rows used and skipped, θ and the weights;
+and, row by row, in ``feedback_lineage.json`` (``FeedbackRows.lineage``: hashes
+of their decision and contact ids), which ``simulate suggestions`` checks.
 
 Validation is never a training row: without ``--val`` it is carved from the
 feedback rows only (``carve_from``), whole groups at a time (``groups``: the
@@ -31,6 +33,7 @@ from typing import Any
 
 from ...decisions.feedback import Feedback, read_feedback
 from ...index.builder import document_key
+from ...lineage import FeedbackLineage
 from ...schema import LabelledQuery
 from .position_bias import DEFAULT_MAX_WEIGHT, PositionBias, estimate_position_bias
 
@@ -50,6 +53,14 @@ class FeedbackRows:
     def rows(self) -> list[LabelledQuery]:
         """The usable rows as labelled queries, in the order of ``weights``."""
         return self.feedback.queries
+
+    def lineage(self) -> FeedbackLineage:
+        """The hashes of the decision and contact ids of every usable row (validation's too:
+        the threshold was tuned on them), saved beside the ranker."""
+        rows = self.feedback.rows
+        contacts = [r.group for r in rows if r.group != r.query.id]  # group: contact id, if any
+        source = {k: v for k, v in self.feedback.summary().items() if k != "files"}
+        return FeedbackLineage.of_rows([str(r.query.id) for r in rows], contacts, source)
 
     def record(self) -> dict[str, Any]:
         """What ``ranker.json`` says of the feedback it learned from."""

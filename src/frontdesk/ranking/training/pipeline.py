@@ -159,7 +159,7 @@ def train_ranker(
             saved["training"]["val_source"] = FEEDBACK_VAL_SOURCE
     saved = choice.apply(saved)  # the goal, and validation's values at its threshold
     reranker.threshold, reranker.config = choice.threshold, saved
-    reranker.save(out)
+    reranker.save(out, lineage=feedback.lineage() if feedback is not None else None)
     tick("training", 1, 1)
     scope = calibration.scope
     extra = {"scope_calibration": scope.to_json()} if scope is not None else {}

@@ -21,6 +21,8 @@ from .rows import TrainingRows, two_turn_forms
 
 CARVED_FRACTION = 0.1
 CARVED_SOURCE = "carved from training rows (10 %, out-of-fold features)"
+# the fewest rows (contacts) of one label a carved 10 % takes one from: round(0.1 n) >= 1
+MIN_CARVED_PER_LABEL = next(n for n in range(2, 100) if min(n - 1, round(n * CARVED_FRACTION)))
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ def split_validation(
         pool = list(range(data.n_given)) if carve_from is None else sorted(set(carve_from))
         members = _carvable_groups(data, pool)
         first = [rows[0] for rows in members]
+        if carve_from is not None:
+            _refuse_small_carve([data.given[i] for i in first], len(pool))
         _, val_part = carve_validation(
             [data.given[i] for i in first], fraction=CARVED_FRACTION, seed=config.seed
         )
@@ -76,12 +80,33 @@ def split_validation(
     if not any(q.label is not None for q in checked):
         raise FrontdeskError(
             "validation has no labelled rows (a --val file without them, or a carved 10 % "
-            "too small to hold any): calibration and the threshold need in-scope questions"
+            "too small to hold any): calibration and the threshold need in-scope questions; "
+            "pass a --val FILE with labelled rows, or give more training rows (a carved "
+            f"validation needs at least {MIN_CARVED_PER_LABEL} rows of one workflow)"
         )
     check_goal_for(
         any(q.label is None for q in checked), config.min_in_scope_accuracy, config.min_oos_recall
     )
     return split
+
+
+def _refuse_small_carve(firsts: Sequence[LabelledQuery], rows: int) -> None:
+    """Refuse, before any encoding, feedback too small to carve a labelled validation from
+    (``firsts``: the first row of each carvable group): no workflow has
+    ``MIN_CARVED_PER_LABEL`` groups (contacts)."""
+    per_label: dict[str, int] = {}
+    for q in firsts:
+        if q.label is not None:
+            per_label[q.label] = per_label.get(q.label, 0) + 1
+    most = max(per_label.values(), default=0)
+    if most < MIN_CARVED_PER_LABEL:
+        raise FrontdeskError(
+            f"too few feedback rows to carve a validation from ({rows} usable rows; the most "
+            f"contacts any workflow has is {most}): a carved validation takes 10 % of each "
+            f"workflow's contacts, so it needs at least {MIN_CARVED_PER_LABEL} feedback rows "
+            f"of one workflow, from {MIN_CARVED_PER_LABEL} different contacts; pass --val "
+            "FILE (labelled questions of other traffic), or log more lists and join them again"
+        )
 
 
 def _carvable_groups(data: TrainingRows, pool: Sequence[int]) -> list[list[int]]:
