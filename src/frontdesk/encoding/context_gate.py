@@ -186,8 +186,10 @@ class ContextGate:
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """(n, A): the chance each alternative is the better query, given they differ."""
+        from scipy.special import expit  # a sigmoid that cannot overflow
+
         z = ((features - self.mean) / self.scale * self.weights).sum(axis=2) + self.bias
-        return 1.0 / (1.0 + np.exp(-z))
+        return expit(z)
 
     def choose(
         self, features: np.ndarray, available: np.ndarray, thresholds: np.ndarray | None = None
