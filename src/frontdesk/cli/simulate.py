@@ -247,14 +247,19 @@ def simulate_policy_cmd(
 
             files = write_policy_report(result, report_dir)
             result["meta"]["report_files"] = [str(f) for f in files]
-    for w in result["meta"]["warnings"]:  # on stderr, with --json too
+    _emit(result, as_json, _print_policy_tables)
+    if report_dir is not None and not as_json:
+        out.print(f"report: {report_dir}/report.md, report.html")
+
+
+def _emit(result: dict[str, Any], as_json: bool, tables: Any) -> None:
+    """Warnings on stderr (with --json too), then the JSON or the tables."""
+    for w in result["meta"]["warnings"]:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     if as_json:
         print_json(result)
-        return
-    _print_policy_tables(result)
-    if report_dir is not None:
-        out.print(f"report: {report_dir}/report.md, report.html")
+    else:
+        tables(result)
 
 
 def _num(x: float, sign: bool = False) -> str:
@@ -351,12 +356,7 @@ def simulate_suggestions_cmd(
                 progress=lambda n: bar.advance(task, n),
                 allow_training_overlap=allow_training_overlap,
             )  # fmt: skip
-    for w in result["meta"]["warnings"]:  # on stderr, with --json too
-        err.print(f"[yellow]warning:[/] {w}", highlight=False)
-    if as_json:
-        print_json(result)
-        return
-    _print_suggestion_tables(result)
+    _emit(result, as_json, _print_suggestion_tables)
 
 
 READ_WHICH = (
