@@ -394,8 +394,8 @@ class FeedbackLineage:
     ) -> FeedbackLineage:
         """The lineage of rows of one log folder (``source``: its path, sha256, rows)."""
         return cls(
-            np.unique(contact_hashes([str(d) for d in decision_ids])),
-            np.unique(contact_hashes([str(c) for c in contact_ids])),
+            np.unique(contact_hashes([str(d) for d in decision_ids if d is not None])),
+            np.unique(contact_hashes([str(c) for c in contact_ids if c is not None])),
             [source],
         )
 

@@ -167,6 +167,6 @@ def test_deferred_rows_are_built_by_the_writer_and_a_bad_one_costs_only_itself(
     w.submit(bad)
     ticket = w.submit([{"i": 3}])
     assert not good.built  # nothing is built on the caller's side
-    assert not w.wait(ticket, timeout=10)  # the batch lost a record: not all of it is on disk
+    assert w.wait(ticket, timeout=10)  # the rows that were built are on disk
     w.close()
     assert rows(tmp_path) == [0, 1, 3] and w.dropped_rows == 1 and w.write_errors == 1

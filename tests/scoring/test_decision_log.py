@@ -235,3 +235,26 @@ def test_a_decision_dropped_by_a_full_buffer_gets_no_id(tmp_path: Path) -> None:
     logger.close()
     rows = DecisionLogDir.open(tmp_path).read(DECISIONS).to_pylist()
     assert [r["decision_id"] for r in rows] == first
+
+
+def test_parameters_no_runtime_checked_never_cost_the_records(tmp_path: Path) -> None:
+    from frontdesk.scoring.decision_logging import DecisionLogger
+    from frontdesk.scoring.protocol import InferenceRequest, InferenceResponse, Tensor
+
+    logger = DecisionLogger(DecisionLogSettings(folder=str(tmp_path)))
+    request = InferenceRequest(
+        inputs=[Tensor("text", [2], "BYTES", ["refund please", "card lost"])],
+        parameters={"waits": ["x", float("nan")], "contexts": ["not a context", {"user": 3}]},
+    )
+    response = InferenceResponse("suggest", "1", [
+        Tensor("workflow_id", [2, 1], "BYTES", ["a", "b"]),
+        Tensor("score", [2, 1], "FP64", [0.9, 0.8]),
+        Tensor("abstained", [2], "BOOL", [False, False]),
+    ])  # fmt: skip
+    ids = logger.log("suggest", "suggest", "1", "shadow", request, response, 0.01, "v2")
+    logger.close()
+    rows = DecisionLogDir.open(tmp_path).read(DECISIONS).to_pylist()
+    assert [r["decision_id"] for r in rows] == ids
+    assert [r["wait_min"] for r in rows] == [None, None]
+    assert rows[0]["ranked_ids"] is None  # a shadow's list was never shown: nothing explored
+    assert logger.decisions.dropped_rows == 0

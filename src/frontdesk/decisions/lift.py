@@ -439,7 +439,7 @@ def _comparison(
     iv = welch_interval(a, b, level)
     rel, rel_ci = relative_lift(a, b, level)
     c.update(difference=iv.difference, se=_num(iv.se), relative=rel, relative_ci=rel_ci)
-    if math.isfinite(iv.se):
+    if math.isfinite(iv.se) and iv.se > 0:  # no variance in either arm: no interval
         c["ci"] = [iv.low, iv.high]
         sign = METRICS[metric]
         if iv.low > 0 or iv.high < 0:

@@ -192,8 +192,7 @@ class DurableParquetWriter:
                 taken = [self._items.popleft()[1] for _ in range(len(self._items))]
             n = sum(len(t) for t in taken)
             rows = self._built(taken)
-            written = self._write(rows) if rows else True
-            ok = written and len(rows) == n
+            ok = self._write(rows) if rows else True  # rows that failed to build are counted
             with self._cond:
                 self._held -= n
                 self._durable += n
@@ -213,8 +212,9 @@ class DurableParquetWriter:
                 rows.extend(item.rows())
             except Exception:  # noqa: BLE001 - one bad record never costs the others
                 log.exception("%s: could not build %d rows", self.prefix, len(item))
-                self.write_errors += 1
-                self.dropped_rows += len(item)
+                with self._cond:
+                    self.write_errors += 1
+                    self.dropped_rows += len(item)
                 if self.on_drop is not None:
                     self.on_drop(len(item))
         return rows

@@ -208,9 +208,10 @@ def run_loop(
             lift = {"replicate": r, **judge_canary(joined, counts, sim)}
             lifts.append(lift)
             u = lift["metrics"]["utility"]
-            say(f"  canary: {lift['n_canary']} of {lift['rows']} rows; utility lift "
-                f"{u['difference']:+.4f} [{u['ci'][0]:+.4f}, {u['ci'][1]:+.4f}], true "
-                f"{u['true_difference']:+.4f}")  # fmt: skip
+            ci = f"[{u['ci'][0]:+.4f}, {u['ci'][1]:+.4f}]" if u.get("ci") else "(no interval)"
+            diff = f"{u['difference']:+.4f}" if u.get("difference") is not None else "n/a"
+            say(f"  canary: {lift['n_canary']} of {lift['rows']} rows; utility lift {diff} "
+                f"{ci}, true {u['true_difference']:+.4f}")  # fmt: skip
     result: dict[str, Any] = {"runs": runs, "summary": summarise(runs)}
     if canary is not None:
         whole = work / "joined-canary"

@@ -239,19 +239,18 @@ class PendingDecisions(DeferredRows):
     def rows(self) -> list[dict[str, Any]]:
         """The records, one per text."""
         n, p, out, s = len(self.ids), self.parameters, self.outputs, self.settings
-        contexts = p.get("contexts") or [{}] * n
-        waits = p.get("waits") or [None] * n
-        contact_ids = p.get("contact_ids")
-        if not (isinstance(contact_ids, list) and len(contact_ids) == n):
-            contact_ids = [None] * n
+        contexts, waits, contact_ids = (
+            v if isinstance(v, list) and len(v) == n else [None] * n
+            for v in (p.get("contexts"), p.get("waits"), p.get("contact_ids"))
+        )  # a parameter the runtime did not check never costs the records
         extra = self.extra or [{} for _ in range(n)]
         policy = s.log_text
         rows = []
         for i in range(n):
-            ctx = contexts[i]
-            user = ctx.get("user") or {}
-            meta = user.get("metadata") or {}
-            turns = ctx.get("turns") or []
+            ctx = _dict(contexts[i])
+            user = _dict(ctx.get("user"))
+            meta = _dict(user.get("metadata"))
+            turns = [t for t in ctx.get("turns") or [] if isinstance(t, dict)]
             row: dict[str, Any] = {
                 "decision_id": self.ids[i], "time": self.time, "endpoint": self.endpoint,
                 "task": self.task, "model": self.model, "model_version": self.version,
@@ -266,7 +265,7 @@ class PendingDecisions(DeferredRows):
                 "plan": _str(user.get("plan")), "tenure_days": _int(user.get("tenure_days")),
                 "language": _str(user.get("language")),
                 "prior_contacts": _int(user.get("prior_contacts", meta.get("prior_contacts"))),
-                "wait_min": float(waits[i]) if waits[i] is not None else None,
+                "wait_min": _float(waits[i]),
                 "latency_ms": self.latency_s * 1000.0,
             }  # fmt: skip
             if self.task == "suggest":
@@ -280,7 +279,7 @@ class PendingDecisions(DeferredRows):
                     row["confidence"] = float(out["confidence"][i])
                 if self.explored:
                     row.update(self.explored[i])
-                else:  # shown as ranked
+                elif self.role != "shadow":  # shown as ranked (a shadow's list is never shown)
                     row.update(ranked_ids=row["workflow_ids"], explore_top_k=s.explore_top_k,
                                explore_rate=s.explore_rate, shown_propensity=1.0)  # fmt: skip
             else:
@@ -294,6 +293,17 @@ class PendingDecisions(DeferredRows):
                 row.update(extra[i])
             rows.append(row)
         return rows
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _float(v: Any) -> float | None:
+    """A finite float, or None."""
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        return None
+    return float(v)
 
 
 def _str(v: Any) -> str | None:

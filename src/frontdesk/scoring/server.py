@@ -260,9 +260,13 @@ class ScoringService:
         """Under ``--log-when-full block``, wait until the request's decisions fit the buffer:
         in a worker thread, so the event loop serves other requests meanwhile."""
         writer = self.decision_log.decisions if self.decision_log is not None else None
+        if writer is None or writer.when_full != "block":
+            return
         n = len(request.input("text").data)
-        if writer is not None and writer.when_full == "block" and not writer.has_room(n):
-            await asyncio.get_running_loop().run_in_executor(None, writer.wait_for_room, n)
+        # checked again after each wait, on the loop: the room another request took meanwhile
+        # is waited for too, and once it is there the caller logs before anything else runs
+        while n <= writer.buffer_rows and not writer.has_room(n):
+            await asyncio.get_running_loop().run_in_executor(None, writer.wait_for_room, n, 1.0)
 
     def _log(
         self,
