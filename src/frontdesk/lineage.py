@@ -519,8 +519,15 @@ def feedback_training_overlap(
         if allow:
             warnings.append(f"training overlap (--allow-training-overlap): {found}")
             continue
+        later = (
+            "decisions logged after its training (`frontdesk logs join DLOG --since … --out "
+            "LOGS_NEW`)"
+            if not by_contact
+            else "conversations that started after its training (the rows matched by contact "
+            "id are later turns of conversations it learned from: a window from --since still "
+            "holds them)"
+        )
         raise TrainingOverlapError(
-            f"{found}; judge it on decisions logged after its training (`frontdesk logs join "
-            "DLOG --since … --out LOGS_NEW`), or pass --allow-training-overlap to run anyway"
+            f"{found}; judge it on {later}, or pass --allow-training-overlap to run anyway"
         )
     return warnings
