@@ -170,8 +170,7 @@ class ScoringService:
         # A request allocates thousands of short-lived objects; the default first-generation
         # threshold (700) runs a collection every few requests, and objects a request leaves
         # alive for a while (micro-batches, buffered decision records) get promoted and
-        # rescanned. Collect far less often: measured, GC time per request fell to about a
-        # third with a decision log and without (benchmarks/decision_log_cost.py).
+        # rescanned. Collect far less often (BENCHMARKS.md, "Decision log").
         gc.set_threshold(*GC_THRESHOLDS)
 
     def _after_load(self, entries: list[ModelVersion]) -> None:
