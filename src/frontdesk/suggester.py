@@ -260,9 +260,7 @@ class Suggester:
         The returned encoding is a copy; ``encoded`` stays as it was.
         """
         if self.settings.context == "latest" or self.hybrid is None:
-            return dataclasses.replace(encoded, vectors=encoded.text_vectors), (
-                None if tokens is None else [self.index.tokenizer(c.text) for c in convs]
-            )
+            return dataclasses.replace(encoded, vectors=encoded.text_vectors), tokens
         from .encoding.context_gate import ContextGate, gate_inputs
 
         if self._gate is None:

@@ -149,8 +149,12 @@ def _update(
             f"{summary['example_duplicates']} already examples; of {f['rows']} rows, "
             f"{skipped['unknown_workflow']} with a workflow not in the index, "
             f"{skipped['no_workflow_used']} without workflow_used, {skipped['no_text']} "
-            f"without text; {f['below_min_count']} texts confirmed in fewer than "
-            f"{min_count} contacts"
+            "without text"
+            + (
+                f"; {f['below_min_count']} texts confirmed in fewer than {min_count} contacts"
+                if min_count > 1
+                else ""
+            )
         )
 
 
