@@ -68,7 +68,7 @@ def test_build_suggest_eval_json(tmp_path: Path, tiny_catalog: Path) -> None:
     assert all(0.0 <= report[k] <= 1.0 for k in ("top1", "recall@5", "mrr@10", "ndcg@10"))
 
     res = run("index", "info", str(idx), "--json")
-    assert json.loads(res.stdout)["counts"]["documents"] == 20
+    assert json.loads(res.stdout)["counts"]["documents"] == 23  # 14 workflow texts, 9 examples
 
     res = run("suggest", str(idx), "refund a customer", "--mode", "sparse")
     assert res.exit_code == 0 and "refund-issue" in res.stdout and "(sparse)" in res.stdout

@@ -14,6 +14,18 @@ beside its target, swapped in only when complete), and it carries
 here dispatches on it), ``files`` the sha256 of every file (checked on load)
 and ``bytes`` their sizes (a quick check where hashing would cost more than the
 work, as for a 90 MB encoder on a one-second cold start).
+
+A write survives a crash at any instant. The writer holds ``.NAME.lock`` (an
+flock) and builds ``.NAME.tmp-PID-TAG`` beside the folder; once every file is
+written and synced, it writes the commit file ``.frontdesk-commit`` into it
+(synced too), then renames ``NAME`` to ``.NAME.old-PID-TAG``, the temporary
+folder to ``NAME``, drops the commit file and deletes the old folder (first
+renamed ``.NAME.del-PID-TAG``, so a half-deleted folder is never mistaken for a
+whole one). Whoever next takes the lock (a writer, or a reader that finds
+``NAME`` missing) finishes an interrupted swap: a committed temporary folder is
+rolled forward, else the old folder rolled back; then it removes what writers
+that are no longer running left behind (PID names the writer; a live one's
+folders are kept).
 """
 
 from __future__ import annotations
@@ -23,17 +35,29 @@ import fcntl
 import hashlib
 import importlib
 import json
+import logging
 import os
+import re
 import shutil
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import FrontdeskError, IndexIntegrityError
+from .errors import DataError, FrontdeskError, IndexIntegrityError
+from .limits import loads_json
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+COMMIT_FILE = ".frontdesk-commit"
+"""Written last into a finished temporary folder: the swap may be rolled forward."""
+COMMIT_TEXT = "complete\n"
+RECOVER_WAIT_S = 5.0
+"""How long a reader that finds a folder mid-swap waits for the live writer to finish it."""
+
+log = logging.getLogger(__name__)
 
 INDEX = "frontdesk-index"
 RANKER = "frontdesk-ranker"
@@ -73,9 +97,10 @@ def sha256_file(path: Path) -> str:
 
 
 def _tree(root: Path) -> list[Path]:
-    """Every file under ``root`` but its own manifest (a nested folder's manifest counts)."""
-    own = root / MANIFEST
-    return [p for p in sorted(root.rglob("*")) if p.is_file() and p != own]
+    """Every file under ``root`` but its own manifest and commit file (a nested folder's
+    count)."""
+    own = {root / MANIFEST, root / COMMIT_FILE}
+    return [p for p in sorted(root.rglob("*")) if p.is_file() and p not in own]
 
 
 def _a(what: str) -> str:
@@ -126,14 +151,14 @@ def read_manifest(
             f"{path}: missing; {root} is not a folder saved by frontdesk"
             + (f" (expected a {WHAT[kind]})" if kind in WHAT else "")
         )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise IndexIntegrityError(f"{path}: unreadable manifest: {exc}") from None
+    try:  # held to the input limits: a damaged manifest is input like any other
+        manifest = loads_json(path.read_bytes(), str(path), allow_nan=True)
+    except DataError as exc:
+        raise IndexIntegrityError(f"unreadable manifest: {exc}") from None
     if not isinstance(manifest, dict):
         raise _shape_error(path, "not a JSON object")
     found = manifest.get("kind", INDEX)  # indexes named no kind at first
-    if found not in LOADERS:
+    if not isinstance(found, str) or found not in LOADERS:
         raise _shape_error(path, f"kind {found!r} is not one frontdesk saves")
     if kind is not None and found != kind:
         raise IndexIntegrityError(
@@ -204,6 +229,7 @@ def verify_files(
 
 def kind_of(path: str | os.PathLike[str]) -> str:
     """What a saved folder is (its manifest's kind), without verifying its files."""
+    recover(path)
     return str(read_manifest(Path(path), verify=False)["kind"])
 
 
@@ -238,8 +264,121 @@ def load(path: str | os.PathLike[str], *, kind: str | None = None, **kwargs: Any
     expected); ``kwargs`` go to the loader. The loader verifies the files.
     """
     root = Path(path)
+    recover(root)
     manifest = read_manifest(root, verify=False, kind=kind)
     return resolve_loader(str(manifest["loader"]), root / MANIFEST)(root, **kwargs)
+
+
+on_step: Callable[[str], None] | None = None
+"""Called with the name of each step of a folder write or repair (``STEPS``) as it is
+reached; None in use. Crash-injection tests set it to stop a writer exactly there."""
+
+STEPS = (
+    "tmp-created",  # the empty temporary folder exists
+    "written",  # the caller wrote every file (manifest included)
+    "synced",  # every file and folder in it is fsynced
+    "committed",  # the commit file is written and synced
+    "renamed-old",  # NAME is now .NAME.old-*: no folder at NAME until the next rename
+    "renamed-new",  # the temporary folder is NAME
+    "uncommitted",  # NAME's commit file is removed
+    "old-moved",  # the old folder is .NAME.del-*, about to be deleted
+    "done",  # the old folder is deleted
+    "restored",  # a repair renamed a leftover to NAME
+    "stale-moved",  # a repair renamed a dead writer's leftover to .NAME.del-*
+)
+
+
+def _step(name: str) -> None:
+    if on_step is not None:
+        on_step(name)
+
+
+# .NAME.tmp-PID-TAG (being written), .NAME.old-PID-TAG (the replaced folder, whole), and
+# .NAME.del-PID-TAG (being deleted); the names frontdesk wrote before PID was in them lack it.
+_LEFTOVER = re.compile(r"(?P<stage>tmp|old|del)-(?:(?P<pid>[0-9]+)-)?[0-9a-f]{8}")
+
+
+def leftovers(out: str | os.PathLike[str]) -> list[tuple[Path, str, int | None]]:
+    """What interrupted writes of ``out`` left beside it: (path, stage, writer pid or None),
+    stage one of ``tmp``, ``old``, ``del``."""
+    out = Path(out)
+    prefix = f".{out.name}."
+    found: list[tuple[Path, str, int | None]] = []
+    try:
+        entries = list(os.scandir(out.parent))
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        m = _LEFTOVER.fullmatch(entry.name[len(prefix) :])
+        if m and entry.is_dir(follow_symlinks=False):
+            pid = int(m["pid"]) if m["pid"] else None
+            found.append((out.parent / entry.name, m["stage"], pid))
+    return sorted(found, key=lambda f: f[0].name)
+
+
+def _committed(folder: Path) -> bool:
+    """Whether a temporary folder was finished: its commit file says so."""
+    try:
+        return (folder / COMMIT_FILE).read_text() == COMMIT_TEXT
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (a zombie is not running)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, another user's
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform syncs a directory
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Every file and folder under ``root`` on disk, so that a commit is never of
+    contents still in the page cache (a power cut after the swap keeps whole files)."""
+    for p in sorted(root.rglob("*"), reverse=True):
+        if p.is_file() and not p.is_symlink():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+        elif p.is_dir():
+            _fsync_dir(p)
+    _fsync_dir(root)
+
+
+def _commit(tmp: Path) -> None:
+    """Mark a finished temporary folder: synced first, the commit file written last."""
+    _step("written")
+    _fsync_tree(tmp)
+    _step("synced")
+    with open(tmp / COMMIT_FILE, "w") as fh:
+        fh.write(COMMIT_TEXT)
+        fh.flush()
+        os.fsync(fh.fileno())
+    _fsync_dir(tmp)
+    _step("committed")
+
+
+def _temp_name(out: Path, stage: str) -> Path:
+    return out.parent / f".{out.name}.{stage}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 @contextlib.contextmanager
@@ -251,46 +390,162 @@ def atomic_folder(
 ) -> Iterator[Path]:
     """Yield an empty temporary sibling of ``out``; on success it replaces ``out``.
 
-    On any error the temporary folder is removed and ``out`` is left as it
-    was. An existing non-empty ``out`` without the ``marker`` file (or any of
-    the ``marker`` files; so not a ``what`` written by frontdesk) is never
-    replaced: that is refused up front, as is one whose manifest names another
-    ``kind`` than the one being written (an index build never replaces a router).
+    The write holds ``out``'s lock (``folder_lock``; or uses it, when this thread
+    holds it already), which first finishes any write of ``out`` a crash interrupted. On any error the temporary folder is
+    removed and ``out`` is left as it was; a crash at any instant leaves ``out``
+    whole, or restorable by the next ``recover`` or write (module docstring). An
+    existing non-empty ``out`` without the ``marker`` file (or any of the
+    ``marker`` files; so not a ``what`` written by frontdesk) is never replaced:
+    that is refused up front, as is one whose manifest names another ``kind``
+    than the one being written (an index build never replaces a router).
     Readers holding files of the old folder open keep reading them.
     """
     out = Path(out)
     _refuse_foreign(out, marker, what, kind)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        _swap(tmp, out, marker, what, kind)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with contextlib.nullcontext() if holds_lock(out) else folder_lock(out):
+        _refuse_foreign(out, marker, what, kind)  # again: the lock may have restored it
+        tmp = _temp_name(out, "tmp")
+        tmp.mkdir()
+        _step("tmp-created")
+        try:
+            yield tmp
+            _commit(tmp)
+            _swap(tmp, out, marker, what, kind)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+class FolderBusyError(FrontdeskError):
+    """Another process (or thread) holds the folder's lock."""
+
+
+_this_thread = threading.local()  # .held: the lock files this thread holds
+
+
+def _lock_file(out: Path) -> Path:
+    return out.parent / f".{out.name}.lock"
+
+
+def _held() -> set[str]:
+    held: set[str] | None = getattr(_this_thread, "held", None)
+    if held is None:
+        held = _this_thread.held = set()
+    return held
+
+
+def holds_lock(out: str | os.PathLike[str]) -> bool:
+    """Whether this thread holds ``out``'s ``folder_lock``."""
+    out = Path(out)
+    return os.path.realpath(_lock_file(out)) in _held()
 
 
 @contextlib.contextmanager
 def folder_lock(out: str | os.PathLike[str]) -> Iterator[None]:
     """One writer at a time for ``out``: an flock on the sibling file ``.NAME.lock``.
 
-    Taken by index builds and updates; a second writer fails at once with a
-    clear error instead of waiting or overwriting. The lock file stays.
+    Taken by every atomic write (one inside a build or update that holds it
+    already uses that); a second writer, another thread's or this one's, fails at
+    once with a clear error (``FolderBusyError``) instead of waiting or
+    overwriting. Taking it first finishes a write of ``out`` that a crash
+    interrupted and removes what dead writers left (``repair``). The lock file stays.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f".{out.name}.lock", "a") as fh:
+    path = _lock_file(out)
+    with open(path, "a") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise FrontdeskError(
+            raise FolderBusyError(
                 f"{out}: another build or update is writing it; try again"
             ) from None
+        key = os.path.realpath(path)
+        _held().add(key)
         try:
+            repair(out)
             yield
         finally:
+            _held().discard(key)
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def repair(out: str | os.PathLike[str]) -> None:
+    """Finish a write of ``out`` that a crash interrupted, then remove what writers that
+    no longer run left beside it. The caller holds ``out``'s lock.
+
+    With no folder at ``out``, a committed temporary folder is rolled forward, else
+    the newest old folder rolled back. Leftovers of a live writer (its pid runs
+    here; this process's own included) are kept: a writer without the lock (an
+    older frontdesk) may still be using them.
+    """
+    out = Path(out)
+    found = leftovers(out)
+    if not os.path.lexists(out):
+        ready = [p for p, stage, _ in found if stage == "tmp" and _committed(p)]
+        olds = [p for p, stage, _ in found if stage == "old"]
+        pick = max(ready or olds, key=lambda p: p.stat().st_ctime, default=None)
+        if pick is not None:
+            os.replace(pick, out)
+            _fsync_dir(out.parent)
+            _step("restored")
+            log.warning(
+                "%s: restored from %s (%s); a write was interrupted between its renames",
+                out,
+                pick.name,
+                "the finished new version" if ready else "the previous version",
+            )
+            found = leftovers(out)
+    if out.is_dir() and (out / COMMIT_FILE).exists():
+        with contextlib.suppress(OSError):
+            (out / COMMIT_FILE).unlink()
+    for path, stage, pid in found:
+        if pid is not None and (pid == os.getpid() or _alive(pid)):
+            continue
+        trash = path
+        if stage != "del":  # a half-deleted folder must never look whole
+            trash = _temp_name(out, "del")
+            try:
+                os.replace(path, trash)
+            except OSError:
+                continue
+            _step("stale-moved")
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def recover(out: str | os.PathLike[str], wait_s: float = RECOVER_WAIT_S) -> None:
+    """Before opening ``out``: if a crashed write left no folder there but one that can
+    take its place, restore it (under the lock; ``repair``).
+
+    Does nothing, and needs no write access, when ``out`` exists or nothing can
+    restore it. A live writer between its two renames is waited for (up to
+    ``wait_s``), never raced.
+    """
+    out = Path(out)
+    if holds_lock(out):  # repaired when this thread took it
+        return
+    deadline = time.monotonic() + wait_s
+    while not os.path.lexists(out):
+        found = leftovers(out)
+        if not any(stage == "old" or (stage == "tmp" and _committed(p)) for p, stage, _ in found):
+            return
+        try:
+            with folder_lock(out):
+                return
+        except FolderBusyError:
+            if time.monotonic() >= deadline:
+                raise FolderBusyError(
+                    f"{out}: missing while another process holds its lock and is replacing "
+                    "it; try again when that build or update ends"
+                ) from None
+            time.sleep(0.02)
+        except OSError as exc:
+            names = ", ".join(p.name for p, _, _ in found)
+            raise IndexIntegrityError(
+                f"{out}: missing; a write was interrupted, and {names} beside it can take its "
+                f"place, but restoring it needs write access to {out.parent} "
+                f"({exc.strerror or exc}): open it once as a user who may write there"
+            ) from None
 
 
 def _refuse_foreign(
@@ -316,17 +571,29 @@ def _refuse_foreign(
 
 
 def _swap(tmp: Path, out: Path, marker: str | tuple[str, ...], what: str, kind: str | None) -> None:
-    """Two renames, the old folder removed last (restored if the second rename fails)."""
-    if not out.exists():
+    """Two renames of the committed ``tmp``, the old folder removed last (restored if the
+    second rename fails); a crash anywhere is repaired by the next lock holder."""
+    old: Path | None = None
+    if os.path.lexists(out):
+        _refuse_foreign(out, marker, what, kind)
+        old = _temp_name(out, "old")
+        os.replace(out, old)
+        _step("renamed-old")
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            os.replace(old, out)
+            raise
+    else:
         os.replace(tmp, out)
-        return
-    _refuse_foreign(out, marker, what, kind)
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        os.replace(old, out)
-        raise
-    with contextlib.suppress(OSError):
-        shutil.rmtree(old)
+    _fsync_dir(out.parent)
+    _step("renamed-new")
+    with contextlib.suppress(OSError):  # done: what is left is tidying
+        (out / COMMIT_FILE).unlink()
+        _step("uncommitted")
+        if old is not None:
+            trash = _temp_name(out, "del")
+            os.replace(old, trash)
+            _step("old-moved")
+            shutil.rmtree(trash)
+    _step("done")

@@ -70,6 +70,13 @@ class Settings(BaseModel):
             "doubled document count took hybrid p50 from ~4 to ~10 ms"
         ),
     )
+    description_documents: bool = Field(
+        default=True,
+        description=(
+            "with title documents, index each workflow's description as a document of its "
+            "own too (helps questions about workflows with few or no examples)"
+        ),
+    )
     exact_max: int = Field(
         default=100_000,
         ge=0,

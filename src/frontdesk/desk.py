@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import IndexIntegrityError
+from .limits import check_k
+from .loaders import check_queries
 from .routing import RouteDecision, Router
-from .schema import Conversation, Suggestions
+from .schema import Suggestions
 from .suggester import Query, Suggester
 
 
@@ -55,8 +57,12 @@ class FrontDesk:
         k: int = 5,
         waits: Sequence[float] | None = None,
     ) -> list[ContactDecision]:
-        """Suggest and route a batch of waiting contacts (jointly, within capacity)."""
-        convs = [q if isinstance(q, Conversation) else Conversation(text=q) for q in conversations]
+        """Suggest and route a batch of waiting contacts (jointly, within capacity).
+
+        Each contact is checked before anything is encoded (a DataError names it).
+        """
+        convs = check_queries(conversations, "conversations")
+        check_k(k, None, "handle")
         if not convs:
             return []
         cache = self.suggester.query_cache if self.suggester.encoder is self.encoder else None

@@ -21,6 +21,8 @@ def _fold_unknown_into_metadata(cls: type[BaseModel], data: Any) -> Any:
     if not extra:
         return data
     kept = {k: v for k, v in data.items() if k in known}
+    if not isinstance(kept.get("metadata") or {}, dict):
+        return data  # validation then says what is wrong with ``metadata``
     metadata = dict(kept.get("metadata") or {})
     metadata.update(extra)
     kept["metadata"] = metadata

@@ -19,6 +19,8 @@ from .encoding.cache import TextVectorCache
 from .encoding.model_files import BUNDLED_MODEL_NAME
 from .errors import IndexIntegrityError, ModelUnavailableError
 from .index import WorkflowIndex
+from .limits import check_k
+from .loaders import check_queries
 from .retrieval import DenseSearcher, HybridSearcher, Ranked, SparseSearcher
 from .schema import Conversation, Suggestion, Suggestions
 
@@ -228,14 +230,24 @@ class Suggester:
             return None
 
     def suggest(self, query: Query, k: int = 5) -> Suggestions:
-        """The best ``k`` workflows for one text or conversation."""
-        return self.suggest_many([query], k=k)[0]
+        """The best ``k`` workflows for one text or conversation.
+
+        Raises :class:`~frontdesk.errors.DataError` for a blank or over-long text, too
+        many turns, or ``k`` outside 1 to ``Limits.k`` (docs/limits.md); a ``k`` above
+        the catalog's size gives every workflow.
+        """
+        return self._suggest(check_queries([query], "query"), k, None)[0]
 
     def suggest_many(
         self, queries: Sequence[Query], k: int = 5, encoded: EncodedContexts | None = None
     ) -> list[Suggestions]:
         """Batch version of :meth:`suggest`; pass ``encoded`` to reuse an encoding."""
-        convs = [q if isinstance(q, Conversation) else Conversation(text=q) for q in queries]
+        return self._suggest(check_queries(queries, "queries"), k, encoded)
+
+    def _suggest(
+        self, convs: list[Conversation], k: int, encoded: EncodedContexts | None
+    ) -> list[Suggestions]:
+        k = check_k(k, len(self.index.workflows), "suggest")
         if not convs:
             return []
         if encoded is None and self.mode != "sparse":

@@ -58,6 +58,9 @@ def test_clinc150_tiny_oos_is_null(tmp_path: Path) -> None:
     assert [q.label for q in val] == ["translate", None]
     wfs = {w.id: w for w in load_catalog(tmp_path / "out" / "workflows.jsonl")}
     assert wfs["freeze_account"].tags == ["banking"]
+    # the project's own title and description (data/clinc150_workflows.jsonl)
+    assert wfs["freeze_account"].title == "Freeze a bank account"
+    assert wfs["translate"].description.startswith("The user wants a word or phrase translated")
 
 
 def test_real_datasets(tmp_path: Path, datasets_dir: Path) -> None:
@@ -65,6 +68,8 @@ def test_real_datasets(tmp_path: Path, datasets_dir: Path) -> None:
     assert b == {"workflows": 77, "train": 10003, "test": 3080}
     c = import_clinc150(datasets_dir / "clinc150", tmp_path / "c")
     assert c == {"workflows": 150, "train": 15100, "val": 3100, "test": 5500}
+    clinc = load_catalog(tmp_path / "c" / "workflows.jsonl")
+    assert all(w.description for w in clinc)  # a bundled text for every intent
     test = load_queries(tmp_path / "c" / "test.jsonl")
     assert sum(q.label is None for q in test) == 1000
     a = import_abcd(datasets_dir / "abcd", tmp_path / "a")

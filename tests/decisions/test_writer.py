@@ -170,3 +170,37 @@ def test_deferred_rows_are_built_by_the_writer_and_a_bad_one_costs_only_itself(
     assert w.wait(ticket, timeout=10)  # the rows that were built are on disk
     w.close()
     assert rows(tmp_path) == [0, 1, 3] and w.dropped_rows == 1 and w.write_errors == 1
+
+
+def test_only_columns_with_a_value_are_compressed(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [("i", pa.int64()), ("none", pa.string()), ("tags", pa.list_(pa.string())),
+         ("pairs", pa.list_(pa.struct([("a", pa.string()), ("b", pa.float64())])))]
+    )  # fmt: skip
+    w = DurableParquetWriter(tmp_path, schema, "t", flush_rows=10, flush_seconds=60)
+    rows = [{"i": i, "tags": ["x"] * i, "pairs": [{"a": "p", "b": 0.5}]} for i in range(10)]
+    assert w.wait(w.submit(rows), timeout=10)
+    w.close()
+    (f,) = tmp_path.glob("t-*.parquet")
+    meta = pq.ParquetFile(f).metadata.row_group(0)
+    codecs = {meta.column(c).path_in_schema: meta.column(c).compression
+              for c in range(meta.num_columns)}  # fmt: skip
+    assert codecs == {"i": "ZSTD", "none": "UNCOMPRESSED", "tags.list.element": "ZSTD",
+                      "pairs.list.element.a": "ZSTD", "pairs.list.element.b": "ZSTD"}  # fmt: skip
+    assert read_verified(f).to_pylist() == [{**r, "none": None} for r in rows]
+
+
+def test_compression_names_every_column_of_the_log_files(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from frontdesk.decisions.records import decision_schema, outcome_schema
+    from frontdesk.decisions.writer import compression
+
+    for schema in (decision_schema(), outcome_schema()):
+        pq.write_table(schema.empty_table(), tmp_path / "x.parquet")
+        parquet = pq.ParquetFile(tmp_path / "x.parquet").metadata.schema
+        assert set(compression(schema.empty_table())) == {
+            parquet.column(c).path for c in range(len(parquet))
+        }

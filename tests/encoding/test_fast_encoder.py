@@ -151,7 +151,7 @@ def test_an_older_fast_encoder_says_rebuild(tmp_path: Path) -> None:
 
 def test_unreadable_manifest_names_the_file(tmp_path: Path) -> None:
     (tmp_path / MANIFEST).write_text("{not json")
-    with pytest.raises(ModelUnavailableError, match=f"{MANIFEST}: unreadable"):
+    with pytest.raises(ModelUnavailableError, match=f"{MANIFEST}: invalid JSON"):
         ContextEncoder(tmp_path).encode(["x"])
 
 

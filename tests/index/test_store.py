@@ -12,6 +12,7 @@ import pytest
 from frontdesk import IndexIntegrityError, Suggester, WorkflowIndex, build_index
 from frontdesk.encoding import model_files
 from frontdesk.index import builder
+from frontdesk.retrieval.tuning import FEW_EXAMPLES_WEIGHT
 
 from ..conftest import TINY_CATALOG, write_jsonl
 
@@ -27,26 +28,27 @@ def test_round_trip_keeps_workflows_counts_and_manifest(tiny_index: Path) -> Non
     assert idx.workflow_ids == [w["id"] for w in TINY_CATALOG]
     m = idx.manifest
     # 6 workflow texts, 5 titles apart from their text (api-key-rotate's title is its
-    # whole text) + 9 distinct catalog examples
+    # whole text), 3 descriptions + 9 distinct catalog examples
     assert m["counts"] == {
         "workflows": 6,
-        "documents": 20,
-        "workflow_texts": 11,
+        "documents": 23,
+        "workflow_texts": 14,
         "catalog_examples": 9,
         "labelled_examples": 0,
     }
+    assert m["layout"] == "text+title+description"
     assert m["dense"]["dim"] == 384 and m["dense"]["index"]["type"] == "flat"
     assert m["dense"]["model"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert len(m["dense"]["model"]["sha256"]) == 64
     assert set(m["versions"]) == {"frontdesk", "faiss", "bm25s"}
     assert {"dense.faiss", "prototypes.npy", "workflows.jsonl"} <= set(m["files"])
-    # nine examples are too few to tune the prototype blend on: it stays off, with the reason
-    assert m["dense"]["prototypes"]["weight"] == 0.0
+    # nine examples are too few to tune the prototype blend on: the few-examples default
+    assert m["dense"]["prototypes"]["weight"] == FEW_EXAMPLES_WEIGHT
     assert "not tuned" in m["dense"]["prototypes"]["tuning"]["reason"]
     assert idx.prototypes.shape == (6, 384)
-    assert idx.dense.ntotal == 20
-    # text + title + examples; api-key-rotate: its title is its text
-    assert np.array_equal(np.bincount(idx.doc_workflow), [4, 4, 4, 3, 4, 1])
+    assert idx.dense.ntotal == 23
+    # text + title (+ description) + examples; api-key-rotate: its title is its text
+    assert np.array_equal(np.bincount(idx.doc_workflow), [5, 5, 5, 3, 4, 1])
 
 
 def test_title_is_a_document_and_an_example_repeating_it_stays_an_example(
@@ -103,6 +105,9 @@ def test_large_catalogs_are_built_without_title_documents(
     m = build_index(
         tiny_catalog, tmp_path / "idx", encoder=encoder, settings=Settings(title_documents_max=6)
     )
+    assert m["layout"] == "text+title+description" and m["counts"]["workflow_texts"] == 14
+    no_descriptions = Settings(title_documents_max=6, description_documents=False)
+    m = build_index(tiny_catalog, tmp_path / "idx", encoder=encoder, settings=no_descriptions)
     assert m["layout"] == "text+title" and m["counts"]["workflow_texts"] == 11
 
 
@@ -203,13 +208,13 @@ def test_refuses_to_replace_a_folder_that_is_not_an_index(
     assert (target / "thesis.txt").read_text() == "do not delete"
 
 
-def test_missing_dense_file_falls_back_to_bm25(tiny_index: Path, tmp_path: Path) -> None:
+def test_missing_dense_file_is_refused_not_served_bm25_only(
+    tiny_index: Path, tmp_path: Path
+) -> None:
     idx = _copy(tiny_index, tmp_path)
     (idx / "dense.faiss").unlink()
-    with pytest.warns(RuntimeWarning, match="dense index missing"):
-        s = Suggester.load(idx)
-    assert s.mode == "sparse"
-    assert s.suggest("payout bounced back by the bank", k=1)[0].workflow_id == "payout-failed"
+    with pytest.raises(IndexIntegrityError, match=r"dense\.faiss: missing \(the dense \(FAISS\)"):
+        Suggester.load(idx)
 
 
 def test_missing_model_package_falls_back_to_bm25(

@@ -75,19 +75,20 @@ def test_add_encodes_only_the_new_workflow_and_keeps_old_vectors(
         index_dir, add=write_jsonl(tmp_path / "new.jsonl", [NEW]), encoder=counting
     )
     assert (summary["added"], summary["replaced"], summary["removed"]) == (1, 0, 0)
-    # its text, its two examples and its title; nothing else
+    # its text, its description, its two examples and its title; nothing else
     assert sorted(counting.texts) == sorted(
         ["Submit dispute evidence. Upload receipts and delivery proof to contest a chargeback"]
+        + [NEW["description"]]
         + NEW["examples"]
         + [NEW["title"]]
     )
-    assert summary["encoded_texts"] == 4
+    assert summary["encoded_texts"] == 5
     after = _in_step(index_dir)
     assert after.workflow_ids == before.workflow_ids + ["dispute-evidence"]
     n_old = len(before.doc_workflow)
     assert np.array_equal(after.document_vectors()[:n_old], before.document_vectors())
     assert np.array_equal(after.title_vectors[:-1], before.title_vectors)
-    # its whole text and its title are its own documents, as in a fresh build
+    # its whole text, its title and its description are its own documents, as in a fresh build
     new_pos = after.workflow_ids.index("dispute-evidence")
     own = [
         t
@@ -97,6 +98,7 @@ def test_add_encodes_only_the_new_workflow_and_keeps_old_vectors(
     assert own == [
         "Submit dispute evidence. Upload receipts and delivery proof to contest a chargeback",
         NEW["title"],
+        NEW["description"],
     ]
     s = Suggester.load(index_dir, encoder=encoder)
     assert s.suggest("contest a chargeback with proof", k=1)[0].workflow_id == "dispute-evidence"
@@ -221,14 +223,14 @@ def test_auto_switches_kind_when_the_size_crosses_the_threshold(
     tmp_path: Path, tiny_catalog: Path, encoder
 ) -> None:
     root = tmp_path / "idx"
-    build_index(tiny_catalog, root, encoder=encoder, settings=Settings(exact_max=22))
+    build_index(tiny_catalog, root, encoder=encoder, settings=Settings(exact_max=25))
     n = WorkflowIndex.load(root).manifest["counts"]["documents"]
-    assert n <= 22 and WorkflowIndex.load(root).manifest["dense"]["index"]["type"] == "flat"
+    assert n <= 25 and WorkflowIndex.load(root).manifest["dense"]["index"]["type"] == "flat"
     update_index(
         root,
         add=write_jsonl(tmp_path / "n.jsonl", [NEW]),
         encoder=encoder,
-        settings=Settings(exact_max=22),
+        settings=Settings(exact_max=25),
     )
     assert WorkflowIndex.load(root).manifest["dense"]["index"]["type"] == "ivf"
 
@@ -272,7 +274,8 @@ def test_labelled_examples_of_a_replaced_workflow_stay(tmp_path: Path, encoder) 
 
     assert docs.index("the bank bounced my money") < docs.index("Payout failed")
     extractor = full_extractor(idx, WorkflowPriors.fit(idx.workflows, []))
-    assert extractor.n_texts[pos] == 2 and extractor.n_examples[pos] == 2
+    # whole text, title and description; two catalog examples
+    assert extractor.n_texts[pos] == 3 and extractor.n_examples[pos] == 2
     s = Suggester.load(root, encoder=encoder)
     conv = Conversation(text="payout reversed by the bank")
     enc = encoder.encode_contexts([conv])
@@ -326,7 +329,7 @@ def test_another_model_is_refused(tmp_path: Path, index_dir: Path, encoder) -> N
 
 def test_missing_dense_files_are_refused_not_dropped(tmp_path: Path, index_dir: Path) -> None:
     (index_dir / "dense.faiss").unlink()
-    with pytest.warns(RuntimeWarning), pytest.raises(IndexIntegrityError, match="dense files"):
+    with pytest.raises(IndexIntegrityError, match=r"dense\.faiss: missing"):
         update_index(index_dir, remove=["api-key-rotate"])
 
 

@@ -26,7 +26,7 @@ from frontdesk.cli import app
 from frontdesk.encoding import EncodedContexts
 from frontdesk.eval import evaluate_suggester
 from frontdesk.eval.thresholds import ranker_tradeoff
-from frontdesk.index.builder import document_key
+from frontdesk.index.builder import document_key, workflow_documents
 from frontdesk.ranking import (
     FEATURE_NAMES,
     LambdaRankReranker,
@@ -418,7 +418,8 @@ def test_title_document_is_an_own_text_not_an_example(tiny_index: Path, encoder)
 
 
 def test_without_examples_the_text_and_title_stand_in(tmp_path: Path, encoder) -> None:
-    """A workflow with a description and no examples: its two own texts are its 'examples'."""
+    """A workflow with a description and no examples: its own texts (whole text, title,
+    description) are its 'examples'."""
     catalog = [dict(wf) for wf in TINY_CATALOG]
     for wf in catalog:
         if wf["id"] == "payout-failed":
@@ -432,10 +433,12 @@ def test_without_examples_the_text_and_title_stand_in(tmp_path: Path, encoder) -
     r = ids.index("payout-failed")
     wf = s.index.workflows[s.index.workflow_ids.index("payout-failed")]
     q = encoder.encode_contexts([conv]).vectors[0]
-    whole, title = (float(v @ q) for v in encoder.encode(wf.documents()))
-    assert x[r, col["workflow_text_sim"]] == pytest.approx(whole, abs=1e-5)
-    assert x[r, col["example_max"]] == pytest.approx(max(whole, title), abs=1e-5)
-    assert x[r, col["example_mean"]] == pytest.approx((whole + title) / 2, abs=1e-5)
+    own = workflow_documents(wf, s.index.layout)
+    assert len(own) == 3
+    sims = [float(v @ q) for v in encoder.encode(own)]
+    assert x[r, col["workflow_text_sim"]] == pytest.approx(sims[0], abs=1e-5)
+    assert x[r, col["example_max"]] == pytest.approx(max(sims), abs=1e-5)
+    assert x[r, col["example_mean"]] == pytest.approx(sum(sims) / 3, abs=1e-5)
     assert x[r, col["log_examples"]] == 0.0
 
 
@@ -679,7 +682,8 @@ def test_ranker_for_another_encoder_is_refused(trained, tmp_path: Path, encoder)
 def test_ranker_for_another_document_layout_warns(trained, tmp_path: Path, encoder) -> None:
     """A ranker trained on a text-only index (or before layouts existed) says so."""
     index_dir, model, _ = trained
-    assert json.loads((model / "ranker.json").read_text())["index"]["layout"] == "text+title"
+    layout = json.loads((model / "ranker.json").read_text())["index"]["layout"]
+    assert layout == "text+title+description"
     old = tmp_path / "model"
     shutil.copytree(model, old)
     cfg = json.loads((old / "ranker.json").read_text())

@@ -9,7 +9,11 @@ import pytest
 from frontdesk import Settings
 from frontdesk.retrieval import DenseSearcher
 from frontdesk.retrieval.dense import workflow_prototypes
-from frontdesk.retrieval.tuning import heldout_examples, tune_prototype_weight
+from frontdesk.retrieval.tuning import (
+    FEW_EXAMPLES_WEIGHT,
+    heldout_examples,
+    tune_prototype_weight,
+)
 
 
 def unit(*xs: float) -> np.ndarray:
@@ -50,9 +54,11 @@ def test_heldout_is_stratified_and_skips_sparse_workflows() -> None:
     assert 0 not in held.tolist()
 
 
-def test_too_few_examples_means_untuned_zero() -> None:
+def test_too_few_examples_take_the_few_examples_weight_and_none_take_zero() -> None:
     vecs = np.eye(4, dtype=np.float32)
     out = tune_prototype_weight(vecs, np.arange(4), np.ones(4, bool), [["a"]] * 4, 4, Settings())
+    assert out["weight"] == FEW_EXAMPLES_WEIGHT > 0.0 and "not tuned" in out["reason"]
+    out = tune_prototype_weight(vecs, np.arange(4), np.zeros(4, bool), [["a"]] * 4, 4, Settings())
     assert out["weight"] == 0.0 and "not tuned" in out["reason"]
 
 

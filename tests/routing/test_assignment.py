@@ -1,4 +1,5 @@
-"""assign_batch: optimal, within capacity, never ineligible (checked against brute force)."""
+"""assign_batch: optimal, within capacity, never ineligible (checked against brute force);
+aging; assign_guarded: deferred contacts decided as the rule decides them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import itertools
 
 import numpy as np
 
-from frontdesk.routing import PairValues, assign_batch
+from frontdesk.routing import PairValues, assign_batch, assign_guarded
 
 
 def pv(pairs: list[tuple[int, int, float]]) -> PairValues:
@@ -84,3 +85,39 @@ def test_matches_brute_force_on_random_instances() -> None:
                 best_count, best_total = count, value
         assert sum(g is not None for g in got) == best_count
         assert total == np.float64(total) and abs(total - best_total) < 1e-9
+
+
+def test_aging_gives_a_scarce_slot_to_the_contact_that_waited_longer() -> None:
+    # The newer contact is worth a little more; after 10 minutes' wait the older one wins.
+    batch = [pv([(0, 0, 0.30)]), pv([(0, 0, 0.50)])]
+    free, cap = np.array([1]), np.array([1])
+    assert assign_batch(batch, free, cap, 0.0) == [None, (0, 0, 0)]
+    waits = np.array([10.0, 0.0])
+    got = assign_guarded(batch, np.zeros(2, bool), waits, free, cap, 0.0, aging=0.05)
+    assert got == [(0, 0, 0), None]
+    # Aging decides who is served, never which pair a served contact gets.
+    batch = [pv([(0, 0, 0.1), (1, 1, 0.9)])]
+    got = assign_guarded(batch, np.zeros(1, bool), np.array([30.0]), np.array([1, 1]),
+                         np.array([1, 1]), 0.0, aging=0.05)  # fmt: skip
+    assert got == [(1, 1, 1)]
+
+
+def test_deferred_contacts_take_the_rules_pick_in_order_of_waiting() -> None:
+    # Values of deferred contacts are the rule's scores; each takes its best free pair in
+    # order of waiting, as the rule does one by one, before the others are assigned.
+    batch = [
+        pv([(0, 0, 2.0), (0, 1, 1.0)]),  # deferred, waited 1 minute
+        pv([(0, 0, 2.0), (0, 1, 1.5)]),  # deferred, waited 5 minutes: first, takes agent 0
+        pv([(0, 0, 9.0), (0, 1, 0.1), (0, 2, 0.2)]),  # the router's: agent 0 is gone
+    ]
+    free, cap = np.array([1, 1, 1]), np.array([1, 1, 1])
+    got = assign_guarded(batch, np.array([True, True, False]), np.array([1.0, 5.0, 0.0]),
+                         free, cap, 0.0)  # fmt: skip
+    assert got == [(0, 1, 1), (0, 0, 0), (0, 2, 2)]
+    # A contact of the router's that waited longer goes before both deferred ones.
+    got = assign_guarded(batch, np.array([True, True, False]), np.array([1.0, 5.0, 10.0]),
+                         free, cap, 0.0)  # fmt: skip
+    assert got == [None, (0, 1, 1), (0, 0, 0)]
+    # Nothing deferred: the joint assignment alone.
+    got = assign_guarded(batch, np.zeros(3, bool), np.zeros(3), free, cap, 0.0, aging=0.0)
+    assert got == assign_batch(batch, free, cap, 0.0)

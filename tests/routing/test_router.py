@@ -1,4 +1,5 @@
-"""Router: training output, loading checks, eligibility, capacity, one shared encoding."""
+"""Router: training output, loading checks, eligibility, capacity, one shared encoding,
+and deferring to the rule where training's held-out check says so."""
 
 from __future__ import annotations
 
@@ -15,11 +16,15 @@ from frontdesk.artifacts import write_manifest
 from frontdesk.errors import DataError, FrontdeskError, IndexIntegrityError
 from frontdesk.logs import DecisionLogs
 from frontdesk.routing import (
+    POLICY_ROUTER,
+    POLICY_RULE,
     NoEligibleAgentError,
     Router,
     RoutingWeights,
     train_router,
 )
+from frontdesk.routing.agent_matcher import listed_mix
+from frontdesk.routing.rule import rule_score
 
 from ..conftest import edit_json
 
@@ -27,19 +32,37 @@ DE_ENTERPRISE = Conversation(
     text="I was charged twice for one order",
     context={"user": {"segment": "enterprise", "language": "de", "country": "DE"}},
 )
+EVERYWHERE = {"overall": POLICY_ROUTER, "segments": {}}
+
+
+def deciding(router: Router, policy: dict = EVERYWHERE) -> Router:
+    """The router with its policy replaced (to test the model, whatever the check found)."""
+    router.config = {**router.config, "policy": policy}
+    return router
 
 
 def test_router_folder_has_no_pickle_and_a_verified_manifest(router_dir: Path) -> None:
     names = {p.name for p in router_dir.iterdir()}
-    assert {"manifest.json", "router.json", "agents.json", "channel_resolution.txt"} <= names
-    assert {"matcher_csat.txt", "topic_coef.npy", "history_sums.npy"} <= names
+    assert {"manifest.json", "router.json", "agents.json", "channel_resolution_0.txt"} <= names
+    assert {"channel_csat_4.txt", "matcher.json", "matcher_effects.npy", "topic_coef.npy"} <= names
     assert not [n for n in names if n.endswith((".pkl", ".pickle", ".joblib"))]
     manifest = json.loads((router_dir / "manifest.json").read_text())
     assert manifest["kind"] == "frontdesk-router"
     assert set(manifest["files"]) == names - {"manifest.json"}
+    # The held-out check: on which days, of which fit, and the policy it chose.
+    config = json.loads((router_dir / "router.json").read_text())
+    guard = config["guard"]
+    assert guard["held_out_days"] == [2] and guard["fit_days"] == [0, 1]
+    assert guard["judged_model"] == "fitted on days 0, 1 only"
+    assert guard["saved_model"].startswith("fitted again on every logged day")
+    assert guard["policy"] in {POLICY_ROUTER, POLICY_RULE}
+    assert manifest["policy"] == config["policy"] and config["policy"]["overall"] == guard["policy"]
+    lo, hi = guard["ci"]
+    assert lo <= guard["lift"] <= hi
 
 
 def test_route_respects_language_channels_and_capacity(router: Router) -> None:
+    deciding(router)
     roster = list(router.roster.values())
     german = [a for a in roster if "de" in a.languages]
     decision = router.route(DE_ENTERPRISE, [a.agent_id for a in roster])
@@ -72,12 +95,14 @@ def test_route_many_never_exceeds_free_slots(router: Router) -> None:
 
 
 def test_softmax_router_reports_its_propensity(router_dir: Path, encoder) -> None:
-    soft = Router.load(router_dir, encoder=encoder, temperature=0.05, seed=1)
+    soft = deciding(Router.load(router_dir, encoder=encoder, temperature=0.05, seed=1))
     enc = soft.encode([DE_ENTERPRISE])
     agents = soft.resolve_agents(list(soft.roster))
     ch, ag = soft.eligible(DE_ENTERPRISE.user, agents)
-    utilities = soft.score_pairs(enc, np.zeros(1), [(ch, ag)], [r for r, _ in agents])[0]["utility"]
-    probs = soft.probabilities(utilities)
+    scored = soft.score_pairs(enc, np.zeros(1), [(ch, ag)], [r for r, _ in agents])[0]
+    # What it decides by: utility less the margin of channels other than the rule's.
+    assert (scored["value"] <= scored["utility"]).all()
+    probs = soft.probabilities(scored["value"])
     assert probs.sum() == pytest.approx(1.0) and (probs > 0).all()
     d = soft.route(DE_ENTERPRISE, list(soft.roster), encoded=enc)
     pick = next(
@@ -91,20 +116,22 @@ def test_softmax_router_reports_its_propensity(router_dir: Path, encoder) -> Non
 def test_loaded_router_decides_as_trained_and_weights_change_decisions(
     router_dir: Path, encoder
 ) -> None:
-    r1 = Router.load(router_dir, encoder=encoder)
-    r2 = Router.load(router_dir, encoder=encoder)
+    r1 = deciding(Router.load(router_dir, encoder=encoder))
+    r2 = deciding(Router.load(router_dir, encoder=encoder))
     agents = list(r1.roster)
     assert r1.route(DE_ENTERPRISE, agents) == r2.route(DE_ENTERPRISE, agents)
-    cheap = Router.load(router_dir, encoder=encoder, weights=RoutingWeights(resolution=0, cost=50))
+    cheap = deciding(
+        Router.load(router_dir, encoder=encoder, weights=RoutingWeights(resolution=0, cost=50))
+    )
     costs = [cheap.route(f"question {i}", agents).expected["cost"] for i in range(5)]
     dear = [r1.route(f"question {i}", agents).expected["cost"] for i in range(5)]
-    assert sum(costs) <= sum(dear)
+    assert sum(costs) < sum(dear)
 
 
 def test_tampered_or_foreign_router_is_refused(router_dir: Path, tmp_path: Path, encoder) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(router_dir, bad)
-    (bad / "matcher_resolution.txt").write_text("tree\n")
+    (bad / "channel_resolution_0.txt").write_text("tree\n")
     with pytest.raises(IndexIntegrityError, match="checksum mismatch"):
         Router.load(bad, encoder=encoder)
     other = tmp_path / "other"
@@ -119,6 +146,7 @@ def test_tampered_or_foreign_router_is_refused(router_dir: Path, tmp_path: Path,
 
 
 def test_agents_unknown_to_the_roster(router: Router) -> None:
+    deciding(router)
     with pytest.raises(FrontdeskError, match="not in the router's roster"):
         router.route("hello", ["agent-999"])
     newcomer = {
@@ -203,3 +231,59 @@ def test_bad_logs_name_file_and_field(org_logs: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError):
         train_router(broken, tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def _rule_pick(router: Router, conv: Conversation, agents: list) -> tuple[str, str]:
+    """The rule's (channel, agent) among the eligible pairs, on the router's topic guess."""
+    enc = router.encode([conv])
+    resolved = router.resolve_agents(agents)
+    ch, ag = router.eligible(conv.user, resolved)
+    recs = [r for r, _ in resolved]
+    _, topic_p = router.context(enc, np.zeros(1))
+    skills = np.array(
+        [[recs[a].skills.get(t, np.nan) for t in router.featurizer.topics] for a in ag]
+    )
+    listed = listed_mix(skills, np.repeat(topic_p, len(ag), axis=0))
+    scores = rule_score(
+        listed, conv.user.segment or "", [router.channels[h] for h in ch],
+        np.array([recs[a].cost_per_minute for a in ag]),
+    )  # fmt: skip
+    best = int(np.argmax(scores))
+    return router.channels[int(ch[best])], recs[int(ag[best])].agent_id
+
+
+def test_segments_the_check_did_not_clear_are_routed_by_the_rule(router: Router) -> None:
+    agents = list(router.roster)
+    deciding(router, {"overall": POLICY_ROUTER, "segments": {"enterprise": POLICY_RULE,
+                                                             "individual": POLICY_ROUTER}})  # fmt: skip
+    d = router.route(DE_ENTERPRISE, agents)
+    assert d.policy == POLICY_RULE
+    assert (d.channel, d.agent_id) == _rule_pick(router, DE_ENTERPRISE, agents)
+    individual = Conversation(
+        text=DE_ENTERPRISE.text, context={"user": {"segment": "individual", "language": "de"}}
+    )
+    assert router.route(individual, agents).policy == POLICY_ROUTER
+    # A segment the check had no evidence for, and a contact without one: the rule.
+    assert router.policy_for("platform") == POLICY_RULE
+    assert router.policy_for(None) == POLICY_RULE
+    # Deferring everywhere: every contact of a batch gets the rule's pick, in turn.
+    deciding(router, {"overall": POLICY_RULE, "segments": {}})
+    convs = [DE_ENTERPRISE, individual, "where is my payout"]
+    got = router.route_many(convs, agents)
+    assert all(g is not None and g.policy == POLICY_RULE for g in got)
+    assert (got[0].channel, got[0].agent_id) == _rule_pick(router, DE_ENTERPRISE, agents)
+
+
+def test_the_rule_score_is_listed_skill_segment_channel_and_cost() -> None:
+    got = rule_score(np.array([0.5, 0.9]), "enterprise", ["phone", "email"], np.array([1.0, 0.5]))
+    assert got.tolist() == pytest.approx([2 * 0.5 + 1.0 - 0.1, 2 * 0.9 + 0.0 - 0.05])
+
+
+def test_a_router_of_the_earlier_format_is_refused(router_dir: Path, tmp_path, encoder) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(router_dir, old)
+    edit_json(old / "router.json", lambda c: c.pop("channel_folds"))
+    manifest = json.loads((old / "manifest.json").read_text())
+    write_manifest(old, {k: v for k, v in manifest.items() if k != "files"})
+    with pytest.raises(IndexIntegrityError, match="earlier format .* train it again"):
+        Router.load(old, encoder=encoder)

@@ -165,7 +165,6 @@ def test_lightgbm_runtime_two_input_styles(client: httpx.Client, models_dir: Pat
         ),
         ({"inputs": []}, "non-empty list"),
         ({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES"}]}, "missing 'data'"),
-        ({**texts(1, "a"), "parameters": {"k": 0}}, "parameters.k"),
     ],
 )
 def test_malformed_requests_get_400_with_an_error(
@@ -178,7 +177,7 @@ def test_malformed_requests_get_400_with_an_error(
 
 def test_not_json_bad_names_and_too_large(client: httpx.Client) -> None:
     res = client.post("/v2/models/suggest/infer", content=b"{not json")
-    assert res.status_code == 400 and "not JSON" in res.json()["error"]
+    assert res.status_code == 400 and "invalid JSON" in res.json()["error"]
     for bad in ("a..b", "x$y"):
         res = client.post(f"/v2/models/{bad}/infer", json=texts(1, "a"))
         assert res.status_code == 400 and "invalid model name" in res.json()["error"]
@@ -356,7 +355,7 @@ def test_client_mistakes_are_400s(client: httpx.Client) -> None:
         b'{"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP64", "data": [NaN, 1, 2]}]}'
     )
     res = client.post("/v2/models/lgbm/infer", content=nan)
-    assert res.status_code == 400 and "NaN is not valid JSON" in res.json()["error"]
+    assert res.status_code == 400 and "NaN is not a number JSON allows" in res.json()["error"]
     res = client.post("/v1/route", json={"text": "hi", "wait_min": "abc"})
     assert res.status_code == 400 and "wait_min" in res.json()["error"]
     res = client.post("/v1/suggest", json={"text": "hi"}, params={"model": "echo"})

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ._app import FrontdeskGroup
 from .datasets import datasets_app
 from .demo import demo
 from .eval import eval_app
@@ -18,6 +19,7 @@ from .suggest import suggest
 from .train import train_app
 
 app = typer.Typer(
+    cls=FrontdeskGroup,  # every command ends with one line and an exit code (see _app.py)
     rich_markup_mode=None,
     help="frontdesk: workflow suggestion for a payments company's support organisation.",
     no_args_is_help=True,
@@ -41,6 +43,10 @@ def root(
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show the traceback of an error (also FRONTDESK_DEBUG=1)."),
+    ] = False,
 ) -> None:
     """frontdesk: workflow suggestion, routing and off-policy simulation for support."""
 
@@ -59,25 +65,8 @@ app.command("demo")(demo)
 
 
 def main() -> None:
-    """The console script: a usage error is one line on stderr and exit code 2, like others."""
-    try:
-        code = app(prog_name="frontdesk", standalone_mode=False)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        raise SystemExit(130) from None
-    except Exception as exc:
-        # Typer's (vendored Click) usage errors: they format their own message and exit code
-        message, exit_code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
-        if message is None or exit_code is None:
-            raise
-        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as Click does
-            typer.echo(message())
-        else:
-            ctx = getattr(exc, "ctx", None)
-            hint = f" (see '{ctx.command_path} -h')" if ctx is not None else ""
-            typer.echo(f"error: {message()}{hint}", err=True)
-        raise SystemExit(exit_code) from None
-    raise SystemExit(code if isinstance(code, int) else 0)
+    """The console script: errors are one line on stderr, exit 2 (bad input) or 1 (a bug)."""
+    app(prog_name="frontdesk")
 
 
 __all__ = ["app", "main"]

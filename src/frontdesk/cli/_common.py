@@ -15,8 +15,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..errors import FrontdeskError
-
 RankerOpt = Annotated[
     Path | None, typer.Option("--ranker", help="Rerank with a model from `train ranker`.")
 ]
@@ -36,18 +34,16 @@ ModeOpt = Annotated[str, typer.Option("--mode", help="hybrid, dense or sparse (B
 
 @contextmanager
 def errors_and_warnings():  # type: ignore[no-untyped-def]
-    """Frontdesk errors become one red line and exit code 2; warnings go to stderr."""
+    """Warnings go to stderr as one line each. Errors propagate: the app's wrapper
+    (``_app.FrontdeskGroup``) makes each one line and an exit code."""
 
     def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
-        err.print(f"[yellow]warning:[/] {escape(str(message))}")
+        err.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, emoji=False)
 
     old = warnings.showwarning
     warnings.showwarning = show
     try:
         yield
-    except (FrontdeskError, FileExistsError) as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)  # [report] is text
-        raise typer.Exit(2) from None
     finally:
         warnings.showwarning = old
 
@@ -111,20 +107,26 @@ def build(
         )
 
 
-def conversation(text: str, turns: list[str], profile: str | None):  # type: ignore[no-untyped-def]
+def conversation(text: str, turns: list[str], profile: str | None, text_name: str = "text"):  # type: ignore[no-untyped-def]
+    """The conversation the command line describes: TEXT, ``--turn``s and ``--profile``,
+    each held to the limits (a DataError names the argument at fault)."""
+    from ..limits import check_count, check_text, current
+    from ..loaders import check_conversation, parse_profile
     from ..schema import Conversation
 
+    lim = current()
+    check_text(text, text_name, None, limits=lim)
+    check_count(len(turns), lim.turns, "--turn", None, "turns", limit="turns")
     parsed = []
-    for t in turns:
+    for i, t in enumerate(turns, start=1):
         role, sep, said = t.partition(":")
         if not sep or role.strip() not in {"user", "agent"}:
             raise typer.BadParameter("use 'user: text' or 'agent: text'", param_hint="--turn")
+        check_text(said, f"--turn {i}", None, limits=lim)
         parsed.append({"role": role.strip(), "text": said.strip()})
-    try:
-        user = json.loads(profile) if profile else {}
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"not JSON: {exc.msg}", param_hint="--profile") from None
-    return Conversation(text=text, context={"turns": parsed, "user": user})
+    user = parse_profile(profile, "--profile", limits=lim) if profile is not None else {}
+    conv = Conversation(text=text, context={"turns": parsed, "user": user})
+    return check_conversation(conv, text_name, limits=lim)
 
 
 def bundled(name: str) -> Path:

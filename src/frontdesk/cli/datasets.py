@@ -26,17 +26,30 @@ def datasets_import(
     name: Annotated[str, typer.Argument(help="banking77, clinc150 or abcd.")],
     src: Annotated[Path, typer.Argument(help="The dataset's folder.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the .jsonl files.")],
+    shots: Annotated[
+        int | None,
+        typer.Option(
+            "--shots",
+            min=0,
+            help="Keep this many train questions per workflow (seeded; out-of-scope rows "
+            "all kept); 0 = workflow texts alone. Val and test stay whole.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Which --shots sample.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Write workflows.jsonl and train/val/test.jsonl from a public dataset."""
-    from ..datasets import IMPORTERS
+    from ..datasets import IMPORTERS, import_dataset
 
     if name not in IMPORTERS:
         raise typer.BadParameter(f"must be one of {', '.join(IMPORTERS)}", param_hint="NAME")
     with errors_and_warnings():
-        counts = IMPORTERS[name](src, out_dir)
+        counts = import_dataset(name, src, out_dir, shots=shots, seed=seed)
     if as_json:
-        print_json({"dataset": name, "out": str(out_dir), "counts": counts})
+        record = {"dataset": name, "out": str(out_dir), "counts": counts}
+        if shots is not None:
+            record.update(shots=shots, seed=seed)
+        print_json(record)
         return
     out.print(
         f"[green]imported[/] {name} -> {out_dir}: "

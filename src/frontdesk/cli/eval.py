@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,13 +10,13 @@ from rich import box
 from rich.table import Table
 from typer.core import TyperGroup
 
+from ..errors import DataError
 from ._common import (
     JsonOpt,
     ModeOpt,
     RankerOpt,
     WeightsOpt,
     check_mode,
-    err,
     errors_and_warnings,
     out,
     print_json,
@@ -84,6 +83,14 @@ def evaluate(
         suggester = Suggester.load(index_dir, mode=check_mode(mode), ranker=ranker)  # type: ignore[arg-type]
         rows = load_queries(queries, workflow_ids=set(suggester.index.workflow_ids))
         n = len(rows) if ranker else sum(q.label is not None for q in rows)
+        if n == 0:
+            raise DataError(
+                str(queries),
+                None,
+                "label",
+                "every label is null (out of scope): there is nothing to measure without "
+                "a ranker (--ranker judges out-of-scope rows)",
+            )
         with progress(quiet=as_json) as bar:
             task = bar.add_task("evaluating", total=n)
             report = evaluate_suggester(
@@ -126,14 +133,26 @@ def run_label(run: dict[str, Any], path: Path) -> str:
     return " ".join(parts)
 
 
+def _run(path: Path) -> dict[str, Any]:
+    """One `eval --json` output, as a JSON object (a DataError names the file otherwise)."""
+    from ..limits import loads_json
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(
+            str(path), None, None, f"cannot read a run to compare: {exc.strerror}"
+        ) from None
+    run = loads_json(raw, str(path), allow_nan=True)
+    if not isinstance(run, dict):
+        raise DataError(str(path), None, None, "not an `eval --json` output (a JSON object)")
+    return run
+
+
 def _compare(paths: tuple[Path, Path], as_json: bool) -> None:
     from ..eval.report import compare_reports
 
-    try:
-        a, b = (json.loads(p.read_text()) for p in paths)
-    except (OSError, json.JSONDecodeError) as exc:
-        err.print(f"[red]error:[/] cannot read a run to compare: {exc}")
-        raise typer.Exit(2) from None
+    a, b = (_run(p) for p in paths)
     diff = compare_reports(a, b)
     label_a, label_b = run_label(a, paths[0]), run_label(b, paths[1])
     if as_json:
@@ -222,7 +241,14 @@ def eval_router_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Random, rule, router and oracle on fresh simulated days, judged by the true outcomes."""
-    from ..eval.router import METRICS, POLICIES, evaluate_router, write_router_report
+    from ..eval.router import (
+        METRICS,
+        POLICIES,
+        SEGMENT_COLUMNS,
+        evaluate_router,
+        segment_rows,
+        write_router_report,
+    )
     from ..routing import Router, RoutingWeights
 
     with errors_and_warnings():
@@ -247,6 +273,12 @@ def eval_router_cmd(
     for p in (*POLICIES, "logging"):
         table.add_row(p, *(f"{pol[p][m]:.3f}" for m in METRICS))
     out.print(table)
+    by_segment = Table(title="By segment (wait: 95th percentile, minutes)", title_justify="left")
+    for c in SEGMENT_COLUMNS:
+        by_segment.add_column(c, justify="left" if c in {"segment", "policy"} else "right")
+    for row in segment_rows(result):
+        by_segment.add_row(*row)
+    out.print(by_segment)
     gc = result["gap_closed"]
     closed = f"{gc:.1%}" if gc is not None else "n/a"
     out.print(

@@ -218,6 +218,22 @@ def index_add(
     _update(index_dir, as_json, from_feedback, min_count or 1, add=catalog or ())
 
 
+def _ids_from(path: Path) -> list[str]:
+    """Workflow ids, one per line, from a file the user named (a DataError names it)."""
+    from ..errors import DataError
+    from ..index.update import read_ids
+
+    if not path.is_file():
+        reason = "is a directory, expected a file" if path.is_dir() else "file not found"
+        raise DataError(str(path), None, None, reason)
+    try:
+        return read_ids(path)
+    except UnicodeDecodeError as exc:
+        raise DataError(str(path), None, None, f"invalid UTF-8 (byte {exc.start + 1})") from None
+    except OSError as exc:
+        raise DataError(str(path), None, None, f"cannot read: {exc.strerror}") from None
+
+
 @index_app.command("remove")
 def index_remove(
     index_dir: Annotated[Path, typer.Argument(help="Index folder to update in place.")],
@@ -228,9 +244,7 @@ def index_remove(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove workflows by id (written atomically)."""
-    from ..index.update import read_ids
-
-    wanted = list(ids or []) + (read_ids(from_file) if from_file else [])
+    wanted = list(ids or []) + (_ids_from(from_file) if from_file else [])
     if not wanted:
         raise typer.BadParameter("name at least one workflow id", param_hint="IDS")
     _update(index_dir, as_json, remove=wanted)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +9,7 @@ import typer
 from rich.table import Table
 
 from ..errors import FrontdeskError
+from ..limits import loads_json
 from ._common import (
     JsonOpt,
     RankerOpt,
@@ -26,10 +26,7 @@ def _agents(specs: list[str]) -> list[Any]:
     agents: list[Any] = []
     for spec in specs:
         if spec.lstrip().startswith("{"):
-            try:
-                agents.append(json.loads(spec))
-            except json.JSONDecodeError as exc:
-                raise FrontdeskError(f"--agent: not JSON: {exc.msg}") from None
+            agents.append(loads_json(spec, "--agent"))
             continue
         aid, _, load = spec.partition(":")
         try:
@@ -84,6 +81,9 @@ def route_cmd(
             result["route"] = decided.route.to_json()
         else:
             result["route"] = router.route(conv, available, wait_min=wait).to_json()
+        # Which decided this contact: the router, or the rule it defers to for the segment.
+        result["policy"] = result["route"]["policy"]
+        result["router_policy"] = router.policy
         result["encoder_calls"] = router.encoder.calls
     if as_json:
         print_json(result)
@@ -95,6 +95,16 @@ def route_cmd(
         f"handle time {r['expected']['handle_time']:.1f} min, CSAT {r['expected']['csat']:.2f}, "
         f"cost {r['expected']['cost']:.2f})"
     )
+    if result["policy"] != "router":
+        which = (
+            "for any contact"
+            if result["router_policy"].get("overall") != "router"
+            else f"for segment {conv.user.segment or 'missing'!r}"
+        )
+        out.print(
+            f"decided by the rule ({result['policy']}): training's held-out check did not show "
+            f"the router better than the rule {which}"
+        )
     table = Table(title="Utility by channel (channel model)", title_justify="left")
     table.add_column("channel")
     table.add_column("utility", justify="right")

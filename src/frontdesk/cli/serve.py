@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import FrontdeskError
+from ..errors import DataError, FrontdeskError
 from ._common import (
     JsonOpt,
     RankerOpt,
@@ -116,13 +116,45 @@ def serve_cmd(
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed of canary draws and exploration.")
     ] = None,
+    request_timeout: Annotated[
+        float,
+        typer.Option(
+            "--request-timeout", help="Seconds before a request is answered 504 (0: never)."
+        ),
+    ] = 30.0,
+    body_timeout: Annotated[
+        float, typer.Option("--body-timeout", help="Seconds for a request body to arrive (408).")
+    ] = 10.0,
+    header_timeout: Annotated[
+        float, typer.Option("--header-timeout", help="Seconds for request headers to arrive (408).")
+    ] = 10.0,
+    keep_alive: Annotated[
+        int, typer.Option("--keep-alive", help="Seconds an idle connection is kept open.")
+    ] = 5,
+    chunk: Annotated[
+        int,
+        typer.Option("--chunk", help="Units of work above which a request runs apart, in parts."),
+    ] = 32,
 ) -> None:
-    """Serve every model in MODELS_DIR over the Open Inference Protocol (KServe V2) REST."""
+    """Serve every model in MODELS_DIR over the Open Inference Protocol (KServe V2) REST.
+
+    Limits on each request (sizes, counts, timeouts) are in docs/limits.md ("Server").
+    """
     import os
 
     from ..scoring.decision_logging import DecisionLogSettings
+    from ..scoring.settings import ServeSettings
 
     with errors_and_warnings():
+        try:
+            serving = ServeSettings(
+                request_timeout_s=request_timeout, body_timeout_s=body_timeout,
+                header_timeout_s=header_timeout, keep_alive_s=keep_alive, chunk=chunk,
+            )  # fmt: skip
+        except DataError as exc:  # named by its variable: say the flag instead
+            flag = "--" + exc.path.removeprefix("FRONTDESK_SERVE_").lower().replace("_", "-")
+            raise FrontdeskError(f"{flag}: {exc.reason}") from None
+        os.environ.update(serving.to_env())  # read by every worker process
         if decision_log is not None:
             from ..decisions.store import DecisionLogDir
 
@@ -143,6 +175,8 @@ def serve_cmd(
             os.environ["FRONTDESK_SERVE_SEED"] = str(seed)
         try:
             import uvicorn
+
+            from ..scoring.connection import uvicorn_options
         except ImportError:
             raise FrontdeskError(
                 "serving needs the serve extra: pip install 'frontdesk[serve]'"
@@ -164,4 +198,5 @@ def serve_cmd(
             port=port,
             workers=workers,
             log_level=log_level,
+            **uvicorn_options(serving),
         )

@@ -350,9 +350,36 @@ def train_router_cmd(
     congestion_price: Annotated[
         float, typer.Option("--congestion-price", min=0.0, help="Price of a busier agent's slot.")
     ] = 0.1,
+    holdout_days: Annotated[
+        int | None,
+        typer.Option(
+            "--holdout-days",
+            min=0,
+            help="Latest logged days held out of a fit to judge the router against the rule "
+            "(default: 30 % of the days, at least one; 0: no check, the router decides "
+            "everywhere).",
+        ),
+    ] = None,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            "--refit/--no-refit",
+            help="Save a router fitted again on every day (the lift reported is the judged "
+            "fit's), or the judged fit itself.",
+        ),
+    ] = True,
+    require_lift: Annotated[
+        bool,
+        typer.Option(
+            "--require-lift",
+            help="Refuse (exit 2, nothing written) a router the held-out check does not show "
+            "better than the rule, instead of saving one that defers to the rule.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train the channel model and agent matcher from logged decisions."""
+    """Train the channel model and agent matcher from logged decisions, judged against the
+    skills rule on held-out days: where the router is not shown better, it defers to the rule."""
     from ..encoding import ContextEncoder
     from ..routing import RoutingWeights, train_router
 
@@ -368,6 +395,9 @@ def train_router_cmd(
                 weights=RoutingWeights.parse(weights),
                 congestion_price=congestion_price,
                 progress=tick,
+                holdout_days=holdout_days,
+                refit=refit,
+                require_lift=require_lift,
             )
     summary = {"out": str(out_dir), **summary}
     if as_json:
@@ -377,3 +407,37 @@ def train_router_cmd(
         f"[green]wrote[/] router to {out_dir}: {summary['rows']} logged decisions, "
         f"{summary['agents']} agents, {len(summary['topics'])} topics"
     )
+    for line in _guard_lines(summary["guard"]):
+        out.print(line, highlight=False)
+
+
+def _guard_lines(guard: dict[str, Any] | None) -> list[str]:
+    """What the held-out check found, and what the saved router does about it."""
+    from ..routing.training import lift_text
+
+    if guard is None:
+        return ["no held-out check (--holdout-days 0): the router decides for every contact"]
+    days = ", ".join(str(d) for d in guard["held_out_days"])
+    lines = [
+        f"held-out check: a router {guard['judged_model']}, judged against the rule on "
+        f"{guard['held_out_rows']} contacts of day(s) {days} (not in its fit): "
+        f"{lift_text(guard)}"
+    ]
+    if guard["policy"] != "router":
+        lines.append(
+            "[yellow]not better than the rule:[/] the saved router defers to the rule for every "
+            f"contact (policy rule-fallback); saved model: {guard['saved_model']}"
+        )
+        return lines
+    kept = [s for s, v in guard["segments"].items() if v["policy"] == "router"]
+    deferred = [
+        f"{s} ({v['lift']:+.4f} [{v['ci'][0]:+.4f}, {v['ci'][1]:+.4f}])"
+        for s, v in guard["segments"].items()
+        if v["policy"] != "router"
+    ]
+    lines.append(
+        f"router kept for {', '.join(kept) or 'no segment'}"
+        + (f"; the rule routes {', '.join(deferred)}" if deferred else "")
+        + f"; saved model: {guard['saved_model']}"
+    )
+    return lines

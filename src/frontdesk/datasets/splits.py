@@ -33,3 +33,28 @@ def carve_validation(
     train = [q for i, q in enumerate(rows) if i not in val_idx]
     val = [q for i, q in enumerate(rows) if i in val_idx]
     return train, val
+
+
+def sample_shots(rows: Sequence[Q], shots: int, seed: int = 0) -> list[Q]:
+    """``shots`` rows of every workflow label, drawn with a seeded generator; input order kept.
+
+    Each label's rows are shuffled by a generator seeded with ``seed`` and the
+    label alone, and the first ``shots`` are taken: the draw for one workflow
+    does not depend on which others are present, and for one seed a smaller
+    sample is part of every larger one (1 shot within 5 within 10), so shot
+    counts differ only by the examples added. A label with fewer rows keeps all
+    of them. Null-labelled (out-of-scope) rows are no workflow's examples and
+    are all kept.
+    """
+    if shots < 0:
+        raise ValueError("shots must be >= 0")
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i, q in enumerate(rows):
+        if q.label is not None:
+            by_label[q.label].append(i)
+    keep: set[int] = set()
+    for label in sorted(by_label):
+        idx = list(by_label[label])
+        random.Random(f"shots:{seed}:{label}").shuffle(idx)
+        keep.update(idx[:shots])
+    return [q for i, q in enumerate(rows) if q.label is None or i in keep]

@@ -9,6 +9,12 @@ waited ``flush_seconds``, so a ``kill -9`` loses at most the rows accepted in
 the last ``flush_seconds`` (plus the write in progress), never more than
 ``buffer_rows``. When the buffer is full, new rows are dropped and counted
 (``when_full="drop"``) or the caller waits for room (``"block"``).
+
+What the request path hands over is built into Arrow columns by the writer
+thread when a file is cut, many requests at a time (``DeferredRows.to_arrow``):
+the Python work it does holds the GIL that requests need, so it is kept to a
+few list appends per field, and the Parquet encoding, compression and writes
+run inside pyarrow without the GIL.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 log = logging.getLogger("frontdesk.decisions")
 WHEN_FULL = ("drop", "block")
 PROCESS_TOKEN = uuid.uuid4().hex[:8]  # tells this process from an earlier one with its pid
+CHUNK_ROWS = 1024  # handed-over rows built into one Arrow table at a time
 
 
 class WriterClosed(RuntimeError):
@@ -35,13 +42,28 @@ class WriterClosed(RuntimeError):
 
 
 class DeferredRows:
-    """Rows handed over as references and built by the writer thread (``rows()``)."""
+    """Rows handed over as references and built by the writer thread.
+
+    ``to_arrow`` builds many items of one class at once; the default goes through
+    dict rows (``rows()``), a subclass may build the columns directly.
+    """
+
+    __slots__ = ()
 
     def __len__(self) -> int:
         raise NotImplementedError
 
     def rows(self) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    @classmethod
+    def to_arrow(cls, items: Sequence[DeferredRows], schema: Any) -> Any:
+        """``items`` (all of this class) as one Arrow table of ``schema``; raises when any
+        of them cannot be built (the writer then builds fewer at a time, down to the one
+        at fault)."""
+        import pyarrow as pa
+
+        return pa.Table.from_pylist([r for item in items for r in item.rows()], schema=schema)
 
 
 class DurableParquetWriter:
@@ -73,11 +95,13 @@ class DurableParquetWriter:
         self.on_drop, self.on_file = on_drop, on_file
         self.written_rows = self.dropped_rows = self.files = self.write_errors = 0
         remove_dead_temp_files(self.folder, prefix)
-        self._items: deque[tuple[float, list[dict[str, Any]]]] = deque()
+        warm_up(schema)
+        self._items: deque[tuple[float, Any]] = deque()  # (when accepted, rows)
         self._held = 0  # rows accepted and not yet on disk (queued or being written)
         self._accepted = 0  # rows accepted so far (a sequence number for waiters)
         self._durable = 0  # of those, how many are on disk or dropped by a failed write
-        self._cond = threading.Condition()
+        self._lock = threading.RLock()  # taken directly on the request path (no Python frame)
+        self._cond = threading.Condition(self._lock)
         self._closing = False
         self._seq = 0
         self._thread = threading.Thread(target=self._run, name=f"frontdesk-{prefix}", daemon=True)
@@ -92,7 +116,7 @@ class DurableParquetWriter:
         the caller (a request) only hands over references.
         """
         n = len(rows)
-        with self._cond:
+        with self._lock:
             if self._closing:
                 raise WriterClosed(f"the {self.prefix} writer is closed")
             while self._held + n > self.buffer_rows:
@@ -191,8 +215,11 @@ class DurableParquetWriter:
                 self._urgent = False
                 taken = [self._items.popleft()[1] for _ in range(len(self._items))]
             n = sum(len(t) for t in taken)
-            rows = self._built(taken)
-            ok = self._write(rows) if rows else True  # rows that failed to build are counted
+            tables, ok = self._built(taken)
+            del taken  # what the requests handed over is let go before the write
+            table = _concat(tables)
+            if table is not None and table.num_rows:  # rows that failed to build are counted
+                ok = self._write(table) and ok
             with self._cond:
                 self._held -= n
                 self._durable += n
@@ -200,47 +227,85 @@ class DurableParquetWriter:
                     self._failed_through = self._durable
                 self._cond.notify_all()
 
-    def _built(self, taken: list[Any]) -> list[dict[str, Any]]:
-        """The rows of what was taken from the buffer; deferred rows that fail to build are
-        dropped and counted (the rest are still written)."""
-        rows: list[dict[str, Any]] = []
-        for item in taken:
-            if not isinstance(item, DeferredRows):
-                rows.extend(item)
-                continue
-            try:
-                rows.extend(item.rows())
-            except Exception:  # noqa: BLE001 - one bad record never costs the others
-                log.exception("%s: could not build %d rows", self.prefix, len(item))
-                with self._cond:
-                    self.write_errors += 1
-                    self.dropped_rows += len(item)
-                if self.on_drop is not None:
-                    self.on_drop(len(item))
-        return rows
+    def _built(self, taken: list[Any]) -> tuple[list[Any], bool]:
+        """What was taken from the buffer as Arrow tables, and False when plain rows
+        failed to convert (a failed write for those who wait on them). Deferred rows that
+        fail to build are dropped and counted; the rest are still written."""
+        import pyarrow as pa
 
-    def _write(self, rows: list[dict[str, Any]]) -> bool:
-        self._seq += 1
+        tables: list[Any] = []
+        ok = True
+        chunk: list[Any] = []
+        size = 0
+        for item in taken + [None]:  # None: the end, which closes the last chunk
+            if chunk and (
+                item is None or type(item) is not type(chunk[0]) or size + len(item) > CHUNK_ROWS
+            ):
+                if isinstance(chunk[0], DeferredRows):
+                    tables += self._deferred(chunk)
+                else:
+                    plain = [r for rows in chunk for r in rows]
+                    try:
+                        tables.append(pa.Table.from_pylist(plain, schema=self.schema))
+                    except Exception:  # noqa: BLE001 - these rows are lost, not the others
+                        log.exception("%s: could not convert %d rows", self.prefix, len(plain))
+                        self._count_lost(len(plain))
+                        ok = False
+                chunk, size = [], 0
+            if item is not None:
+                chunk.append(item)
+                size += len(item)
+        return tables, ok
+
+    def _deferred(self, chunk: list[Any]) -> list[Any]:
+        """Tables of deferred items of one class: all at once, else each half on its own,
+        down to the items at fault (an item that cannot be built costs only itself, and
+        the others are still built many at a time)."""
         try:
-            write_rows(self.folder, self.prefix, self.schema, rows, self._seq)
-        except Exception:  # noqa: BLE001 - a failed write loses these rows, not the server
-            log.exception("%s: could not write %d rows to %s", self.prefix, len(rows), self.folder)
+            return [type(chunk[0]).to_arrow(chunk, self.schema)]
+        except Exception:  # noqa: BLE001 - one bad record never costs the others
+            if len(chunk) == 1:
+                log.exception("%s: could not build %d rows", self.prefix, len(chunk[0]))
+                self._count_lost(len(chunk[0]))
+                return []
+        half = len(chunk) // 2
+        return self._deferred(chunk[:half]) + self._deferred(chunk[half:])
+
+    def _count_lost(self, n: int) -> None:
+        with self._cond:
             self.write_errors += 1
-            self.dropped_rows += len(rows)
-            if self.on_drop is not None:
-                self.on_drop(len(rows))
+            self.dropped_rows += n
+        if self.on_drop is not None:
+            self.on_drop(n)
+
+    def _write(self, table: Any) -> bool:
+        self._seq += 1
+        n = table.num_rows
+        try:
+            write_rows(self.folder, self.prefix, self.schema, table, self._seq)
+        except Exception:  # noqa: BLE001 - a failed write loses these rows, not the server
+            log.exception("%s: could not write %d rows to %s", self.prefix, n, self.folder)
+            self._count_lost(n)
             return False
-        self.written_rows += len(rows)
+        self.written_rows += n
         self.files += 1
         if self.on_file is not None:
-            self.on_file(len(rows))
+            self.on_file(n)
         return True
 
 
-def write_rows(
-    folder: Path, prefix: str, schema: Any, rows: list[dict[str, Any]], seq: int
-) -> Path:
-    """One complete Parquet file of ``rows``: written aside, fsynced, renamed, folder fsynced."""
+def _concat(tables: list[Any]) -> Any:
+    """Tables of one schema as one (their columns chunked, nothing copied); None if none."""
+    import pyarrow as pa
+
+    if not tables:
+        return None
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def write_rows(folder: Path, prefix: str, schema: Any, rows: Any, seq: int) -> Path:
+    """One complete Parquet file of ``rows`` (dicts, or an Arrow table of ``schema``):
+    written aside, fsynced, renamed, folder fsynced."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -248,8 +313,12 @@ def write_rows(
     name = f"{prefix}-{stamp}-{os.getpid()}.{PROCESS_TOKEN}-{seq:06d}.parquet"
     tmp = folder / f".{name}.tmp"
     try:
-        table = pa.Table.from_pylist(rows, schema=schema)  # a missing key is a null
-        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+        table = (
+            rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
+        )  # a missing key is a null
+        if table.schema != schema:
+            raise ValueError(f"the rows are not of the {prefix} schema")
+        pq.write_table(table, tmp, compression=compression(table), write_page_checksum=True)
         fsync_path(tmp)
         os.replace(tmp, folder / name)
     except BaseException:
@@ -258,6 +327,39 @@ def write_rows(
         raise
     fsync_path(folder)
     return folder / name
+
+
+def compression(table: Any) -> dict[str, str]:
+    """Per column: zstd, or none for a column without a value (its pages hold only null
+    flags, and each compressed column costs a compressor's setup: most of a small file's
+    encoding time)."""
+    return {
+        leaf: "none" if column.null_count == len(column) else "zstd"
+        for field, column in zip(table.schema, table.columns, strict=True)
+        for leaf in _leaf_paths(field.name, field.type)
+    }
+
+
+def _leaf_paths(path: str, type_: Any) -> list[str]:
+    """The Parquet column paths of an Arrow field (what per-column options are keyed by)."""
+    import pyarrow as pa
+
+    if pa.types.is_list(type_) or pa.types.is_large_list(type_):
+        return _leaf_paths(f"{path}.list.element", type_.value_type)
+    if pa.types.is_struct(type_):
+        return [leaf for f in type_ for leaf in _leaf_paths(f"{path}.{f.name}", f.type)]
+    return [path]
+
+
+def warm_up(schema: Any) -> None:
+    """Convert and encode an empty table of ``schema`` in memory: what pyarrow loads on
+    first use (pandas among it, seconds of GIL on a busy machine) is loaded now, before
+    a server answers, not by the writer thread under load."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([], schema=schema)
+    pq.write_table(table, pa.BufferOutputStream(), compression="zstd", write_page_checksum=True)
 
 
 def fsync_path(path: Path) -> None:

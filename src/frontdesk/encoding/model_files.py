@@ -7,6 +7,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from ..artifacts import recover
 from ..errors import FrontdeskError, ModelUnavailableError
 
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -70,6 +71,7 @@ def env_threads() -> int | None:
 def resolve_model(path: str | os.PathLike[str] | None) -> Path:
     """The model folder to load: ``path``, or the bundled MiniLM when None; it must exist."""
     folder = Path(path) if path else default_model_path()
+    recover(folder)  # a write a crash interrupted is finished first
     if not folder.is_dir():
         raise ModelUnavailableError(f"{folder}: model folder not found")
     return folder

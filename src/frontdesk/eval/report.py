@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DataError
 from ..extras import require
 from ..schema import Workflow
 from .markdown import md_table, md_to_html
@@ -85,21 +89,24 @@ def _plots(rows: Sequence[RowResult], out: Path) -> dict[str, str]:
     files: dict[str, str] = {}
     labelled = [r for r in rows if r.label is not None]
 
-    ks = list(range(1, 11))
-    recall = [float(np.mean([r.rank is not None and r.rank <= k for r in labelled])) for k in ks]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(ks, recall, marker="o")
-    ax.set(
-        xlabel="k (suggestions shown)",
-        ylabel="recall@k (share of queries)",
-        title="Recall@k",
-        ylim=(min(recall + [1.0]) - 0.02, 1.0),
-    )
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "recall_at_k.png", dpi=110)
-    plt.close(fig)
-    files["recall@k"] = "recall_at_k.png"
+    if labelled:  # out-of-scope rows alone have no recall
+        ks = list(range(1, 11))
+        recall = [
+            float(np.mean([r.rank is not None and r.rank <= k for r in labelled])) for k in ks
+        ]
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        ax.plot(ks, recall, marker="o")
+        ax.set(
+            xlabel="k (suggestions shown)",
+            ylabel="recall@k (share of queries)",
+            title="Recall@k",
+            ylim=(min(recall + [1.0]) - 0.02, 1.0),
+        )
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / "recall_at_k.png", dpi=110)
+        plt.close(fig)
+        files["recall@k"] = "recall_at_k.png"
 
     per = _per_workflow(labelled)[:15]
     if per:
@@ -184,10 +191,43 @@ def write_report(
     out_dir: str | Path,
     slices: Sequence[str] = (),
 ) -> list[Path]:
-    """Write report.md, report.html, report.json and the plots into ``out_dir``."""
+    """Write report.md, report.html, report.json and the plots into ``out_dir``.
+
+    They are written into a temporary sibling folder first and moved into ``out_dir``
+    only once all are complete: a failure leaves neither a half report nor a new
+    empty folder. Refused (DataError) when ``rows`` has nothing to report on.
+    """
     require("matplotlib", "--report (its plots)")  # before anything is written
+    if not any(r.label is not None or r.confidence is not None for r in rows):
+        raise DataError(
+            str(report.get("queries") or "queries"),
+            None,
+            "label",
+            "no row to report on: every label is null (out of scope), and those are "
+            "judged only with a ranker (--ranker)",
+        )
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise DataError(str(out), None, None, "exists and is not a folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        names = _write_report_into(tmp, report, rows, workflows, slices)
+        out.mkdir(exist_ok=True)
+        for name in names:
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [out / name for name in names]
+
+
+def _write_report_into(
+    out: Path,
+    report: dict[str, Any],
+    rows: Sequence[RowResult],
+    workflows: Sequence[Workflow],
+    slices: Sequence[str],
+) -> list[str]:
     plots = _plots(rows, out)
     labelled = [r for r in rows if r.label is not None]
     sliced = {name: slice_metrics(rows, name, workflows) for name in slices}
@@ -246,12 +286,7 @@ def write_report(
     (out / "report.md").write_text("\n".join(md))
     (out / "report.json").write_text(json.dumps({**report, "slices": sliced}, indent=2) + "\n")
     (out / "report.html").write_text(md_to_html(md, base=out))
-    return [
-        out / "report.md",
-        out / "report.html",
-        out / "report.json",
-        *(out / f for f in plots.values()),
-    ]
+    return ["report.md", "report.html", "report.json", *plots.values()]
 
 
 def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, float]]:

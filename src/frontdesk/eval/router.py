@@ -6,6 +6,12 @@ new days after the logged ones are simulated once per policy with the same
 arrivals and the same per-contact random numbers. Every policy faces the
 same capacity and queueing; outcomes are the true expected values of each
 decision (not noisy draws), so differences are the policies', not luck's.
+
+Contacts of a segment the router defers on (``rule-fallback``, chosen by
+training's held-out check) are decided by the organisation's rule, as a
+deployment that defers to its rule would. Waits are reported as a mean and a
+95th percentile, overall and per segment, beside each policy's utility; the
+gap closed is reported overall and per segment.
 """
 
 from __future__ import annotations
@@ -24,16 +30,17 @@ from ..logs import DecisionLogs
 from ..orgsim.dispatch import BatchDispatcher, Epoch, SequentialDispatcher, oracle_values
 from ..orgsim.org import contacts_per_day, logged_days, rebuild_world, run_day
 from ..orgsim.world import SEGMENTS, World
+from ..routing.guard import POLICY_RULE
 from ..routing.router import Router
 from ..schema import Conversation
 from .markdown import md_table, md_to_html
 
-METRICS = ("resolution", "handle_time", "csat", "cost", "utility", "wait")
+METRICS = ("resolution", "handle_time", "csat", "cost", "utility", "wait", "wait_p95")
 POLICIES = ("random", "rule", "router", "oracle")
 
 
 def router_values(router: Router, world: World, encoded_by_day: dict[int, Any]):  # type: ignore[no-untyped-def]
-    """The router's predicted utility of each eligible pair, from the day's one encoding."""
+    """The value the router ranks each eligible pair by, from the day's one encoding."""
     missing = [a for a in world.agents.ids if a not in router.roster]
     if missing:
         raise FrontdeskError(f"the router's roster lacks agents of these logs: {missing[:5]}")
@@ -43,9 +50,19 @@ def router_values(router: Router, world: World, encoded_by_day: dict[int, Any]):
         day = int(epoch.contacts.day[0])
         enc = encoded_by_day[day].take(epoch.rows.tolist())
         scored = router.score_pairs(enc, epoch.waits, pairs, records)
-        return [s["utility"] for s in scored]
+        return [s["value"] for s in scored]
 
     return values
+
+
+def router_defers(router: Router, world: World):  # type: ignore[no-untyped-def]
+    """Which waiting contacts the router leaves to the rule (their segment's policy)."""
+    deferred = np.array([router.policy_for(s) == POLICY_RULE for s in SEGMENTS])
+
+    def defer(epoch: Epoch) -> np.ndarray:
+        return deferred[world.user_segment[epoch.contacts.user[epoch.rows]]]
+
+    return defer
 
 
 def evaluate_router(
@@ -93,9 +110,13 @@ def evaluate_router(
         "rule": SequentialDispatcher("rule", 0.0, config.seed),
         "logging": SequentialDispatcher("logging", config.temperature, config.seed),
         "router": BatchDispatcher(
-            "router", router_values(router, world, encoded_by_day), router.congestion_price
+            "router",
+            router_values(router, world, encoded_by_day),
+            router.congestion_price,
+            router.aging,
+            defer=router_defers(router, world),
         ),
-        "oracle": BatchDispatcher("oracle", oracle_values, router.congestion_price),
+        "oracle": BatchDispatcher("oracle", oracle_values, router.congestion_price, router.aging),
     }
     per: dict[str, dict[str, list[np.ndarray]]] = {p: {} for p in dispatchers}
     violations = 0
@@ -108,7 +129,7 @@ def evaluate_router(
             run = run_day(world, contacts[d], disp, d)
             violations += run.capacity_violations
             cols = per[name]
-            for m in METRICS[:-1]:
+            for m in METRICS[:5]:
                 cols.setdefault(m, []).append(run.expected[m])
             cols.setdefault("wait", []).append(run.wait)
             cols.setdefault("segment", []).append(world.user_segment[run.contacts.user])
@@ -116,28 +137,75 @@ def evaluate_router(
     policies: dict[str, Any] = {}
     for name, cols in per.items():
         seg = np.concatenate(cols["segment"])
-        vals = {m: np.concatenate(cols[m]) for m in METRICS}
-        policies[name] = {m: float(vals[m].mean()) for m in METRICS}
+        vals = {m: np.concatenate(cols[m]) for m in METRICS[:-1]}
+        policies[name] = _summary(vals, np.ones(len(seg), dtype=bool))
         policies[name]["segments"] = {
-            SEGMENTS[g]: {
-                "n": int((seg == g).sum()),
-                **{m: float(vals[m][seg == g].mean()) for m in METRICS},
-            }
+            SEGMENTS[g]: {"n": int((seg == g).sum()), **_summary(vals, seg == g)}
             for g in range(len(SEGMENTS))
             if (seg == g).any()
         }
-    u = {p: policies[p]["utility"] for p in policies}
-    gap = u["oracle"] - u["rule"]
+    segments = sorted(policies["rule"]["segments"])
     return {
         "logs": str(Path(logs_dir)),
         "days": eval_days,
         "contacts": len(convs),
         "policies": policies,
-        "gap_closed": float((u["router"] - u["rule"]) / gap) if gap > 0 else None,
+        "gap_closed": _gap(policies, None),
+        "segments_gap_closed": {s: _gap(policies, s) for s in segments},
+        "router_policy": {
+            "overall": router.policy.get("overall"),
+            "segments": {s: router.policy_for(s) for s in segments},
+            "guard_lift": (router.config.get("guard") or {}).get("lift"),
+            "guard_ci": (router.config.get("guard") or {}).get("ci"),
+        },
         "capacity_violations": int(violations),
         "encoder_calls": router.encoder.calls - calls_before,
         "weights": router.weights.__dict__,
     }
+
+
+SEGMENT_COLUMNS = (
+    "segment", "n", "policy", "rule utility", "router utility", "oracle utility", "gap closed",
+    "rule p95 wait", "router p95 wait",
+)  # fmt: skip
+
+
+def segment_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Per segment, as text: who routes it, utility per policy, gap closed and the 95th
+    percentile of wait (minutes) under the rule and the router (``SEGMENT_COLUMNS``)."""
+    pol = result["policies"]
+    rows = []
+    for s, gap in result["segments_gap_closed"].items():
+        seg = {p: pol[p]["segments"][s] for p in ("rule", "router", "oracle")}
+        rows.append(
+            (
+                s,
+                str(seg["rule"]["n"]),
+                result["router_policy"]["segments"].get(s, ""),
+                *(f"{seg[p]['utility']:.4f}" for p in ("rule", "router", "oracle")),
+                "n/a" if gap is None else f"{gap:.3f}",
+                f"{seg['rule']['wait_p95']:.0f}",
+                f"{seg['router']['wait_p95']:.0f}",
+            )
+        )
+    return rows
+
+
+def _summary(vals: dict[str, np.ndarray], on: np.ndarray) -> dict[str, float]:
+    """Mean of each metric over the rows ``on``, and the 95th percentile of their wait."""
+    out = {m: float(vals[m][on].mean()) for m in vals}
+    out["wait_p95"] = float(np.percentile(vals["wait"][on], 95))
+    return out
+
+
+def _gap(policies: dict[str, Any], segment: str | None) -> float | None:
+    """(router - rule) / (oracle - rule) in utility, overall or in one segment."""
+    u = {
+        p: (v if segment is None else v["segments"][segment])["utility"]
+        for p, v in policies.items()
+    }
+    gap = u["oracle"] - u["rule"]
+    return float((u["router"] - u["rule"]) / gap) if gap > 0 else None
 
 
 def write_router_report(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
@@ -160,6 +228,10 @@ def write_router_report(result: dict[str, Any], out_dir: str | Path) -> list[Pat
         "## Overall",
         "",
         *md_table(["policy", *METRICS], [(p, *(pol[p][m] for m in METRICS)) for p in names]),
+        "",
+        "## By segment",
+        "",
+        *md_table(list(SEGMENT_COLUMNS), segment_rows(result)),
         "",
     ]
     for m in METRICS:

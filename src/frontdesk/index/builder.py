@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ from .._version import __version__
 from ..artifacts import FORMAT_VERSION, INDEX, MANIFEST, atomic_folder, folder_lock, write_manifest
 from ..config import Settings
 from ..encoding import ContextEncoder
+from ..errors import DataError
 from ..loaders import load_catalog, load_queries
 from ..retrieval.dense import workflow_prototypes
+from ..retrieval.sparse import bm25_index, has_tokens
 from ..retrieval.tuning import tune_prototype_weight
 from ..schema import LabelledQuery, Workflow
 from .dense import build_dense, write_dense
@@ -25,10 +28,13 @@ from .tokenize import Tokenizer
 # What each indexed document is: the workflow's own text, or an example question.
 DOC_WORKFLOW, DOC_CATALOG_EXAMPLE, DOC_LABELLED_EXAMPLE = 0, 1, 2
 
-# Which own texts each workflow has as documents (``Settings.title_documents``).
-# An index keeps its layout through updates; a ranker trained on one layout
-# warns on the other. Indexes built before the key existed are "text".
+# Which own texts each workflow has as documents (``Settings.title_documents``;
+# ``workflow_documents``). An index keeps its layout through updates; a ranker
+# trained on one layout warns on another. Indexes built before the key existed
+# are "text"; new ones "text+title+description" (or "text" above
+# ``Settings.title_documents_max`` workflows).
 LAYOUT_TEXT, LAYOUT_TEXT_TITLE = "text", "text+title"
+LAYOUT_TEXT_TITLE_DESCRIPTION = "text+title+description"
 
 DENSE_FILE = "dense.faiss"
 PROTOTYPES_FILE = "prototypes.npy"
@@ -47,6 +53,33 @@ def with_titles(settings: Settings, n_workflows: int) -> bool:
     return settings.title_documents and n_workflows <= settings.title_documents_max
 
 
+def layout_of(titles: bool, descriptions: bool = True) -> str:
+    """The layout of a new index: with title (and description) documents, or without."""
+    if not titles:
+        return LAYOUT_TEXT
+    return LAYOUT_TEXT_TITLE_DESCRIPTION if descriptions else LAYOUT_TEXT_TITLE
+
+
+def workflow_documents(wf: Workflow, layout: str) -> list[str]:
+    """A workflow's own texts as documents under ``layout``.
+
+    "text": its whole text; "text+title": and its title alone
+    (``Workflow.documents``); "text+title+description": and its description
+    alone, where it is neither. A question reads like the description's
+    sentence more than like the title and steps around it: with 0, 1, 5 and 10
+    examples per workflow, validation top-1 (``benchmarks/few_shot.py --split
+    val``, against ``FRONTDESK_DESCRIPTION_DOCUMENTS=0``) rose 0.3, 0.6, 0.4 and
+    0.1 points on BANKING77 and moved +0.1, +0.5, -0.1 and 0.0 on CLINC150.
+    """
+    docs = wf.documents(layout != LAYOUT_TEXT)
+    if layout != LAYOUT_TEXT_TITLE_DESCRIPTION:
+        return docs
+    key = document_key(wf.description)
+    if key and key not in {document_key(d) for d in docs}:
+        docs.append(wf.description.strip())
+    return docs
+
+
 def encode_distinct(
     encoder: ContextEncoder, texts: Sequence[str], progress: Callable[[int], None] | None = None
 ) -> np.ndarray:
@@ -59,9 +92,13 @@ def encode_distinct(
 
 
 def collect_documents(
-    workflows: Sequence[Workflow], examples: Sequence[LabelledQuery] = (), titles: bool = True
+    workflows: Sequence[Workflow],
+    examples: Sequence[LabelledQuery] = (),
+    titles: bool = True,
+    descriptions: bool = True,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """One document per distinct workflow text (whole text, title) and example question.
+    """One document per distinct workflow text (whole text, title, description) and example
+    question, in the layout ``layout_of(titles, descriptions)`` (``workflow_documents``).
 
     Own texts and examples are deduplicated apart: an example that repeats the
     title stays an example (it is a labelled question, removed out of fold).
@@ -82,7 +119,7 @@ def collect_documents(
         kind.append(k)
 
     for i, wf in enumerate(workflows):
-        for text in wf.documents(titles):
+        for text in workflow_documents(wf, layout_of(titles, descriptions)):
             add(text, i, DOC_WORKFLOW)
         for ex in wf.examples:
             add(ex, i, DOC_CATALOG_EXAMPLE)
@@ -133,15 +170,54 @@ def build_index(
                 raise ValueError(f"example {q.id or q.text!r}: unknown workflow id '{q.label}'")
 
     titles = with_titles(settings, len(workflows))
-    texts, owner, kind = collect_documents(workflows, example_rows, titles)
-    with folder_lock(out), atomic_folder(out, MANIFEST, "index", INDEX) as tmp:
-        layout = LAYOUT_TEXT_TITLE if titles else LAYOUT_TEXT
-        manifest = _build_into(
-            tmp, workflows, texts, owner, kind, layout, encoder, settings, dense, progress
+    descriptions = settings.description_documents
+    texts, owner, kind = collect_documents(workflows, example_rows, titles, descriptions)
+    tokens = _bm25_tokens(texts, catalog_source, dense)
+    with folder_lock(out):  # held until the new manifest is read back
+        with atomic_folder(out, MANIFEST, "index", INDEX) as tmp:
+            layout = layout_of(titles, descriptions)
+            manifest = _build_into(
+                tmp,
+                workflows,
+                texts,
+                tokens,
+                owner,
+                kind,
+                layout,
+                encoder,
+                settings,
+                dense,
+                progress,
+            )
+            manifest["source"] = {"catalog": catalog_source, "examples": _source_name(examples)}
+            write_manifest(tmp, manifest)
+        return json.loads((out / MANIFEST).read_text())
+
+
+def _bm25_tokens(texts: Sequence[str], catalog: str, dense: bool) -> list[list[str]]:
+    """Each document's BM25 tokens; refused (BM25 alone) or warned about (hybrid) when
+    not one document has a word BM25 can index."""
+    tokenizer = Tokenizer()
+    tokens = [tokenizer(t) for t in texts]
+    if has_tokens(tokens):
+        return tokens
+    why = (
+        "no workflow text has a word BM25 can index (only stopwords, or a script such as "
+        "Chinese that its tokenizer does not read)"
+    )
+    if not dense:
+        raise DataError(
+            catalog,
+            None,
+            None,
+            f"{why}; BM25 alone would find nothing: build with the dense part (without --sparse-only)",
         )
-        manifest["source"] = {"catalog": catalog_source, "examples": _source_name(examples)}
-        write_manifest(tmp, manifest)
-    return json.loads((out / MANIFEST).read_text())
+    warnings.warn(
+        f"{catalog}: {why}; suggestions come from dense retrieval alone",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return tokens
 
 
 def _source_name(examples: object) -> str | None:
@@ -154,6 +230,7 @@ def _build_into(
     root: Path,
     workflows: Sequence[Workflow],
     texts: list[str],
+    tokens: list[list[str]],
     owner: np.ndarray,
     kind: np.ndarray,
     layout: str,
@@ -163,7 +240,6 @@ def _build_into(
     progress: Callable[[str, int, int], None] | None,
 ) -> dict[str, Any]:
     tokenizer = Tokenizer()
-    tokens = [tokenizer(t) for t in texts]
     manifest = write_documents(
         root, workflows, texts, owner, kind, tokens, tokenizer, settings, layout
     )
@@ -220,8 +296,6 @@ def write_documents(
     layout: str,
 ) -> dict[str, Any]:
     """Write workflows, documents, their maps and the BM25 part; the manifest so far."""
-    import bm25s
-
     with open(root / "workflows.jsonl", "w", encoding="utf-8") as fh:
         for wf in workflows:
             fh.write(json.dumps(wf.model_dump(), ensure_ascii=False) + "\n")
@@ -231,8 +305,7 @@ def write_documents(
     np.save(root / "doc_workflow.npy", owner, allow_pickle=False)
     np.save(root / "doc_kind.npy", kind, allow_pickle=False)
 
-    bm25 = bm25s.BM25(k1=settings.bm25_k1, b=settings.bm25_b, method="lucene")
-    bm25.index([list(t) for t in tokens], show_progress=False)
+    bm25 = bm25_index(tokens, k1=settings.bm25_k1, b=settings.bm25_b)
     bm25.save(str(root / SPARSE_DIR), show_progress=False)
 
     return {

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..artifacts import INDEX, read_manifest
+from ..artifacts import INDEX, MANIFEST, read_manifest, recover, verify_files
 from ..errors import IndexIntegrityError
 from ..schema import Workflow
 from .dense import read_dense, reconstruct_all
 from .tokenize import Tokenizer
+
+SPARSE_FILES = (
+    "params.index.json",
+    "vocab.index.json",
+    "data.csc.index.npy",
+    "indices.csc.index.npy",
+    "indptr.csc.index.npy",
+)
+"""What bm25s writes for a lucene BM25 index (in the manifest's ``sparse.folder``)."""
 
 
 def _major(version: str) -> str:
@@ -78,27 +85,19 @@ class WorkflowIndex:
 
     @classmethod
     def load(cls, root: str | os.PathLike[str], verify: bool = True) -> WorkflowIndex:
-        """Load and verify an index; a missing dense part degrades to BM25 with a warning."""
+        """Load and verify an index (``verify``: every file's sha256; without it, that
+        every file the index needs is there).
+
+        An index missing any file it needs (``required_files``), the dense part of a
+        hybrid index included, is refused: it is never served BM25-only in silence.
+        A write a crash interrupted is first finished (``artifacts.recover``).
+        """
         root = Path(root)
-        dense_meta = None
-        with contextlib.suppress(OSError, ValueError):  # read_manifest reports it properly
-            dense_meta = json.loads((root / "manifest.json").read_text()).get("dense")
-        optional: frozenset[str] = frozenset()
-        if dense_meta:
-            try:
-                optional = frozenset(
-                    {
-                        dense_meta["file"],
-                        dense_meta["prototypes"]["file"],
-                        dense_meta["titles"]["file"],
-                    }
-                )
-            except (KeyError, TypeError):
-                raise IndexIntegrityError(
-                    f"{root / 'manifest.json'}: dense part lacks prototypes or titles; the index "
-                    "was built by an older frontdesk — rebuild it"
-                ) from None
-        manifest = read_manifest(root, verify=verify, optional=optional, kind=INDEX)
+        recover(root)
+        manifest = read_manifest(root, verify=False, kind=INDEX)
+        check_required(root, manifest)  # first: it says what a missing file was for
+        if verify:
+            verify_files(root, manifest)
         _check_versions(root, manifest)
         try:
             workflows = [
@@ -112,7 +111,14 @@ class WorkflowIndex:
                 documents = [json.loads(line) for line in fh]
         except (OSError, ValueError) as exc:
             raise IndexIntegrityError(f"{root}: cannot read index files: {exc}") from None
-        counts = manifest["counts"]
+        counts = manifest.get("counts")
+        if not isinstance(counts, dict) or not all(
+            isinstance(counts.get(k), int) for k in ("workflows", "documents")
+        ):
+            raise IndexIntegrityError(
+                f"{root / MANIFEST}: counts must give the workflows and documents; the "
+                "manifest is damaged — rebuild the index"
+            )
         if (
             len(workflows) != counts["workflows"]
             or len(doc_workflow) != counts["documents"]
@@ -127,24 +133,22 @@ class WorkflowIndex:
         tokenizer = Tokenizer.from_config(sparse["tokenizer"])
 
         dense = prototypes = title_vectors = None
+        dense_meta = manifest.get("dense")
         if dense_meta:
             path = root / dense_meta["file"]
-            proto_path = root / dense_meta["prototypes"]["file"]
-            titles_path = root / dense_meta["titles"]["file"]
-            missing = [p for p in (path, proto_path, titles_path) if not p.is_file()]
-            if not missing:
-                # memory-mapped: at a million workflows only the rows a query touches are read
-                prototypes = np.load(proto_path, allow_pickle=False, mmap_mode="r")
-                title_vectors = np.load(titles_path, allow_pickle=False, mmap_mode="r")
-                dense = read_dense(path, dense_meta["index"])
-                if dense.ntotal != counts["documents"] or dense.d != dense_meta["dim"]:
-                    raise IndexIntegrityError(f"{path}: vector count or dimension differs")
-            else:
-                warnings.warn(
-                    f"{missing[0]}: dense index missing; retrieval falls back to BM25 alone",
-                    RuntimeWarning,
-                    stacklevel=2,
+            # memory-mapped: at a million workflows only the rows a query touches are read
+            try:
+                prototypes = np.load(
+                    root / dense_meta["prototypes"]["file"], allow_pickle=False, mmap_mode="r"
                 )
+                title_vectors = np.load(
+                    root / dense_meta["titles"]["file"], allow_pickle=False, mmap_mode="r"
+                )
+            except (OSError, ValueError) as exc:
+                raise IndexIntegrityError(f"{root}: cannot read index files: {exc}") from None
+            dense = read_dense(path, dense_meta["index"])
+            if dense.ntotal != counts["documents"] or dense.d != dense_meta["dim"]:
+                raise IndexIntegrityError(f"{path}: vector count or dimension differs")
         return cls(
             root,
             manifest,
@@ -160,11 +164,68 @@ class WorkflowIndex:
         )
 
 
+def required_files(manifest: dict[str, Any], where: str | Path = MANIFEST) -> dict[str, str]:
+    """Every file an index with this (shape-checked) manifest needs, and what it is:
+    the catalog, documents and their maps, the BM25 part, and for a hybrid index its
+    dense part (FAISS index, prototypes, title vectors) and any feedback lineage.
+
+    Raises IndexIntegrityError (naming ``where``) when the manifest lacks what names them.
+    """
+    try:
+        sparse = str(manifest["sparse"]["folder"])
+        need = {
+            "workflows.jsonl": "the catalog",
+            "documents.jsonl": "the indexed texts",
+            "doc_workflow.npy": "each document's workflow",
+            "doc_kind.npy": "each document's kind",
+            **{f"{sparse}/{name}": "the BM25 index" for name in SPARSE_FILES},
+        }
+    except (KeyError, TypeError):
+        raise IndexIntegrityError(f"{where}: no sparse part; rebuild the index") from None
+    dense = manifest.get("dense")
+    if dense:
+        try:
+            need[str(dense["file"])] = "the dense (FAISS) index of a hybrid index"
+            need[str(dense["prototypes"]["file"])] = "the dense part's workflow prototypes"
+            need[str(dense["titles"]["file"])] = "the dense part's title vectors"
+        except (KeyError, TypeError):
+            raise IndexIntegrityError(
+                f"{where}: dense part lacks prototypes or titles; the index was built by an "
+                "older frontdesk — rebuild it"
+            ) from None
+    lineage = manifest.get("feedback_lineage")
+    if lineage:
+        try:
+            need[str(lineage["file"])] = "the feedback lineage"
+        except (KeyError, TypeError):
+            raise IndexIntegrityError(f"{where}: feedback_lineage names no file") from None
+    return need
+
+
+def check_required(root: Path, manifest: dict[str, Any]) -> None:
+    """Every file the index needs is listed in its manifest and present (IndexIntegrityError
+    naming the first that is not)."""
+    need = required_files(manifest, root / MANIFEST)
+    listed = manifest.get("files", {})
+    for rel, what in need.items():
+        if rel not in listed:
+            raise IndexIntegrityError(
+                f"{root / MANIFEST}: does not list {rel} ({what}); the manifest is damaged — "
+                "rebuild the index"
+            )
+        if not (root / rel).is_file():
+            raise IndexIntegrityError(
+                f"{root / rel}: missing ({what}); the index cannot be used without it — "
+                "rebuild it with `frontdesk index build`"
+            )
+
+
 def _check_versions(root: Path, manifest: dict[str, Any]) -> None:
     import bm25s
     import faiss
 
-    built = manifest.get("versions", {})
+    built = manifest.get("versions")
+    built = built if isinstance(built, dict) else {}
     for name, now in (("faiss", faiss.__version__), ("bm25s", bm25s.__version__)):
         then = built.get(name)
         if then is None or _major(then) != _major(now):

@@ -41,9 +41,9 @@ from .builder import (
     DOC_CATALOG_EXAMPLE,
     DOC_LABELLED_EXAMPLE,
     DOC_WORKFLOW,
-    LAYOUT_TEXT_TITLE,
     document_key,
     encode_distinct,
+    workflow_documents,
     write_dense_part,
     write_documents,
 )
@@ -84,12 +84,7 @@ def update_index(
     with folder_lock(root):
         tick("loading", 0, 1)
         loaded_manifest = sha256_file(root / "manifest.json") if root.is_dir() else None
-        index = WorkflowIndex.load(root)
-        if index.manifest.get("dense") and index.dense is None:
-            raise IndexIntegrityError(
-                f"{root}: its dense files are missing; rebuild it (an update would drop the "
-                "dense part for good)"
-            )
+        index = WorkflowIndex.load(root)  # refuses an index missing any file, dense ones too
         sparse = index.manifest["sparse"]  # the index's own BM25, not today's settings
         settings = settings.model_copy(update={"bm25_k1": sparse["k1"], "bm25_b": sparse["b"]})
         plan = _Plan(index, new_wfs, remove)
@@ -271,10 +266,9 @@ def _new_documents(
     texts: list[str] = []
     owner: list[int] = []
     kind: list[int] = []
-    titles = layout == LAYOUT_TEXT_TITLE
     for w in plan.encode_wfs:
         wf = plan.workflows[w]
-        for text, k in [(t, DOC_WORKFLOW) for t in wf.documents(titles)] + [
+        for text, k in [(t, DOC_WORKFLOW) for t in workflow_documents(wf, layout)] + [
             (ex, DOC_CATALOG_EXAMPLE) for ex in wf.examples
         ]:
             key = (w, k != DOC_WORKFLOW, document_key(text))

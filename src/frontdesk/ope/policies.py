@@ -36,7 +36,6 @@ router's confidence is below 0.6, everyone else as today"::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -44,7 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FrontdeskError
+from ..errors import DataError, FrontdeskError
+from ..limits import loads_json, loads_yaml
 from ..logs import PROFILE_FIELDS
 from ..routing.rule import rule_score
 
@@ -148,7 +148,7 @@ class SkillsRulePolicy(TargetPolicy):
 
 @lru_cache(maxsize=4)
 def _load_router(path: str, temperature: float) -> Any:
-    from ..routing import Router
+    from ..routing.router import Router
 
     return Router.load(path, temperature=temperature)
 
@@ -203,15 +203,21 @@ class RouterPolicy(TargetPolicy):
             )
         waits = np.asarray(cols["wait_min"], dtype=float)
         context = router.context(enc, waits)
-        utilities = [s["utility"] for s in router.score_pairs(enc, waits, pairs, agents, context)]
+        scored = router.score_pairs(enc, waits, pairs, agents, context)
         by_channel = router.channel_scores(enc, waits, context)
-        out = {"utilities": utilities, "by_channel": by_channel}
+        # values: what the router decides by (its utility less its channel margin, or the
+        # rule's score where it defers to the rule)
+        out = {
+            "utilities": [s["utility"] for s in scored],
+            "values": [s["value"] for s in scored],
+            "by_channel": by_channel,
+        }
         batch._cache[key] = out
         return out
 
     def probabilities(self, batch: Batch) -> list[np.ndarray]:
         router = self.router
-        return [router.probabilities(u) for u in self.scores(batch)["utilities"]]
+        return [router.probabilities(v) for v in self.scores(batch)["values"]]
 
     def needs(self) -> set[str]:
         return {"text", "turns", "wait_min", *PROFILE_FIELDS}
@@ -456,21 +462,29 @@ def load_policy(source: str | Path | Mapping[str, Any]) -> TargetPolicy:
             f"{path}: no such policy file or router folder (or unknown policy {str(source)!r}; "
             f"the built-in ones are {', '.join(sorted(BUILTIN))})"
         )
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".json":
-            spec = json.loads(text)
-        else:
-            import yaml
+    return parse_policy(read_spec(path), str(path), base=path.parent)
 
-            spec = yaml.safe_load(text)
-    except (json.JSONDecodeError, Exception) as exc:  # yaml.YAMLError and JSON errors alike
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f"{path}:{line + 1}" if line is not None else str(path)
-        raise PolicyError(
-            f"{where}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}"
-        ) from None
-    return parse_policy(spec, str(path), base=path.parent)
+
+def read_spec(path: Path) -> Any:
+    """A policy spec file's content (``.json``: JSON, else YAML), held to the input
+    limits (docs/limits.md): no YAML anchors or aliases, bounded nesting and numbers."""
+    kind = "json" if path.suffix == ".json" else path.suffix.lstrip(".") or "YAML"
+    try:
+        raw = path.read_bytes()
+        if kind == "json":
+            return loads_json(raw, str(path))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(str(path), None, None, f"not UTF-8 (byte {exc.start})") from None
+        return loads_yaml(text, str(path))[0]
+    except DataError as exc:
+        where = f"{path}:{exc.line}" if exc.line is not None else str(path)
+        reason = exc.reason.removeprefix("invalid YAML: ").removeprefix("invalid JSON: ")
+        what = f"{exc.field}: {reason}" if exc.field else reason
+        raise PolicyError(f"{where}: not valid {kind}: {what}") from None
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def spec_to_json(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
@@ -483,12 +497,7 @@ def spec_to_json(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     path = Path(source).resolve()
     if path.is_dir():
         return {"spec": {"router": str(path)}, "base": str(path.parent)}
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        return {"spec": json.loads(text), "base": str(path.parent)}
-    import yaml
-
-    return {"spec": yaml.safe_load(text), "base": str(path.parent)}
+    return {"spec": read_spec(path), "base": str(path.parent)}
 
 
 def parse_policy(

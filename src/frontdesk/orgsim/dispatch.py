@@ -4,7 +4,10 @@ Sequential policies (random, the skills-based rule with or without softmax
 exploration) decide contacts one at a time in arrival order and know the
 exact probability of each choice; batch policies (the oracle, frontdesk's
 router) score every eligible (channel, agent) pair and solve one assignment
-per epoch under capacity.
+per epoch under capacity, in which a contact gains priority with every minute
+it waits (aging), so no group of contacts is left waiting for ever. A batch
+policy may defer some contacts to the rule: those take the rule's pick first,
+oldest first, exactly as the rule decides them.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..routing.assignment import PairValues, assign_batch
+from ..routing.assignment import DEFAULT_AGING, PairValues, assign_guarded
 from ..routing.rule import rule_score
 from .world import CHANNELS, SEGMENTS, Contacts, World
 
@@ -111,15 +114,29 @@ class SequentialDispatcher:
 
 
 ValueFn = Callable[[Epoch, list[tuple[np.ndarray, np.ndarray]]], list[np.ndarray]]
+DeferFn = Callable[[Epoch], np.ndarray]
 
 
 class BatchDispatcher:
-    """Scores every eligible pair of every waiting contact, then one optimal assignment."""
+    """Scores every eligible pair of every waiting contact, then one optimal assignment.
 
-    def __init__(self, name: str, values: ValueFn, congestion_price: float = 0.1) -> None:
+    ``defer`` marks the waiting contacts (``epoch.rows``) the rule decides instead;
+    ``aging`` is the priority per minute waited (:mod:`frontdesk.routing.assignment`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        values: ValueFn,
+        congestion_price: float = 0.1,
+        aging: float = DEFAULT_AGING,
+        defer: DeferFn | None = None,
+    ) -> None:
         self.name = name
         self.values = values
         self.congestion_price = congestion_price
+        self.aging = aging
+        self.defer = defer
 
     def start_day(self, day: int) -> None:
         pass
@@ -133,9 +150,25 @@ class BatchDispatcher:
             return []
         sub = Epoch(epoch.world, epoch.contacts, epoch.rows[keep], epoch.now, epoch.free)
         kept_pairs = [pairs[i] for i in keep]
+        deferred = (
+            np.asarray(self.defer(sub), dtype=bool)
+            if self.defer is not None
+            else np.zeros(len(keep), dtype=bool)
+        )
         values = self.values(sub, kept_pairs)
+        for i in np.flatnonzero(deferred):
+            ch, ag = kept_pairs[i]
+            values[i] = rule_scores(epoch.world, epoch.contacts, int(sub.rows[i]), ch, ag)
         batch = [PairValues(ch, ag, v) for (ch, ag), v in zip(kept_pairs, values, strict=True)]
-        chosen = assign_batch(batch, epoch.free, epoch.world.agents.capacity, self.congestion_price)
+        chosen = assign_guarded(
+            batch,
+            deferred,
+            sub.waits,
+            epoch.free,
+            epoch.world.agents.capacity,
+            self.congestion_price,
+            self.aging,
+        )
         out = []
         for row, (ch, ag), pick in zip(sub.rows, kept_pairs, chosen, strict=True):
             if pick is None:
@@ -173,6 +206,7 @@ __all__ = [
     "CHANNELS",
     "BatchDispatcher",
     "Decision",
+    "DeferFn",
     "Epoch",
     "SequentialDispatcher",
     "baseline_dispatchers",

@@ -10,7 +10,14 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..artifacts import FORMAT_VERSION, RANKER, atomic_folder, read_manifest, write_manifest
+from ..artifacts import (
+    FORMAT_VERSION,
+    RANKER,
+    atomic_folder,
+    read_manifest,
+    recover,
+    write_manifest,
+)
 from ..errors import IndexIntegrityError
 from ..lineage import FeedbackLineage
 from .calibration import PlattCalibrator, ValidationOutcomes
@@ -233,6 +240,7 @@ class LambdaRankReranker:
         import lightgbm as lgb
 
         root = Path(path)
+        recover(root)  # a write a crash interrupted is finished first
         read_manifest(root, kind=RANKER)
         config = json.loads((root / CONFIG_FILE).read_text())
         if tuple(config["feature_names"]) != FEATURE_NAMES:

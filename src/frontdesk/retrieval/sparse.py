@@ -9,6 +9,33 @@ import numpy as np
 
 from .ranked import Ranked, aggregate_max
 
+EMPTY_DOCUMENT = ""
+"""bm25s's token for a document without tokens; never searched (see :meth:`SparseSearcher._one`)."""
+
+
+def bm25_index(tokens: Sequence[Sequence[str]], *, k1: float, b: float) -> Any:
+    """A bm25s (Lucene) index of these token lists.
+
+    When no document has a single token (titles all stopwords, or in a script the
+    tokenizer does not read, such as Chinese), bm25s cannot build an index
+    (``max() arg is an empty sequence``): each document then holds the empty-document
+    token alone, so the index builds and BM25 finds nothing, as it would for a query
+    of unknown words.
+    """
+    import bm25s
+
+    docs = [list(t) for t in tokens]
+    if docs and not any(docs):
+        docs = [[EMPTY_DOCUMENT] for _ in docs]
+    bm25 = bm25s.BM25(k1=k1, b=b, method="lucene")
+    bm25.index(docs, show_progress=False)
+    return bm25
+
+
+def has_tokens(tokens: Sequence[Sequence[str]]) -> bool:
+    """Whether BM25 would know any word of these documents."""
+    return any(t != EMPTY_DOCUMENT for doc in tokens for t in doc)
+
 
 class SparseSearcher:
     """Lexical search; robust to unknown words (a query of only unknown words finds nothing)."""
@@ -24,7 +51,7 @@ class SparseSearcher:
         return [self._one(tokens, k) for tokens in token_lists]
 
     def _one(self, tokens: Sequence[str], k: int) -> Ranked:
-        known = [t for t in tokens if t in self._vocab and t != ""]
+        known = [t for t in tokens if t in self._vocab and t != EMPTY_DOCUMENT]
         if not known:  # bm25s raises IndexError on an all-unknown query
             return Ranked.empty()
         scores = self.bm25.get_scores(known)

@@ -14,7 +14,7 @@ import numpy as np
 from ..config import Settings
 from .dense import DenseSearcher, workflow_prototypes
 from .hybrid import HybridSearcher
-from .sparse import SparseSearcher
+from .sparse import SparseSearcher, bm25_index
 
 
 @dataclass
@@ -36,14 +36,12 @@ def subset_searcher(
     prototype_weight: float,
 ) -> SubsetSearcher:
     """Flat FAISS + BM25 + prototypes over the kept documents only (positions stay per workflow)."""
-    import bm25s
     import faiss
 
     kept = np.flatnonzero(keep) if keep.dtype == bool else np.asarray(keep)
     flat = faiss.IndexFlatIP(vectors.shape[1])
     flat.add(np.ascontiguousarray(vectors[kept], dtype=np.float32))
-    bm25 = bm25s.BM25(k1=settings.bm25_k1, b=settings.bm25_b, method="lucene")
-    bm25.index([list(tokens[i]) for i in kept.tolist()], show_progress=False)
+    bm25 = bm25_index([tokens[i] for i in kept.tolist()], k1=settings.bm25_k1, b=settings.bm25_b)
     protos = workflow_prototypes(vectors[kept], owner[kept], n_workflows)
     dense = DenseSearcher(
         flat,

@@ -2,23 +2,27 @@
 
 from ..schema import AgentRecord
 from .agent_matcher import AgentMatcher
-from .assignment import PairValues, assign_batch
+from .assignment import PairValues, assign_batch, assign_guarded
 from .channel_model import ChannelModel
-from .features import AgentHistory, ContextFeaturizer
+from .features import ContextFeaturizer
+from .guard import POLICY_ROUTER, POLICY_RULE
 from .router import NoEligibleAgentError, RouteDecision, Router, RoutingWeights
-from .training import train_router
+from .training import NoLiftError, train_router
 
 __all__ = [
-    "AgentHistory",
+    "POLICY_ROUTER",
+    "POLICY_RULE",
     "AgentMatcher",
     "AgentRecord",
     "ChannelModel",
     "ContextFeaturizer",
     "NoEligibleAgentError",
+    "NoLiftError",
     "PairValues",
     "RouteDecision",
     "Router",
     "RoutingWeights",
     "assign_batch",
+    "assign_guarded",
     "train_router",
 ]

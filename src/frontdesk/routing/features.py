@@ -4,9 +4,8 @@ Context features come from the one conversation encoding (``EncodedContexts``)
 plus the profile: a PCA projection of the vector, the predicted topic mix
 (a softmax classifier trained on the logs' dispositions), profile fields as
 categorical codes, tenure, prior contacts, minutes waited and turn count.
-Agent features: listed skill on the predicted topic mix, cost, capacity,
-and the agent's past outcomes on similar contacts (contacts of the same
-predicted topic, shrunk towards the agent's own mean and the global mean). All parts are arrays saved as ``.npy`` with a JSON vocabulary.
+All parts are arrays saved as ``.npy`` with a JSON vocabulary; what an
+agent adds is :mod:`~frontdesk.routing.agent_matcher`'s.
 """
 
 from __future__ import annotations
@@ -22,8 +21,6 @@ from ..schema import UserProfile
 
 CATEGORICAL_PROFILE = ("segment", "plan", "language", "country")
 N_PCA = 32
-SHRINK = 10.0  # pseudo-contacts pulling an agent's cluster stats to its own mean
-AGENT_STATS = ("resolution", "csat", "handle_ratio")
 
 
 class ContextFeaturizer:
@@ -162,67 +159,3 @@ def fit_topic_classifier(
         b = np.array([-b[0] / 2, b[0] / 2])
     coef[lr.classes_], intercept[lr.classes_] = c, b
     return coef, intercept
-
-
-class AgentHistory:
-    """Each agent's past outcomes per group of similar contacts, shrunk to its own and the global mean."""
-
-    def __init__(self, agent_ids: list[str], sums: np.ndarray, counts: np.ndarray) -> None:
-        self.agent_ids = agent_ids
-        self.index = {a: i for i, a in enumerate(agent_ids)}
-        self.sums = sums  # (m, k, len(AGENT_STATS))
-        self.counts = counts  # (m, k)
-
-    @classmethod
-    def fit(
-        cls,
-        agent_ids: list[str],
-        n_clusters: int,
-        agents: Sequence[str],
-        clusters: np.ndarray,
-        outcomes: np.ndarray,  # (n, len(AGENT_STATS))
-    ) -> AgentHistory:
-        idx = {a: i for i, a in enumerate(agent_ids)}
-        sums = np.zeros((len(agent_ids), n_clusters, len(AGENT_STATS)))
-        counts = np.zeros((len(agent_ids), n_clusters))
-        a = np.array([idx[x] for x in agents], dtype=int)
-        np.add.at(sums, (a, clusters), outcomes)
-        np.add.at(counts, (a, clusters), 1.0)
-        return cls(agent_ids, sums, counts)
-
-    def features(self, agents: np.ndarray, clusters: np.ndarray) -> np.ndarray:
-        """(n, 2 * len(AGENT_STATS) + 1): cluster-level and agent-level means, log count."""
-        g_n = self.counts.sum()
-        g_mean = self.sums.sum(axis=(0, 1)) / max(g_n, 1.0)
-        known = agents >= 0
-        a = np.where(known, agents, 0)
-        a_n = self.counts[a].sum(axis=1)
-        a_sum = self.sums[a].sum(axis=1)
-        a_mean = (a_sum + SHRINK * g_mean) / (a_n + SHRINK)[:, None]
-        c_n = self.counts[a, clusters]
-        c_mean = (self.sums[a, clusters] + SHRINK * a_mean) / (c_n + SHRINK)[:, None]
-        out = np.hstack([c_mean, a_mean, np.log1p(c_n)[:, None]])
-        out[~known] = np.concatenate([g_mean, g_mean, [0.0]])
-        return out.astype(np.float32)
-
-    @staticmethod
-    def names() -> list[str]:
-        return (
-            [f"agent_cluster_{s}" for s in AGENT_STATS]
-            + [f"agent_{s}" for s in AGENT_STATS]
-            + ["agent_cluster_log_count"]
-        )
-
-    def save(self, root: Path) -> None:
-        np.save(root / "history_sums.npy", self.sums, allow_pickle=False)
-        np.save(root / "history_counts.npy", self.counts, allow_pickle=False)
-        (root / "history.json").write_text(json.dumps({"agent_ids": self.agent_ids}) + "\n")
-
-    @classmethod
-    def load(cls, root: Path) -> AgentHistory:
-        ids = json.loads((root / "history.json").read_text())["agent_ids"]
-        return cls(
-            ids,
-            np.load(root / "history_sums.npy", allow_pickle=False),
-            np.load(root / "history_counts.npy", allow_pickle=False),
-        )

@@ -1,12 +1,22 @@
 """Router: the best channel and agent for a contact, from the same encoded context.
 
 A decision scores every eligible (channel, agent) pair: the channel model
-predicts the contact's outcomes on each channel, the agent matcher predicts
-them for each agent on that channel, and the predictions become one utility
-(resolution, CSAT, handle time and cost, weights configurable). Agents at
-capacity, or who do not serve the channel or speak the user's language, are
-not eligible. ``route`` decides one contact; ``route_many`` decides a batch
-jointly under capacity with a congestion price (Hungarian assignment).
+predicts the contact's outcomes on each channel, the agent matcher moves
+them to each agent (by listed skill, and by the agent's own record where the
+logs have one), and the predictions become one utility (resolution, CSAT,
+handle time and cost, weights configurable). Agents at capacity, or who do
+not serve the channel or speak the user's language, are not eligible.
+
+What the router does not know it leaves to the rule it replaces
+(:mod:`.rule`): a channel other than the rule's must win by more than
+``channel_margin_z`` standard errors of the channel model's estimate of the
+difference (the spread of its fold models), and a segment of contacts where
+training's held-out check (:mod:`.guard`) found the router no better than
+the rule is routed by the rule (``policy`` per segment in ``router.json``).
+``route`` decides one contact; ``route_many`` decides a batch jointly under
+capacity (:mod:`.assignment`): contacts the rule routes first, in order of
+waiting, then the rest by Hungarian assignment with a congestion price and
+priority for those who waited longer.
 """
 
 from __future__ import annotations
@@ -19,18 +29,27 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import ROUTER, read_manifest
+from ..artifacts import ROUTER, read_manifest, recover
 from ..encoding import ContextEncoder, EncodedContexts
-from ..errors import FrontdeskError, IndexIntegrityError
+from ..errors import DataError, FrontdeskError, IndexIntegrityError
+from ..limits import check_finite
+from ..loaders import check_queries
 from ..schema import AgentRecord, Conversation, UserProfile
 from ..utility import UtilityWeights
-from .agent_matcher import AgentMatcher
-from .assignment import PairValues, assign_batch
+from .agent_matcher import AgentMatcher, listed_mix
+from .assignment import DEFAULT_AGING, PairValues, assign_guarded
 from .channel_model import ChannelModel
-from .features import AgentHistory, ContextFeaturizer
+from .features import ContextFeaturizer
+from .rule import rule_score
+
+POLICY_ROUTER, POLICY_RULE = "router", "rule-fallback"  # how a segment is routed
 
 CONFIG_FILE = "router.json"
 KIND = ROUTER
+CHANNEL_MARGIN_Z = 1.0
+"""Standard errors by which a channel must beat the rule's channel (the default)."""
+MISSING_SEGMENT = "missing"  # a contact without a segment, as the off-policy segments name it
+OUTCOMES = ("resolution", "handle_time", "csat", "cost")
 
 
 class NoEligibleAgentError(FrontdeskError):
@@ -57,6 +76,8 @@ class RouteDecision:
     eligible_agents: list[str] = field(default_factory=list)
     eligible_propensities: list[float] = field(default_factory=list)
     topic: str | None = None
+    # Which decided: the router's model, or the rule it defers to for this contact's segment.
+    policy: str = POLICY_ROUTER
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,14 +87,13 @@ AgentLike = str | Mapping[str, Any] | AgentRecord
 
 
 class Router:
-    """Channel model + agent matcher + the roster they were trained with."""
+    """Channel model + agent matcher + the roster they were trained with, and where to defer."""
 
     def __init__(
         self,
         featurizer: ContextFeaturizer,
         channel_model: ChannelModel,
         matcher: AgentMatcher,
-        history: AgentHistory,
         roster: list[AgentRecord],
         config: dict[str, Any],
         *,
@@ -85,7 +105,6 @@ class Router:
         self.featurizer = featurizer
         self.channel_model = channel_model
         self.matcher = matcher
-        self.history = history
         self.roster = {a.agent_id: a for a in roster}
         self.config = config
         self.channels: list[str] = list(config["channels"])
@@ -94,6 +113,8 @@ class Router:
         self.weights = weights or RoutingWeights(**config.get("weights", {}))
         self.temperature = temperature
         self.congestion_price = float(config.get("congestion_price", 0.1))
+        self.aging = float(config.get("aging", DEFAULT_AGING))
+        self.channel_margin_z = float(config.get("channel_margin_z", CHANNEL_MARGIN_Z))
         self._rng = np.random.default_rng(seed)
 
     # -- persistence ------------------------------------------------------------------------------
@@ -110,13 +131,20 @@ class Router:
     ) -> Router:
         """Load and verify a router folder written by ``frontdesk train router``."""
         root = Path(path)
+        recover(root)  # a write a crash interrupted is finished first
         read_manifest(root, kind=KIND)
         config = json.loads((root / CONFIG_FILE).read_text())
+        if "channel_folds" not in config:
+            raise IndexIntegrityError(
+                f"{root}: a router of an earlier format (no channel_folds in {CONFIG_FILE}); "
+                "train it again with `frontdesk train router`"
+            )
         featurizer = ContextFeaturizer.load(root)
         names = featurizer.names
-        channel_model = ChannelModel.load(root, names, config["channels"])
-        matcher = AgentMatcher.load(root, names)
-        history = AgentHistory.load(root)
+        channel_model = ChannelModel.load(
+            root, names, config["channels"], int(config["channel_folds"])
+        )
+        matcher = AgentMatcher.load(root)
         roster = [AgentRecord.from_json(a) for a in json.loads((root / "agents.json").read_text())]
         if encoder is None:
             encoder = ContextEncoder(_encoder_path(config))
@@ -126,7 +154,7 @@ class Router:
                 f"given {encoder.fingerprint[:12]}… ({encoder.path}); use the same encoder"
             )
         return cls(
-            featurizer, channel_model, matcher, history, roster, config,
+            featurizer, channel_model, matcher, roster, config,
             encoder=encoder, weights=weights, temperature=temperature, seed=seed,
         )  # fmt: skip
 
@@ -197,6 +225,23 @@ class Router:
         )
         return ctx, topic_p
 
+    @property
+    def policy(self) -> dict[str, Any]:
+        """Where this router decides: ``{"overall": ..., "segments": {segment: ...}}``,
+        each ``router`` or ``rule-fallback`` (a router without a held-out check: router)."""
+        return self.config.get("policy") or {"overall": POLICY_ROUTER, "segments": {}}
+
+    def policy_for(self, segment: str | None) -> str:
+        """The policy for a contact of ``segment``: the rule where training's check found the
+        router no better, or had no evidence for the segment."""
+        pol = self.policy
+        if pol.get("overall") == POLICY_RULE:
+            return POLICY_RULE
+        segments = pol.get("segments") or {}
+        if not segments:
+            return POLICY_ROUTER
+        return segments.get(segment if segment is not None else MISSING_SEGMENT, POLICY_RULE)
+
     def score_pairs(
         self,
         encoded: EncodedContexts,
@@ -204,70 +249,87 @@ class Router:
         pairs: Sequence[tuple[np.ndarray, np.ndarray]],
         agents: Sequence[AgentRecord],
         context: tuple[np.ndarray, np.ndarray] | None = None,
+        segments: Sequence[str | None] | None = None,
     ) -> list[dict[str, np.ndarray]]:
-        """Predicted outcomes and utility of each (channel, agent) pair of each contact."""
+        """Per contact and eligible (channel, agent) pair: predicted outcomes, ``utility``,
+        the rule's score ``rule``, the ``evidence`` (logged contacts of that agent on the
+        contact's topics) and ``value``, what the router ranks the pairs by: the utility less
+        the channel margin, or for a contact of a segment it defers on, the rule's score.
+        ``segments`` default to the encoded profiles' own."""
         ctx, topic_p = context if context is not None else self.context(encoded, waits)
-        clusters = topic_p.argmax(axis=1)
         sizes = [len(ch) for ch, _ in pairs]
         if sum(sizes) == 0:
             return [_empty() for _ in pairs]
-        rows = np.repeat(np.arange(len(pairs)), sizes)
+        if segments is None:
+            profiles = encoded.profiles or [UserProfile()] * len(sizes)
+            segments = [p.segment for p in profiles]
+        n, k = len(sizes), len(self.channels)
+        rows = np.repeat(np.arange(n), sizes)
         ch = np.concatenate([c for c, _ in pairs]).astype(int)
         ag = np.concatenate([a for _, a in pairs]).astype(int)
-        x, _ = self.pair_matrix(ctx, topic_p, clusters, rows, ch, agents, ag)
-        pred = self.matcher.predict(x)
-        cpm = np.array([agents[j].cost_per_minute for j in ag])
+        # The channel model on every channel of every contact, fold by fold (K, n, k).
+        folds = self.channel_model.predict_folds(
+            np.repeat(ctx, k, axis=0), np.tile(np.arange(k), n)
+        )
+        folds = {t: v.reshape(len(v), n, k) for t, v in folds.items()}
+        base = {t: v.mean(axis=0)[rows, ch] for t, v in folds.items()}
+        skills = np.array(
+            [[a.skills.get(t, np.nan) for t in self.featurizer.topics] for a in agents],
+            dtype=float,
+        ).reshape(len(agents), len(self.featurizer.topics))
+        tp = topic_p[rows]
+        listed = listed_mix(skills[ag], tp)
+        cpm = np.array([agents[j].cost_per_minute for j in ag], dtype=float)
+        known = np.array([self.matcher.index.get(agents[j].agent_id, -1) for j in ag], dtype=int)
+        pred = self.matcher.adjust(base, ch, known, tp, listed, cpm)
         pred["cost"] = self._cost(ch, cpm, pred["handle_time"])
         pred["utility"] = self.weights.utility(
             pred["resolution"], pred["csat"], pred["handle_time"], pred["cost"]
         )
         bounds = np.cumsum(sizes)[:-1]
+        rule = np.concatenate(
+            [
+                rule_score(lst, seg or "", [self.channels[h] for h in c], cp)
+                for lst, seg, c, cp in zip(
+                    np.split(listed, bounds), segments, np.split(ch, bounds),
+                    np.split(cpm, bounds), strict=True,
+                )
+            ]
+        )  # fmt: skip
+        rule_channel = np.array(
+            [c[int(np.argmax(r))] if len(c) else 0 for c, r in zip(
+                np.split(ch, bounds), np.split(rule, bounds), strict=True)]
+        )  # fmt: skip
+        margin = self._channel_margin(folds, rows, ch, rule_channel)
+        value = pred["utility"] - margin
+        defer = np.array([self.policy_for(seg) == POLICY_RULE for seg in segments])
+        pred["value"] = np.where(defer[rows], rule, value)
+        pred["rule"] = rule
+        pred["evidence"] = self.matcher.evidence_for(known, tp)
         return [
-            {k: part for k, part in zip(pred, parts, strict=True)}
+            {key: part for key, part in zip(pred, parts, strict=True)}
             for parts in zip(*(np.split(v, bounds) for v in pred.values()), strict=True)
         ]
 
-    def pair_matrix(
-        self,
-        ctx: np.ndarray,
-        topic_p: np.ndarray,
-        clusters: np.ndarray,
-        rows: np.ndarray,
-        ch: np.ndarray,
-        agents: Sequence[AgentRecord],
-        ag: np.ndarray,
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The agent matcher's feature matrix (also used in training, so both agree)."""
-        ch_pred = self.channel_model.predict(ctx[rows], ch)
-        topics = self.featurizer.topics
-        skills = np.array(
-            [[a.skills.get(t, np.nan) for t in topics] for a in agents], dtype=np.float32
-        ).reshape(len(agents), len(topics))
-        s = skills[ag]
-        tp = topic_p[rows]
-        mix = np.nansum(s * tp, axis=1) / np.maximum(np.sum(np.where(np.isnan(s), 0, tp), 1), 1e-9)
-        top = s[np.arange(len(ag)), tp.argmax(axis=1)]
-        agent_cols = np.column_stack(
-            [
-                mix,
-                top,
-                [agents[j].cost_per_minute for j in ag],
-                [agents[j].capacity for j in ag],
-                [len(agents[j].channels) for j in ag],
-            ]
-        ).astype(np.float32)
-        hist_idx = np.array([self.history.index.get(agents[j].agent_id, -1) for j in ag], dtype=int)
-        hist = self.history.features(hist_idx, clusters[rows])
-        x = np.hstack(
-            [
-                ctx[rows],
-                ch[:, None].astype(np.float32),
-                np.column_stack([ch_pred[t] for t in ("resolution", "handle_time", "csat")]),
-                agent_cols,
-                hist,
-            ]
-        ).astype(np.float32)
-        return x, ch_pred
+    def _channel_margin(
+        self, folds: dict[str, np.ndarray], rows: np.ndarray, ch: np.ndarray, rule_ch: np.ndarray
+    ) -> np.ndarray:
+        """``channel_margin_z`` grouped-jackknife standard errors of the channel model's
+        utility difference between each pair's channel and its contact's rule channel (0 on
+        the rule's channel): the evidence a channel needs to displace the rule's."""
+        if self.channel_margin_z <= 0:
+            return np.zeros(len(ch))
+        n_folds = len(folds["resolution"])
+        k = len(self.channels)
+        cpm = np.array([self._mean_cpm(h) for h in self.channels])
+        hk = np.broadcast_to(np.arange(k), folds["handle_time"].shape)
+        cost = self._cost(hk.reshape(-1), cpm[hk.reshape(-1)], folds["handle_time"].reshape(-1))
+        u = self.weights.utility(
+            folds["resolution"], folds["csat"], folds["handle_time"], cost.reshape(hk.shape)
+        )  # (K, n, k)
+        d = u[:, rows, ch] - u[:, rows, rule_ch[rows]]
+        se = np.sqrt((n_folds - 1) / n_folds * ((d - d.mean(axis=0)) ** 2).sum(axis=0))
+        return np.where(ch == rule_ch[rows], 0.0, self.channel_margin_z * se)
 
     def channel_scores(
         self,
@@ -319,11 +381,8 @@ class Router:
         wait_min: float = 0.0,
     ) -> RouteDecision:
         """The best eligible (channel, agent) for one contact; raises if none is eligible."""
-        conv = (
-            conversation
-            if isinstance(conversation, Conversation)
-            else Conversation(text=conversation)
-        )
+        conv = check_queries([conversation], "conversation")[0]
+        check_finite(wait_min, "route", "wait_min")
         enc = encoded if encoded is not None else self.encode([conv])
         agents = self.resolve_agents(available_agents)
         ch, ag = self.eligible(conv.user, agents)
@@ -335,8 +394,9 @@ class Router:
         recs = [r for r, _ in agents]
         waits = np.array([wait_min])
         context = self.context(enc, waits)
-        scored = self.score_pairs(enc, waits, [(ch, ag)], recs, context)[0]
-        probs = self.probabilities(scored["utility"])
+        segment = conv.user.segment
+        scored = self.score_pairs(enc, waits, [(ch, ag)], recs, context, [segment])[0]
+        probs = self.probabilities(scored["value"])
         pick = (
             int(np.argmax(probs))
             if self.temperature <= 0
@@ -348,7 +408,8 @@ class Router:
             expected_utility=float(scored["utility"][pick]),
             scores_by_channel=self.channel_scores(enc, waits, context)[0],
             propensity=float(probs[pick]),
-            expected={k: float(v[pick]) for k, v in scored.items() if k != "utility"},
+            expected={k: float(scored[k][pick]) for k in OUTCOMES},
+            policy=self.policy_for(segment),
         )
 
     def route_many(
@@ -362,30 +423,36 @@ class Router:
     ) -> list[RouteDecision | None]:
         """Decide a batch jointly within capacity; ``None`` for contacts that must wait.
 
-        Without exploration the joint assignment decides (propensity 1). With
-        ``epsilon`` > 0 (or a router ``temperature`` > 0) contacts are then
-        taken in order, each among the pairs still free after those before it:
-        with probability ``epsilon`` a uniformly random pair, else the
-        assignment's (or softmax at ``temperature`` over utilities). Each
+        Contacts of segments the router defers on take the rule's pick first, the
+        longest waiting first; the others are assigned jointly on the slots left
+        (:func:`~frontdesk.routing.assignment.assign_guarded`). Without
+        exploration that decides (propensity 1). With ``epsilon`` > 0 (or a
+        router ``temperature`` > 0) contacts are then taken in order, each among
+        the pairs still free after those before it: with probability
+        ``epsilon`` a uniformly random pair, else the assignment's (or softmax at
+        ``temperature`` over the pairs' values). Each
         decision records the pairs it was drawn from and their exact
         probabilities, which off-policy evaluation needs.
         """
         if not 0.0 <= epsilon <= 1.0:
             raise FrontdeskError(f"epsilon must be in [0, 1], not {epsilon!r}")
-        convs = [c if isinstance(c, Conversation) else Conversation(text=c) for c in conversations]
+        convs = check_queries(conversations, "conversations")
         enc = encoded if encoded is not None else self.encode(convs)
         agents = self.resolve_agents(available_agents)
         recs = [r for r, _ in agents]
         w = np.zeros(len(convs)) if waits is None else np.asarray(waits, dtype=float)
+        if w.shape != (len(convs),) or not np.isfinite(w).all():
+            raise DataError("route_many", None, "waits", "must be one finite number per contact")
         pairs = [self.eligible(c.user, agents) for c in convs]
         context = self.context(enc, w)
-        scored = self.score_pairs(enc, w, pairs, recs, context)
+        segments = [c.user.segment for c in convs]
+        scored = self.score_pairs(enc, w, pairs, recs, context, segments)
+        policies = [self.policy_for(seg) for seg in segments]
         free = np.array([max(0, r.capacity - load) for r, load in agents])
         cap = np.array([r.capacity for r in recs])
-        batch = [
-            PairValues(ch, ag, s["utility"]) for (ch, ag), s in zip(pairs, scored, strict=True)
-        ]
-        chosen = assign_batch(batch, free, cap, self.congestion_price)
+        batch = [PairValues(ch, ag, s["value"]) for (ch, ag), s in zip(pairs, scored, strict=True)]
+        deferred = np.array([p == POLICY_RULE for p in policies], dtype=bool)
+        chosen = assign_guarded(batch, deferred, w, free, cap, self.congestion_price, self.aging)
         by_channel = self.channel_scores(enc, w, context)
         topics = self.featurizer.topics
         topic_of = [topics[int(t)] if topics else None for t in context[1].argmax(axis=1)]
@@ -397,18 +464,18 @@ class Router:
                 out.append(None)
                 continue
             ch, ag = pairs[i]
-            util = scored[i]["utility"]
+            util, value = scored[i]["utility"], scored[i]["value"]
             if explore:
                 avail = np.flatnonzero(left[ag] > 0)
                 if not len(avail):  # an earlier contact's exploration took the last slot
                     out.append(None)
                     continue
                 if self.temperature > 0:
-                    probs = self.probabilities(util[avail])
+                    probs = self.probabilities(value[avail])
                 else:
                     # the assignment's pick, or the best pair left if exploration took it
                     at = np.flatnonzero(avail == pick[2])
-                    best = int(at[0]) if len(at) else int(np.argmax(util[avail]))
+                    best = int(at[0]) if len(at) else int(np.argmax(value[avail]))
                     probs = np.full(len(avail), epsilon / len(avail))
                     probs[best] += 1.0 - epsilon
                 j = int(self._rng.choice(len(avail), p=probs))
@@ -424,18 +491,20 @@ class Router:
                     expected_utility=float(util[p]),
                     scores_by_channel=by_channel[i],
                     propensity=float(probs[j]),
-                    expected={k: float(v[p]) for k, v in scored[i].items() if k != "utility"},
+                    expected={k: float(scored[i][k][p]) for k in OUTCOMES},
                     eligible_channels=[self.channels[int(c)] for c in ch[considered]],
                     eligible_agents=[recs[int(a)].agent_id for a in ag[considered]],
                     eligible_propensities=[float(q) for q in probs],
                     topic=topic_of[i],
+                    policy=policies[i],
                 )
             )
         return out
 
 
 def _empty() -> dict[str, np.ndarray]:
-    return {k: np.zeros(0) for k in ("resolution", "handle_time", "csat", "cost", "utility")}
+    keys = ("resolution", "handle_time", "csat", "cost", "utility", "value", "rule", "evidence")
+    return {k: np.zeros(0) for k in keys}
 
 
 def _encoder_path(config: dict[str, Any]) -> str | None:

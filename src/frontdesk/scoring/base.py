@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
-from .protocol import InferenceRequest, InferenceResponse, ProtocolError, Tensor
+from ..limits import Limits, check_count, check_text
+from .protocol import (
+    InferenceRequest,
+    InferenceResponse,
+    ProtocolError,
+    Tensor,
+    join_rows,
+    split_rows,
+)
 from .settings import ModelSettings
 
 
@@ -48,6 +57,34 @@ class Scorer:
     def warmup(self) -> InferenceRequest:
         return InferenceRequest(inputs=[Tensor("text", [1], "BYTES", ["hello"])])
 
+    # -- what the server checks and schedules before any work starts -----------------------------
+
+    def validate(self, request: InferenceRequest, limits: Limits) -> None:
+        """Refuse what this runtime will not take, before the request is queued:
+        :class:`~frontdesk.errors.DataError` for a value past a limit (answered 422),
+        ProtocolError for a malformed request (400). The default checks nothing."""
+
+    def cost(self, request: InferenceRequest) -> int:
+        """The request's work in units (text runtimes: :func:`conversation_cost`; the
+        default, its rows): a request over the server's chunk size runs on the lane for
+        large requests, in parts."""
+        return max((t.shape[0] if t.shape else 1 for t in request.inputs), default=1)
+
+    def split(self, request: InferenceRequest, size: int) -> list[InferenceRequest] | None:
+        """Parts of about ``size`` units whose answers :meth:`join` makes the request's
+        answer; None (the default) when the request must be answered whole."""
+        return None
+
+    def prepare(self, request: InferenceRequest, size: int) -> list[Callable[[], Any]]:
+        """Work of about ``size`` units each that makes answering ``request`` (a part that
+        cannot be split further) cheap, run one at a time before it: say, encoding its
+        texts into a cache. The default has none."""
+        return []
+
+    def join(self, request: InferenceRequest, parts: list[InferenceResponse]) -> InferenceResponse:
+        """The answer to ``request`` from the answers to its :meth:`split` parts."""
+        return join_rows(request, parts)
+
     def describe(self) -> dict[str, Any]:
         """What a decision log records about this version once (``decision_task`` runtimes)."""
         return {}
@@ -86,6 +123,8 @@ class Scorer:
 
         from ..schema import Conversation
 
+        if "conversations" in request.parsed:  # parsed when the request was checked
+            return list(request.parsed["conversations"])
         texts = cls.texts(request)
         out = []
         for i, (t, c) in enumerate(zip(texts, cls.contexts(request, len(texts)), strict=True)):
@@ -110,3 +149,79 @@ def load_scorer_class(dotted: str) -> type[Scorer]:
     if not (isinstance(obj, type) and issubclass(obj, Scorer)):
         raise ImportError(f"{dotted!r} is not a frontdesk.scoring.Scorer subclass")
     return obj
+
+
+def check_conversations(scorer: Scorer, request: InferenceRequest, limits: Limits) -> list[Any]:
+    """A text runtime's request within the limits, parsed (and kept for ``predict``).
+
+    At most ``limits.texts`` texts, each not blank, without NUL, at most
+    ``limits.text_chars`` long; at most ``limits.turns`` turns per text and
+    ``limits.request_turns`` in all, each turn's text checked as a text.
+    """
+    where = "request"
+    texts = scorer.texts(request)
+    check_count(len(texts), limits.texts, where, "inputs.text", "texts")
+    for i, text in enumerate(texts):
+        check_text(text, where, f"text[{i}]", limits=limits)
+    ctx = request.parameters.get("contexts")
+    if isinstance(ctx, list):  # counted before parsing: a huge context is refused unparsed
+        turns = [c.get("turns") if isinstance(c, dict) else None for c in ctx]
+        counts = [len(t) if isinstance(t, list) else 0 for t in turns]
+        for i, n in enumerate(counts):
+            check_count(n, limits.turns, where, f"parameters.contexts[{i}].turns", "turns")
+        check_count(sum(counts), limits.request_turns, where, "parameters.contexts", "turns")
+    convs = scorer.conversations(request)
+    for i, conv in enumerate(convs):
+        for j, turn in enumerate(conv.turns):
+            check_text(turn.text, where, f"parameters.contexts[{i}].turns[{j}].text", limits=limits)
+    request.parsed["conversations"] = convs
+    return convs
+
+
+UNIT_CHARS = 80  # a text costs one unit per 80 characters started...
+MAX_UNIT_CHARS = 1_280  # ...up to where the encoder stops reading (256 tokens)
+
+
+def text_units(text: Any) -> int:
+    """The work of encoding one text: 1 unit for a short one, at most 17 for a long one."""
+    return 1 + min(len(text) if isinstance(text, str) else 0, MAX_UNIT_CHARS) // UNIT_CHARS
+
+
+def conversation_units(conv: Any) -> int:
+    """A conversation's text and turns, in units (:func:`text_units`)."""
+    return text_units(conv.text) + sum(text_units(t.text) for t in conv.turns)
+
+
+def conversation_cost(request: InferenceRequest) -> int:
+    """The units of work of a text runtime's request: its texts and their turns."""
+    convs = request.parsed.get("conversations")
+    if convs is not None:
+        return sum(conversation_units(c) for c in convs)
+    first = request.inputs[0] if request.inputs else None  # unchecked: whatever the types are
+    units = sum(text_units(t) for t in first.data) if first is not None else 0
+    ctx = request.parameters.get("contexts")
+    for c in ctx if isinstance(ctx, list) else []:
+        turns = c.get("turns") if isinstance(c, dict) else None
+        for t in turns if isinstance(turns, list) else []:
+            units += text_units(t.get("text") if isinstance(t, dict) else None)
+    return units
+
+
+def split_conversations(request: InferenceRequest, size: int) -> list[InferenceRequest] | None:
+    """A checked text request cut into runs of whole texts of at most ``size`` units each
+    (a text with its turns is never cut); None when it is one part already."""
+    convs = request.parsed.get("conversations")
+    if convs is None:
+        return None
+    bounds: list[tuple[int, int]] = []
+    start, acc = 0, 0
+    for i, conv in enumerate(convs):
+        cost = conversation_units(conv)
+        if i > start and acc + cost > size:
+            bounds.append((start, i))
+            start, acc = i, 0
+        acc += cost
+    bounds.append((start, len(convs)))
+    if len(bounds) == 1:
+        return None
+    return split_rows(request, bounds, per_row=("contexts", "contact_ids", "waits"))

@@ -5,8 +5,11 @@ arrives within ``max_batch_time_ms`` (and whatever is already queued), up to
 ``max_batch_size``; it then runs ``predict_batch`` in a worker thread. Under
 light load a request waits at most ``max_batch_time_ms``; under heavy load
 batches fill up while the previous one runs, so one encoder pass serves
-many requests. If a batch fails, its requests are retried one by one so a
-bad request fails alone.
+many requests. A batch also stops growing at ``max_batch_cost`` units of work
+(texts and turns to encode), so many mid-sized requests never make one long
+batch that every request in it waits for; a request its client gave up on
+(cancelled) is dropped before it runs. If a batch fails, its requests are
+retried one by one so a bad request fails alone.
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ class MicroBatcher:
         max_batch_time_ms: float,
         executor: Executor,
         on_batch: Callable[[int], None] | None = None,
+        max_batch_cost: int | None = None,
     ) -> None:
         self.scorer = scorer
         self.max_batch_size = max_batch_size
+        self.max_batch_cost = max_batch_cost
         self.max_wait = max_batch_time_ms / 1000.0
         self.executor = executor
         self.on_batch = on_batch
@@ -47,6 +52,8 @@ class MicroBatcher:
         self._closed = False
         self._draining = False
         self._in_flight: list[tuple[InferenceRequest, asyncio.Future[Any]]] = []
+        # a request that would have passed max_batch_cost: the next batch starts with it
+        self._carry: tuple[InferenceRequest, asyncio.Future[Any]] | None = None
 
     async def submit(self, request: InferenceRequest) -> InferenceResponse:
         if self._closed:
@@ -67,10 +74,13 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         q = self._queue
         while not (self._closed and (not self._draining or q.empty())):
-            item = await q.get()
+            item, self._carry = self._carry or await q.get(), None
             if item is None:  # the drain sentinel: everything queued before it is answered
                 return
+            if item[1].done():  # cancelled while queued: nobody waits for its answer
+                continue
             batch = [item]
+            cost = self._cost(item[0])
             deadline = loop.time() + self.max_wait
             while len(batch) < self.max_batch_size:
                 try:
@@ -86,7 +96,14 @@ class MicroBatcher:
                 if nxt is None:
                     q.put_nowait(None)  # answer this batch, then stop
                     break
+                if nxt[1].done():
+                    continue
+                more = self._cost(nxt[0])
+                if self.max_batch_cost is not None and cost + more > self.max_batch_cost:
+                    self._carry = nxt  # it starts the next batch
+                    break
                 batch.append(nxt)
+                cost += more
             if self.on_batch is not None:
                 self.on_batch(len(batch))
             self._in_flight = batch
@@ -94,6 +111,9 @@ class MicroBatcher:
                 await self._answer(loop, batch)
             finally:
                 self._in_flight = []
+
+    def _cost(self, request: InferenceRequest) -> int:
+        return self.scorer.cost(request) if self.max_batch_cost is not None else 1
 
     async def _answer(
         self,
@@ -123,7 +143,8 @@ class MicroBatcher:
         err = BatcherClosed(
             f"model {self.scorer.name!r} version {self.scorer.version} was unloaded"
         )
-        pending = list(self._in_flight)
+        pending = list(self._in_flight) + ([self._carry] if self._carry is not None else [])
+        self._carry = None
         if self._queue is not None:
             while True:
                 try:

@@ -11,11 +11,13 @@ answers.
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 import itertools
 import math
 import os
 import random
+import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -176,16 +178,14 @@ class DecisionLogger:
 
         The request path only takes ids and references (the runtime has already
         validated the request; nothing here changes it or the served outputs): the
-        writer thread builds the records (``PendingDecisions.rows``).
+        writer thread builds the records (``PendingDecisions.to_arrow``).
         """
         texts = request.input("text").data
-        n = len(texts)
-        ids = [new_decision_id() for _ in range(n)]
+        ids = [new_decision_id() for _ in texts]
         pending = PendingDecisions(
-            ids, dt.datetime.now(dt.UTC), task, model, version, role, endpoint, latency_s,
-            texts, request.parameters, {t.name: t.data for t in response.outputs},
-            {t.name: t.shape for t in response.outputs}, response.log, explored, shadow_of,
-            self.settings,
+            ids, time.time_ns() // 1000, task, model, version, role, endpoint, latency_s,
+            texts, request.parameters, {t.name: (t.data, t.shape) for t in response.outputs},
+            response.log, explored, shadow_of, self.settings,
         )  # fmt: skip
         if self.decisions.submit(pending) is None:
             return None  # dropped (buffer full): no id is handed out for a decision not logged
@@ -211,13 +211,23 @@ class DecisionLogger:
         return self.outcomes.submit(rows)
 
 
-@dataclass
+# The columns of a decision record that only one task fills (null in the other's records).
+SUGGEST_COLUMNS = ("workflow_ids", "scores", "abstained", "confidence", "shown_propensity",
+                   "explore_top_k", "explore_rate", "ranked_ids")  # fmt: skip
+ROUTE_COLUMNS = ("channel", "agent_id", "propensity", "expected_utility", "waiting", "explore",
+                 "predicted_topic", "eligible_channels", "eligible_agents",
+                 "eligible_propensities")  # fmt: skip
+# One value per request (``PendingDecisions``), repeated for each of its texts.
+PER_REQUEST_COLUMNS = ("time", "endpoint", "task", "model", "model_version", "role", "latency_ms")
+
+
+@dataclass(slots=True)
 class PendingDecisions(DeferredRows):
     """One request's decisions as the request path handed them over: built into records
-    (``decisions.records.decision_schema``) by the writer thread."""
+    (``decisions.records.decision_schema``) by the writer thread, many at a time."""
 
     ids: list[str]
-    time: dt.datetime
+    time_us: int  # microseconds since 1970-01-01 UTC
     task: str
     model: str
     version: str
@@ -226,8 +236,7 @@ class PendingDecisions(DeferredRows):
     latency_s: float
     texts: list[Any]
     parameters: dict[str, Any]
-    outputs: dict[str, list[Any]]
-    shapes: dict[str, list[int]]
+    outputs: dict[str, tuple[list[Any], list[int]]]  # name: (data, shape)
     extra: list[dict[str, Any]] | None
     explored: list[dict[str, Any]] | None
     shadow_of: list[str] | None
@@ -237,66 +246,199 @@ class PendingDecisions(DeferredRows):
         return len(self.ids)
 
     def rows(self) -> list[dict[str, Any]]:
-        """The records, one per text."""
-        n, p, out, s = len(self.ids), self.parameters, self.outputs, self.settings
-        contexts, waits, contact_ids = (
-            v if isinstance(v, list) and len(v) == n else [None] * n
-            for v in (p.get("contexts"), p.get("waits"), p.get("contact_ids"))
-        )  # a parameter the runtime did not check never costs the records
-        extra = self.extra or [{} for _ in range(n)]
-        policy = s.log_text
-        rows = []
-        for i in range(n):
-            ctx = _dict(contexts[i])
-            user = _dict(ctx.get("user"))
-            meta = _dict(user.get("metadata"))
-            turns = [t for t in ctx.get("turns") or [] if isinstance(t, dict)]
-            row: dict[str, Any] = {
-                "decision_id": self.ids[i], "time": self.time, "endpoint": self.endpoint,
-                "task": self.task, "model": self.model, "model_version": self.version,
-                "role": self.role, "shadow_of": self.shadow_of[i] if self.shadow_of else None,
-                "contact_id": str(contact_ids[i]) if contact_ids[i] is not None else None,
-                "text": private_text(self.texts[i], policy),
-                "turns": [
-                    {"role": t.get("role"), "text": private_text(t.get("text"), policy)}
-                    for t in turns
-                ] if policy != "drop" else [],
-                "segment": _str(user.get("segment")), "country": _str(user.get("country")),
-                "plan": _str(user.get("plan")), "tenure_days": _int(user.get("tenure_days")),
-                "language": _str(user.get("language")),
-                "prior_contacts": _int(user.get("prior_contacts", meta.get("prior_contacts"))),
-                "wait_min": _float(waits[i]),
-                "latency_ms": self.latency_s * 1000.0,
-            }  # fmt: skip
-            if self.task == "suggest":
-                k = self.shapes["workflow_id"][1]
-                wf = out["workflow_id"][i * k : (i + 1) * k]
-                sc = out["score"][i * k : (i + 1) * k]
-                row["workflow_ids"] = [w for w in wf if w]
-                row["scores"] = [float(x) for w, x in zip(wf, sc, strict=True) if w]
-                row["abstained"] = bool(out["abstained"][i])
-                if "confidence" in out:
-                    row["confidence"] = float(out["confidence"][i])
-                if self.explored:
-                    row.update(self.explored[i])
-                elif self.role != "shadow":  # shown as ranked (a shadow's list is never shown)
-                    row.update(ranked_ids=row["workflow_ids"], explore_top_k=s.explore_top_k,
-                               explore_rate=s.explore_rate, shown_propensity=1.0)  # fmt: skip
+        """The records, one per text, as dicts."""
+        return self.to_arrow([self], decision_schema()).to_pylist()
+
+    @classmethod
+    def to_arrow(cls, items: Sequence[DeferredRows], schema: Any) -> Any:
+        """The records of ``items`` as one Arrow table of ``schema``, built column by column:
+        this runs on the writer thread holding the GIL that requests need, so each field
+        costs a list append or two. Raises when a record cannot be built (the writer then
+        builds fewer at a time, down to the request at fault)."""
+        import pyarrow as pa
+
+        pending = [p for p in items if isinstance(p, PendingDecisions)]
+        if len(pending) != len(items):
+            raise TypeError("PendingDecisions.to_arrow takes PendingDecisions only")
+        fields = _fields(schema)
+        cols: dict[str, list[Any]] = {name: [] for name, _ in fields}
+        ranked_as_shown = _fill(pending, cols)
+        rows = len(cols["decision_id"])
+        per_request = None
+        if any(len(p.ids) != 1 for p in pending):  # a request of several texts repeats them
+            per_request = pa.array([j for j, p in enumerate(pending) for _ in p.ids], pa.int32())
+        arrays: dict[str, Any] = {}
+        for name, type_ in fields:
+            values = cols[name]
+            if name == "ranked_ids" and ranked_as_shown and rows:
+                array = arrays["workflow_ids"]  # the same lists: converted once
+            elif values.count(None) == len(values):  # no value (each conversion has a set-up)
+                array = pa.nulls(rows, type_)
             else:
-                waiting = not out["agent_id"][i]
-                row["waiting"] = waiting
-                if not waiting:
-                    row["channel"] = out["channel"][i]
-                    row["agent_id"] = out["agent_id"][i]
-                    row["propensity"] = float(out["propensity"][i])
-                    row["expected_utility"] = float(out["expected_utility"][i])
-                row.update(extra[i])
-            rows.append(row)
-        return rows
+                array = pa.array(values, type_)
+                if per_request is not None and name in PER_REQUEST_COLUMNS:
+                    array = array.take(per_request)
+            if len(array) != rows:
+                raise ValueError(f"column {name}: {len(array)} values for {rows} records")
+            arrays[name] = array
+        return pa.Table.from_arrays(list(arrays.values()), schema=schema)
 
 
-def _dict(v: Any) -> dict[str, Any]:
-    return v if isinstance(v, dict) else {}
+@functools.lru_cache(maxsize=4)
+def _fields(schema: Any) -> list[tuple[str, Any]]:
+    """A schema's (name, type) pairs, read out of pyarrow once."""
+    return [(f.name, f.type) for f in schema]
+
+
+def _fill(items: list[PendingDecisions], cols: dict[str, list[Any]]) -> bool:
+    """Append the records of ``items`` to ``cols`` (a list per column), in order; whether
+    every record's ``ranked_ids`` is its shown list. A column that only the other task
+    fills is left empty when no item is of that task (all null), else gets a null."""
+    tasks = {p.task for p in items}
+    pad_route, pad_suggest = "route" in tasks, "suggest" in tasks
+    decision_id, shadow_of, contact_id, text, turns_, segment, country, plan, tenure_days = (
+        cols[name].append for name in ("decision_id", "shadow_of", "contact_id", "text",
+                                       "turns", "segment", "country", "plan", "tenure_days")
+    )  # fmt: skip
+    language, prior_contacts, wait_min = (
+        cols[name].append for name in ("language", "prior_contacts", "wait_min")
+    )
+    time_, endpoint, task, model, model_version, role, latency_ms = (
+        cols[name].append for name in PER_REQUEST_COLUMNS
+    )
+    wf_ids, scores, abstained, confidence, shown_propensity, top_k, rate, ranked_ids = (
+        cols[name].append for name in SUGGEST_COLUMNS
+    )
+    route = [cols[name] for name in ROUTE_COLUMNS]
+    suggest = [cols[name] for name in SUGGEST_COLUMNS]
+    ranked_as_shown = True
+    for p in items:
+        n, params, s = len(p.ids), p.parameters, p.settings
+        # a parameter the runtime did not check never costs the records
+        contexts = params.get("contexts")
+        contexts = contexts if isinstance(contexts, list) and len(contexts) == n else None
+        waits = params.get("waits")
+        waits = waits if isinstance(waits, list) and len(waits) == n else None
+        contact_ids = params.get("contact_ids")
+        contact_ids = (
+            contact_ids if isinstance(contact_ids, list) and len(contact_ids) == n else None
+        )
+        policy, ids, shadows = s.log_text, p.ids, p.shadow_of
+        keep = policy == "keep"
+        if shadows is not None and len(shadows) < n:
+            raise ValueError(f"{p.model} {p.version}: fewer shadow_of ids than texts")
+        for i in range(n):
+            decision_id(ids[i])
+            shadow_of(shadows[i] if shadows else None)
+            c = contact_ids[i] if contact_ids is not None else None
+            contact_id(None if c is None else str(c))
+            text(p.texts[i] if keep else private_text(p.texts[i], policy))
+            ctx = contexts[i] if contexts is not None else None
+            ctx = ctx if isinstance(ctx, dict) else {}
+            user = ctx.get("user")
+            user = user if isinstance(user, dict) else {}
+            v = user.get("segment")
+            segment(v if v is None or type(v) is str else str(v))
+            v = user.get("country")
+            country(v if v is None or type(v) is str else str(v))
+            v = user.get("plan")
+            plan(v if v is None or type(v) is str else str(v))
+            v = user.get("language")
+            language(v if v is None or type(v) is str else str(v))
+            v = user.get("tenure_days")
+            tenure_days(None if v is None else _int(v))
+            if "prior_contacts" in user:
+                v = user["prior_contacts"]
+            else:
+                meta = user.get("metadata")
+                v = meta.get("prior_contacts") if isinstance(meta, dict) else None
+            prior_contacts(None if v is None else _int(v))
+            said = ctx.get("turns")
+            turns_(
+                [
+                    {"role": t.get("role"), "text": private_text(t.get("text"), policy)}
+                    for t in said
+                    if isinstance(t, dict)
+                ]
+                if said and isinstance(said, list) and policy != "drop"
+                else []
+            )
+            v = waits[i] if waits is not None else None
+            wait_min(None if v is None else _float(v))
+        time_(p.time_us)
+        endpoint(p.endpoint)
+        task(p.task)
+        model(p.model)
+        model_version(p.version)
+        role(p.role)
+        latency_ms(p.latency_s * 1000.0)
+        if p.task == "suggest":
+            out = p.outputs
+            wf_all, shape = out["workflow_id"]
+            k = shape[1]
+            sc_all, answered = out["score"][0], out["abstained"][0]
+            conf = out["confidence"][0] if "confidence" in out else None
+            explored = p.explored
+            if explored and len(explored) < n:
+                raise ValueError(f"{p.model} {p.version}: fewer explored lists than texts")
+            for i in range(n):
+                wf, sc = wf_all[i * k : (i + 1) * k], sc_all[i * k : (i + 1) * k]
+                if len(sc) != len(wf):
+                    raise ValueError(f"{p.model} {p.version}: not one score per workflow")
+                if all(wf):  # a full list (the usual case)
+                    shown = wf
+                    scores(list(map(float, sc)))
+                else:
+                    shown = [w for w in wf if w]
+                    scores([float(x) for w, x in zip(wf, sc, strict=True) if w])
+                wf_ids(shown)
+                abstained(bool(answered[i]))
+                confidence(None if conf is None else float(conf[i]))
+                if explored:
+                    e = explored[i]
+                    ranked_ids(e.get("ranked_ids"))
+                    top_k(e.get("explore_top_k"))
+                    rate(e.get("explore_rate"))
+                    shown_propensity(e.get("shown_propensity"))
+                    ranked_as_shown = False
+                elif p.role != "shadow":  # shown as ranked (a shadow's list is never shown)
+                    ranked_ids(shown)
+                    top_k(s.explore_top_k)
+                    rate(s.explore_rate)
+                    shown_propensity(1.0)
+                else:
+                    for append in (ranked_ids, top_k, rate, shown_propensity):
+                        append(None)
+                    ranked_as_shown = False
+            if pad_route:
+                for col in route:
+                    col += [None] * n
+        else:
+            _fill_route(p, n, cols)
+            if pad_suggest:
+                for col in suggest:
+                    col += [None] * n
+    return ranked_as_shown
+
+
+def _fill_route(p: PendingDecisions, n: int, cols: dict[str, list[Any]]) -> None:
+    """The routing columns of a request's records: the chosen pair, its propensity and
+    every pair considered (the runtime's ``log``)."""
+    out = p.outputs
+    agents, channels = out["agent_id"][0], out["channel"][0]
+    propensity, utility = out["propensity"][0], out["expected_utility"][0]
+    extra = p.extra or [{} for _ in range(n)]
+    for i in range(n):
+        waiting = not agents[i]
+        cols["waiting"].append(waiting)
+        cols["channel"].append(None if waiting else channels[i])
+        cols["agent_id"].append(None if waiting else agents[i])
+        cols["propensity"].append(None if waiting else float(propensity[i]))
+        cols["expected_utility"].append(None if waiting else float(utility[i]))
+        e = extra[i]
+        for name in ("explore", "predicted_topic", "eligible_channels", "eligible_agents",
+                     "eligible_propensities"):  # fmt: skip
+            cols[name].append(e.get(name))
 
 
 def _float(v: Any) -> float | None:
@@ -304,10 +446,6 @@ def _float(v: Any) -> float | None:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
         return None
     return float(v)
-
-
-def _str(v: Any) -> str | None:
-    return None if v is None else str(v)
 
 
 def _int(v: Any) -> int | None:

@@ -48,6 +48,8 @@ class InferenceRequest:
     inputs: list[Tensor]
     id: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    # what a runtime parsed while checking the request, reused when it answers (never sent)
+    parsed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def input(self, name: str) -> Tensor:
         for t in self.inputs:
@@ -118,7 +120,7 @@ def parse_tensor(obj: Any, where: str) -> Tensor:
         raise ProtocolError(f"{where}.name: a non-empty string")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise ProtocolError(f"{where}.shape: a list of non-negative integers")
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise ProtocolError(f"{where}.datatype: {datatype!r} is not one of {sorted(DATATYPES)}")
     data = _flatten(obj["data"])
     if len(data) != math.prod(shape):
@@ -147,4 +149,65 @@ def parse_request(body: Any) -> InferenceRequest:
         inputs=[parse_tensor(t, f"inputs[{i}]") for i, t in enumerate(inputs)],
         id=str(rid) if rid is not None else None,
         parameters=params,
+    )
+
+
+def split_rows(
+    request: InferenceRequest, bounds: list[tuple[int, int]], per_row: tuple[str, ...] = ()
+) -> list[InferenceRequest]:
+    """``request`` cut into parts, rows ``[start, stop)`` of every input each.
+
+    ``per_row`` names the parameters that hold one item per row (``contexts``):
+    they are cut alike; every other parameter goes to each part unchanged. What
+    was parsed per row (``parsed`` lists as long as the rows) is cut too.
+    """
+    n = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 0
+    parts = []
+    for start, stop in bounds:
+        inputs = []
+        for t in request.inputs:
+            rows = t.rows()[start:stop]
+            flat = [v for r in rows for v in r] if len(t.shape) > 1 else rows
+            inputs.append(Tensor(t.name, [stop - start, *t.shape[1:]], t.datatype, flat,
+                                 t.parameters))  # fmt: skip
+        params = {
+            k: (v[start:stop] if k in per_row and isinstance(v, list) else v)
+            for k, v in request.parameters.items()
+        }
+        parsed = {
+            k: (v[start:stop] if isinstance(v, list) and len(v) == n else v)
+            for k, v in request.parsed.items()
+        }
+        parts.append(InferenceRequest(inputs, request.id, params, parsed))
+    return parts
+
+
+def join_rows(
+    request: InferenceRequest, parts: list[InferenceResponse], per_row: tuple[str, ...] = ()
+) -> InferenceResponse:
+    """The answer to ``request`` from its parts' answers (:func:`split_rows`), in order.
+
+    An output present in every part is stacked along its first dimension; one
+    missing from any part is left out (as one request would have left it out).
+    ``per_row`` parameters and the log are concatenated; others come from the first part.
+    """
+    first = parts[0]
+    names = [t.name for t in first.outputs]
+    outputs = []
+    for name in names:
+        tensors = [next((t for t in p.outputs if t.name == name), None) for p in parts]
+        if any(t is None for t in tensors):
+            continue
+        ts = [t for t in tensors if t is not None]
+        rows = sum(t.shape[0] if t.shape else 1 for t in ts)
+        data = [v for t in ts for v in t.data]
+        outputs.append(Tensor(name, [rows, *ts[0].shape[1:]], ts[0].datatype, data,
+                              ts[0].parameters))  # fmt: skip
+    params = dict(first.parameters)
+    for key in per_row:
+        if all(isinstance(p.parameters.get(key), list) for p in parts):
+            params[key] = [v for p in parts for v in p.parameters[key]]
+    log = [r for p in parts for r in p.log] if all(p.log is not None for p in parts) else None
+    return InferenceResponse(
+        first.model_name, first.model_version, outputs, id=request.id, parameters=params, log=log
     )

@@ -9,9 +9,14 @@ and ``/v1/route`` (a Conversation JSON), ``/v1/outcomes`` (outcomes of
 logged decisions, with a decision log), and Prometheus ``/metrics``.
 With a decision log (``decision_log``), every answer of a suggester or router
 carries ``decision_id`` (V2: ``parameters.decision_ids``, one per text).
-Errors are JSON ``{"error": ...}``: 400 malformed, 401/403 admin, 404
-unknown model, 409 no decision log, 413 body too large (1 MiB; 8 MiB for an
-outcome batch), 503 not ready or outcome log full, 500 model failure.
+Every answer is JSON; errors are ``{"error": ...}``: 400 malformed (not JSON,
+nested too deeply, a wrong type...), 401/403 admin, 404 unknown model, 408 body
+(or headers) not received in time, 409 no decision log, 413 body too large
+(1 MiB; 8 MiB for an outcome batch), 422 a value past a limit (empty text, too
+many texts or turns, ``k``), 503 not ready or outcome log full, 504 past the
+request deadline, 500 a model or server fault (docs/limits.md, "Server").
+Checks run before any work starts; requests over the chunk size run on their
+own lane, part by part, so they never hold up the others (``_call_large``).
 """
 
 from __future__ import annotations
@@ -24,22 +29,25 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from .. import limits as input_limits
 from .._version import __version__
-from ..errors import FrontdeskError
+from ..errors import DataError, FrontdeskError
 from .batching import BatcherClosed, MicroBatcher
 from .decision_logging import MAX_OUTCOMES_PER_BATCH, DecisionLogger, DecisionLogSettings
 from .protocol import InferenceRequest, InferenceResponse, ProtocolError, Tensor, parse_request
 from .repository import ModelRepository, ModelVersion
-from .settings import valid_name
+from .settings import ServeSettings, valid_name
 
 log = logging.getLogger("frontdesk.scoring")
 DEFAULT_MAX_BODY = 1 << 20  # 1 MiB
@@ -47,15 +55,18 @@ GC_THRESHOLDS = (20_000, 20, 20)  # the cyclic GC's generation thresholds while 
 # /v1/outcomes takes up to MAX_OUTCOMES_PER_BATCH records (about 150 bytes each): its own limit
 OUTCOMES_PATH = "/v1/outcomes"
 OUTCOMES_MAX_BODY = 8 << 20  # 8 MiB
+LARGE_BODY = 64 << 10  # a body past this is parsed on the large lane (about 3 ms of parsing)
+LARGE_LANE_NICE = 10  # the large lane's thread yields the CPU to everything else the server does
 
 
 class HTTPError(Exception):
     """An error answered as ``{"error": message}`` with this HTTP status."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.close = close  # end the connection (a client that stalled)
 
 
 class Metrics:
@@ -109,8 +120,15 @@ class ScoringService:
         threads: int = 4,
         announce: Callable[[str], None] | None = None,
         decision_log: DecisionLogSettings | None = None,
+        serving: ServeSettings | None = None,
     ) -> None:
         self.repo = ModelRepository(models_dir, seed=seed)
+        self.serving = serving or ServeSettings()
+        self.limits = input_limits.current()  # FRONTDESK_MAX_* as the server started
+        # requests over serving.chunk units of work run here, one part at a time (_call_large)
+        self.large_lane = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="frontdesk-large", initializer=_yield_the_cpu
+        )
         self.announce = announce  # called with load_summary() once loading ends
         self.admin_token = admin_token
         self.max_body_bytes = max_body_bytes
@@ -189,6 +207,7 @@ class ScoringService:
                     e.settings.max_batch_time_ms,
                     self.executor,
                     on_batch=self.metrics.batch.labels(e.name, e.version).observe,
+                    max_batch_cost=4 * self.serving.chunk,
                 )
 
     @property
@@ -198,11 +217,36 @@ class ScoringService:
     # -- inference ---------------------------------------------------------------------------------
 
     async def _call(self, e: ModelVersion, request: InferenceRequest) -> InferenceResponse:
+        if e.scorer is not None and e.scorer.cost(request) > self.serving.chunk:
+            return await self._call_large(e, request)
         if e.batcher is not None:
             return await e.batcher.submit(request)
         self.metrics.batch.labels(e.name, e.version).observe(1)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, e.scorer.predict, request)  # type: ignore[union-attr]
+
+    async def _call_large(self, e: ModelVersion, request: InferenceRequest) -> InferenceResponse:
+        """A request over the chunk size, on the large-request lane, one part at a time.
+
+        Smaller requests never queue behind it (they keep the model executor and the
+        micro-batcher), and large requests take turns part by part: each has at most
+        one part queued on the lane's one thread. A part that cannot be cut (one text
+        with many turns) is prepared piece by piece first (``Scorer.prepare``). Past the
+        deadline, the piece running finishes and no other starts.
+        """
+        scorer = e.scorer
+        assert scorer is not None
+        chunk = self.serving.chunk
+        parts = scorer.split(request, chunk) or [request]
+        loop = asyncio.get_running_loop()
+        answers = []
+        for part in parts:
+            if len(parts) == 1 or scorer.cost(part) > chunk:  # one text with many turns
+                for piece in scorer.prepare(part, chunk):
+                    await loop.run_in_executor(self.large_lane, piece)
+            answers.append(await loop.run_in_executor(self.large_lane, scorer.predict, part))
+        self.metrics.batch.labels(e.name, e.version).observe(1)
+        return answers[0] if len(answers) == 1 else scorer.join(request, answers)
 
     async def infer(
         self, name: str, version: str | None, request: InferenceRequest, route: str = "v2"
@@ -219,6 +263,7 @@ class ScoringService:
             self.metrics.errors.labels(name, chosen.version, "503").inc()
             raise HTTPError(503, f"model {name!r} version {chosen.version} is {chosen.state}"
                             + (f": {chosen.error}" if chosen.error else ""))  # fmt: skip
+        await self._validate(chosen, request)
         self.metrics.requests.labels(name, chosen.version, route).inc()
         t0 = time.perf_counter()
         try:
@@ -229,6 +274,9 @@ class ScoringService:
         except BatcherClosed as exc:
             self.metrics.errors.labels(name, chosen.version, "503").inc()
             raise HTTPError(503, str(exc)) from None
+        except DataError as exc:  # a limit the runtime's own checks enforce
+            self.metrics.errors.labels(name, chosen.version, "422").inc()
+            raise HTTPError(422, str(exc)) from None
         except FrontdeskError as exc:
             self.metrics.errors.labels(name, chosen.version, "400").inc()
             raise HTTPError(400, str(exc)) from None
@@ -261,6 +309,27 @@ class ScoringService:
             self._shadow_tasks.add(task_)
             task_.add_done_callback(self._shadow_tasks.discard)
         return response
+
+    async def _validate(self, e: ModelVersion, request: InferenceRequest) -> None:
+        """The runtime's checks, before the request is queued: 400 malformed, 422 past a limit.
+
+        A large request's checks (parsing up to a MiB of conversations) run on the large
+        lane, so the event loop keeps answering meanwhile."""
+        scorer = e.scorer
+        if scorer is None:
+            return
+        try:
+            if scorer.cost(request) > self.serving.chunk:  # on the large lane, as its work
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self.large_lane, scorer.validate, request, self.limits)
+            else:
+                scorer.validate(request, self.limits)
+        except DataError as exc:
+            self.metrics.errors.labels(e.name, e.version, "422").inc()
+            raise HTTPError(422, str(exc)) from None
+        except ProtocolError as exc:
+            self.metrics.errors.labels(e.name, e.version, "400").inc()
+            raise HTTPError(400, str(exc)) from None
 
     async def _room(self, request: InferenceRequest) -> None:
         """Under ``--log-when-full block``, wait until the request's decisions fit the buffer:
@@ -340,13 +409,23 @@ class ScoringService:
         )
         if not token:
             raise HTTPError(403, "model repository admin is disabled: set FRONTDESK_ADMIN_TOKEN")
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if (
-            not authorization
-            or not authorization.startswith("Bearer ")
-            or not hmac.compare_digest(given.encode(), token.encode())
+        scheme, _, given = (authorization or "").strip().partition(" ")
+        if (  # the scheme is case-insensitive (RFC 7235)
+            scheme.lower() != "bearer"
+            or not hmac.compare_digest(given.strip().encode(), token.encode())
         ):
             raise HTTPError(401, "a valid bearer token is required")
+
+
+def _yield_the_cpu() -> None:
+    """Lower the calling thread's CPU priority (Linux: threads have their own nice value):
+    when the cores are busy, smaller requests' work runs first and large requests take
+    what is left. Where that is not allowed, the thread keeps its priority."""
+    with contextlib.suppress(AttributeError, OSError):
+        tid = threading.get_native_id()
+        os.setpriority(
+            os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + LARGE_LANE_NICE)
+        )
 
 
 def check_name(name: str, what: str = "model name") -> None:
@@ -354,8 +433,91 @@ def check_name(name: str, what: str = "model name") -> None:
         raise HTTPError(400, f"invalid {what} {name!r}: letters, digits, '_', '.', '-' only")
 
 
-def _error(status: int, message: str) -> Any:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, close: bool = False) -> Any:
+    return JSONResponse(
+        {"error": message}, status_code=status, headers={"connection": "close"} if close else None
+    )
+
+
+async def _send_error(send: Any, status: int, message: str, close: bool = False) -> None:
+    """Answer ``{"error": message}`` straight through ASGI (outside FastAPI's handlers)."""
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _bounds_its_own_wait(path: str) -> bool:
+    """Routes the request deadline leaves alone: model loads (as long as a load takes) and
+    outcome batches (which wait for the disk at most 30 s and answer 503 past it)."""
+    return path.startswith("/v2/repository/models/") or path == OUTCOMES_PATH
+
+
+class RequestGuard:
+    """The app's outermost layer (inside Starlette's own): no request ends in a traceback.
+
+    Before the body is read, a Content-Length past the route's limit gets 413 and
+    one that is not a number 400. A request not answered within ``deadline_s`` gets
+    504 (0: no deadline). A client gone before its body arrived is logged as one
+    line. Anything else that escapes the app is a genuine fault: logged with its
+    traceback and answered as JSON 500 where Starlette would answer plain text.
+    """
+
+    def __init__(
+        self, app: Any, *, deadline_s: float, too_large: Callable[[str], tuple[int, str]]
+    ) -> None:
+        self.app = app
+        self.deadline_s = deadline_s or None
+        self.too_large = too_large
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from starlette.requests import ClientDisconnect
+
+        method, path = scope.get("method", "?"), scope.get("path", "?")
+        length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+        if length is not None:
+            text = length.decode("latin-1").strip()
+            if not (text.isascii() and text.isdigit()):
+                await _send_error(send, 400, "Content-Length must be a number", close=True)
+                return
+            cap, message = self.too_large(path)
+            if int(text) > cap:
+                await _send_error(send, 413, message)
+                return
+        started = False
+
+        async def tracked(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        deadline = None if _bounds_its_own_wait(path) else self.deadline_s
+        limit = asyncio.timeout(deadline)
+        try:
+            async with limit:
+                await self.app(scope, receive, tracked)
+        except ClientDisconnect:
+            log.warning("%s %s: the client went away before its request body arrived", method, path)
+        except Exception as exc:  # noqa: BLE001 - answered, never re-raised into uvicorn
+            if isinstance(exc, TimeoutError) and limit.expired():
+                log.warning("%s %s: not answered within %g s, answered 504", method, path, deadline)
+                if not started:
+                    await _send_error(
+                        send, 504,
+                        f"not answered within the request deadline of {deadline:g} s "
+                        "(frontdesk serve --request-timeout); send fewer texts or turns",
+                    )  # fmt: skip
+                return
+            log.exception("%s %s: unexpected failure", method, path)
+            if not started:
+                await _send_error(
+                    send, 500, f"internal error ({type(exc).__name__}); see the server log"
+                )
 
 
 def create_app(
@@ -366,12 +528,15 @@ def create_app(
     seed: int | None = None,
     announce: Callable[[str], None] | None = None,
     decision_log: DecisionLogSettings | None = None,
+    serving: ServeSettings | None = None,
 ) -> Any:
     """The FastAPI app serving MODELS_DIR; models load in the background after start-up.
 
     ``announce`` (e.g. ``print``) gets one line once loading ends: what is ready, what failed.
     ``decision_log`` logs every decision (and takes outcomes) under its folder.
+    ``serving``: deadlines and the chunk size (default: ``ServeSettings.from_env()``).
     """
+    serving = serving or ServeSettings.from_env()
     limit = max_body_bytes or int(os.environ.get("FRONTDESK_MAX_BODY_BYTES", DEFAULT_MAX_BODY))
     outcomes_limit = max(limit, OUTCOMES_MAX_BODY)
 
@@ -387,7 +552,7 @@ def create_app(
 
     service = ScoringService(
         models_dir, admin_token=admin_token, max_body_bytes=limit, seed=seed, announce=announce,
-        decision_log=decision_log,
+        decision_log=decision_log, serving=serving,
     )  # fmt: skip
 
     @contextlib.asynccontextmanager
@@ -398,6 +563,7 @@ def create_app(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(loader), timeout=0.1)
         service.executor.shutdown(wait=False, cancel_futures=True)
+        service.large_lane.shutdown(wait=False, cancel_futures=True)
         if service.decision_log is not None:  # what is buffered goes to disk
             await loop.run_in_executor(None, service.decision_log.close)
 
@@ -406,7 +572,7 @@ def create_app(
 
     @app.exception_handler(HTTPError)
     async def _http_error(_: Request, exc: HTTPError) -> Any:
-        return _error(exc.status, exc.message)
+        return _error(exc.status, exc.message, exc.close)
 
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -420,33 +586,37 @@ def create_app(
         e = exc.errors()[0]
         return _error(400, f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}")
 
-    @app.middleware("http")
-    async def _size_limit(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length is not None:
-            if not (length.strip().isascii() and length.strip().isdigit()):
-                return _error(400, "Content-Length must be a number")
-            cap, message = too_large(request.url.path)
-            if int(length) > cap:
-                return _error(413, message)
-        return await call_next(request)
-
-    def _no_constants(name: str) -> Any:
-        raise ValueError(f"{name} is not valid JSON")
+    app.add_middleware(RequestGuard, deadline_s=serving.request_timeout_s, too_large=too_large)
 
     async def body_json(request: Request) -> Any:
-        """The body as JSON, read in chunks and refused (413) as soon as it passes the limit."""
+        """The body as JSON (``limits.loads_json``: depth, integer size, no NaN or duplicate
+        keys), read in chunks: 413 as soon as it passes the size limit, 408 when it has not
+        all arrived within ``body_timeout_s``."""
         chunks, size = [], 0
         cap, message = too_large(request.url.path)
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > cap:
-                raise HTTPError(413, message)
-            chunks.append(chunk)
+        wait = serving.body_timeout_s
         try:
-            return json.loads(b"".join(chunks), parse_constant=_no_constants)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HTTPError(400, f"body is not JSON: {exc}") from None
+            async with asyncio.timeout(wait):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > cap:
+                        raise HTTPError(413, message)
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise HTTPError(
+                408, f"request body not received within {wait:g} s", close=True
+            ) from None
+        data = b"".join(chunks)
+        try:
+            if len(data) <= LARGE_BODY:
+                return input_limits.loads_json(data, "body", limits=service.limits)
+            loop = asyncio.get_running_loop()  # on the large lane: the loop keeps answering
+            return await loop.run_in_executor(
+                service.large_lane,
+                partial(input_limits.loads_json, data, "body", limits=service.limits),
+            )
+        except DataError as exc:
+            raise HTTPError(400, str(exc)) from None
 
     # -- health and metadata ---------------------------------------------------------------------
 
@@ -537,6 +707,7 @@ def create_app(
     def _conversation(body: Any, extra: tuple[str, ...] = ()) -> tuple[Any, dict[str, Any]]:
         from pydantic import ValidationError
 
+        from ..loaders import check_conversation
         from ..schema import Conversation
 
         if not isinstance(body, dict):
@@ -544,11 +715,16 @@ def create_app(
         body = dict(body)
         pulled = {k: body.pop(k) for k in extra if k in body}
         try:
-            return Conversation.model_validate(body), pulled
+            conv = Conversation.model_validate(body)
         except ValidationError as exc:
             e = exc.errors()[0]
             where = ".".join(str(x) for x in e["loc"])
             raise HTTPError(400, f"{where}: {e['msg']}") from None
+        try:  # text and turns within the limits, before any work (as the Python API checks)
+            check_conversation(conv, "body", limits=service.limits)
+        except DataError as exc:
+            raise HTTPError(422, str(exc)) from None
+        return conv, pulled
 
     @app.post("/v1/suggest")
     async def v1_suggest(request: Request, model: str = "suggest", k: int = 5) -> Any:
@@ -591,7 +767,7 @@ def create_app(
     async def v1_route(request: Request, model: str = "route") -> Any:
         conv, extra = _conversation(await body_json(request), ("agents", "wait_min"))
         wait = extra.get("wait_min", 0.0)
-        if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait < 1e9:
             raise HTTPError(400, "wait_min must be a number of minutes >= 0")
         params: dict[str, Any] = {
             "contexts": [conv.context.model_dump(mode="json")],

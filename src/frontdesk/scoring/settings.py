@@ -1,9 +1,12 @@
-"""model-settings.json: which runtime serves a model version, with what parameters."""
+"""model-settings.json (which runtime serves a model version) and the server's own settings."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +53,71 @@ class ModelSettings(BaseModel):
             e = exc.errors()[0]
             field = ".".join(str(x) for x in e["loc"]) or None
             raise DataError(str(f), None, field, e["msg"]) from None
+
+
+SERVE_ENV = {
+    "request_timeout_s": "FRONTDESK_SERVE_REQUEST_TIMEOUT",
+    "body_timeout_s": "FRONTDESK_SERVE_BODY_TIMEOUT",
+    "header_timeout_s": "FRONTDESK_SERVE_HEADER_TIMEOUT",
+    "keep_alive_s": "FRONTDESK_SERVE_KEEP_ALIVE",
+    "chunk": "FRONTDESK_SERVE_CHUNK",
+}
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How long the server waits for a request, and how it cuts large ones (docs/limits.md).
+
+    The flags of ``frontdesk serve``; each also read from its ``FRONTDESK_SERVE_*``
+    variable, so every worker process of ``--workers N`` serves alike.
+    """
+
+    request_timeout_s: float = 30.0
+    """A request not answered within this is answered 504 (0: no deadline)."""
+    body_timeout_s: float = 10.0
+    """The whole body must arrive within this after the headers, or 408."""
+    header_timeout_s: float = 10.0
+    """A request's headers must arrive within this of the connection opening (or of the
+    previous answer on it), or the connection gets 408 and is closed."""
+    keep_alive_s: int = 5
+    """An idle keep-alive connection is closed after this."""
+    chunk: int = 32
+    """Units of work (each text and turn: one per 80 characters, at most 17) above which a
+    request runs on the lane for large requests, in parts of about this size that take
+    turns with other large requests."""
+
+    def __post_init__(self) -> None:
+        for name in ("request_timeout_s", "body_timeout_s", "header_timeout_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and 0 <= v < 1e6):
+                raise DataError(SERVE_ENV[name], None, None, f"must be seconds >= 0, not {v!r}")
+        for name in ("body_timeout_s", "header_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise DataError(SERVE_ENV[name], None, None, "must be above 0 seconds")
+        if not (isinstance(self.keep_alive_s, int) and self.keep_alive_s >= 1):
+            raise DataError(SERVE_ENV["keep_alive_s"], None, None, "must be whole seconds >= 1")
+        if not (isinstance(self.chunk, int) and self.chunk >= 1):
+            raise DataError(SERVE_ENV["chunk"], None, None, "must be an integer >= 1")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeSettings:
+        """Defaults, overridden by the ``FRONTDESK_SERVE_*`` variables that are set."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(SERVE_ENV[f.name])
+            if raw is None:
+                continue
+            kind = int if f.name in ("keep_alive_s", "chunk") else float
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                what = "an integer" if kind is int else "a number of seconds"
+                raise DataError(
+                    SERVE_ENV[f.name], None, None, f"must be {what}, got {raw!r}"
+                ) from None
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that make :meth:`from_env` give these settings."""
+        return {SERVE_ENV[f.name]: str(getattr(self, f.name)) for f in fields(self)}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ...encoding import ContextEncoder
-from ..base import Scorer
+from ...limits import Limits
+from ..base import Scorer, check_conversations, conversation_cost, split_conversations
 from ..protocol import InferenceRequest, InferenceResponse, Tensor
 
 
@@ -17,6 +18,16 @@ class EncoderRuntime(Scorer):
         model = self.settings.parameters.get("model")
         self.encoder = ContextEncoder(self.settings.path(model) if model else None)
         self.dim = self.encoder.dim
+
+    def validate(self, request: InferenceRequest, limits: Limits) -> None:
+        """Texts within the limits (docs/limits.md), before any work."""
+        check_conversations(self, request, limits)
+
+    def cost(self, request: InferenceRequest) -> int:
+        return conversation_cost(request)
+
+    def split(self, request: InferenceRequest, size: int) -> list[InferenceRequest] | None:
+        return split_conversations(request, size)
 
     def predict(self, request: InferenceRequest) -> InferenceResponse:
         return self.predict_batch([request])[0]

@@ -6,8 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from ..base import Scorer
+from ...limits import Limits, check_count
+from ..base import Scorer, check_conversations, conversation_cost
 from ..protocol import InferenceRequest, InferenceResponse, ProtocolError, Tensor
+
+MAX_LOAD = 1_000_000  # an agent's load or capacity beyond this is not a number a desk has
 
 
 class RouterRuntime(Scorer):
@@ -56,6 +59,33 @@ class RouterRuntime(Scorer):
             "explore": self.explore,
             "encoder_sha256": r.config.get("encoder_sha256"),
         }
+
+    def validate(self, request: InferenceRequest, limits: Limits) -> None:
+        """Texts, turns, agents and waits within the limits and of the right types (400
+        names the field; 422 past a limit), before any work."""
+        convs = check_conversations(self, request, limits)
+        agents = request.parameters.get("agents")
+        if agents is not None:
+            if not isinstance(agents, list):
+                raise ProtocolError("parameters.agents must be a list")
+            check_count(len(agents), limits.agents, "request", "parameters.agents", "agents")
+            for i, a in enumerate(agents):
+                check_agent(a, f"parameters.agents[{i}]")
+        waits = request.parameters.get("waits")
+        if waits is not None and (
+            not isinstance(waits, list)
+            or len(waits) != len(convs)
+            or not all(
+                isinstance(w, int | float) and not isinstance(w, bool) and 0 <= w < 1e9
+                for w in waits
+            )
+        ):
+            raise ProtocolError(
+                f"parameters.waits must be {len(convs)} numbers of minutes >= 0 (one per text)"
+            )
+
+    def cost(self, request: InferenceRequest) -> int:
+        return conversation_cost(request)
 
     def predict(self, request: InferenceRequest) -> InferenceResponse:
         return self.predict_batch([request])[0]
@@ -134,3 +164,31 @@ def exploration(params: dict[str, Any]) -> tuple[float, float]:
     if eps and temp:
         raise ValueError("parameters: give epsilon or temperature, not both")
     return float(eps), float(temp)
+
+
+def check_agent(agent: Any, where: str) -> None:
+    """One available agent of a request: an id, or an object whose fields have their types
+    (ProtocolError naming the field otherwise); the router checks the rest."""
+    if isinstance(agent, str):
+        return
+    if not isinstance(agent, dict):
+        raise ProtocolError(f"{where}: an agent id or an object with agent_id")
+    if not isinstance(agent.get("agent_id"), str):
+        raise ProtocolError(f"{where}.agent_id: a string")
+    for key in ("load", "capacity"):
+        v = agent.get(key, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_LOAD:
+            raise ProtocolError(f"{where}.{key}: an integer from 0 to {MAX_LOAD:,}")
+    for key in ("channels", "languages"):
+        v = agent.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise ProtocolError(f"{where}.{key}: a list of strings")
+    cost = agent.get("cost_per_minute", 1.0)
+    if isinstance(cost, bool) or not isinstance(cost, int | float) or not 0 <= cost < 1e9:
+        raise ProtocolError(f"{where}.cost_per_minute: a number >= 0")
+    skills = agent.get("skills", {})
+    if not isinstance(skills, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and abs(v) < 1e9
+        for v in skills.values()
+    ):
+        raise ProtocolError(f"{where}.skills: an object of numbers")

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from ..base import Scorer
-from ..protocol import InferenceRequest, InferenceResponse, ProtocolError, Tensor
+from ...limits import Limits, check_k
+from ..base import (
+    Scorer,
+    check_conversations,
+    conversation_cost,
+    split_conversations,
+    text_units,
+)
+from ..protocol import InferenceRequest, InferenceResponse, Tensor
 
 
 class SuggesterRuntime(Scorer):
@@ -41,11 +50,41 @@ class SuggesterRuntime(Scorer):
         )
         self.k = int(p.get("k", 5))
 
-    def _k(self, request: InferenceRequest) -> int:
+    def _k(self, request: InferenceRequest, limits: Limits | None = None) -> int:
+        """``parameters.k`` (default the version's ``k``): 1 to ``Limits.k``, capped at the
+        catalog's size (a DataError, answered 422, past the limit)."""
         k = request.parameters.get("k", self.k)
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
-            raise ProtocolError("parameters.k must be an integer in [1, 50]")
-        return k
+        return check_k(k, len(self.suggester.index.workflows), "request", limits=limits)
+
+    def validate(self, request: InferenceRequest, limits: Limits) -> None:
+        """Texts, turns and ``k`` within the limits (docs/limits.md), before any work."""
+        check_conversations(self, request, limits)
+        self._k(request, limits)
+
+    def cost(self, request: InferenceRequest) -> int:
+        return conversation_cost(request)
+
+    def split(self, request: InferenceRequest, size: int) -> list[InferenceRequest] | None:
+        return split_conversations(request, size)  # each text is answered on its own
+
+    def prepare(self, request: InferenceRequest, size: int) -> list[Callable[[], Any]]:
+        """A conversation too large for one part: its texts encoded into the query cache
+        in groups of at most ``size`` units (each one encoder batch on one thread), so
+        answering it encodes nothing. Nothing to do when the cache could not hold them."""
+        s = self.suggester
+        convs = request.parsed.get("conversations") or []
+        texts = list(dict.fromkeys(t for c in convs for t in (c.text, *(u.text for u in c.turns))))
+        if s.dense is None or s.encoder is None or len(texts) > s.query_cache.maxsize // 2:
+            return []
+        groups: list[list[str]] = [[]]
+        units = 0
+        for t in texts:
+            if groups[-1] and units + text_units(t) > size:
+                groups.append([])
+                units = 0
+            groups[-1].append(t)
+            units += text_units(t)
+        return [partial(s.query_cache.encode, g, s.encoder.encode) for g in groups]
 
     def predict(self, request: InferenceRequest) -> InferenceResponse:
         return self.predict_batch([request])[0]
