@@ -156,13 +156,13 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     try:
-        for pool in pools:
-            extra = pool_args(pool, args.datasets, work)
-            for n in sizes:
-                for seed in seeds:
+        extra = {pool: pool_args(pool, args.datasets, work) for pool in pools}
+        for seed in seeds:  # seed by seed, so a grid cut short has every pool and size once
+            for pool in pools:
+                for n in sizes:
                     if (pool, n, seed) in done:
                         continue
-                    cells.append(run_cell(pool, extra, n, seed, work))
+                    cells.append(run_cell(pool, extra[pool], n, seed, work))
                     if args.out is not None:
                         part = args.out.with_suffix(".part")
                         part.write_text(

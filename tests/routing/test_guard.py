@@ -89,7 +89,7 @@ def test_cli_says_so_in_one_line_and_require_lift_refuses(tmp_path: Path) -> Non
     # One held-out day of 20 contacts: too few to show any lift, so the rule's policy.
     res = run("train", "router", str(logs), "--out", str(tmp_path / "r"), "--holdout-days", "1")
     assert res.exit_code == 0, res.output
-    lines = [ln for ln in res.stdout.splitlines() if "not better than the rule" in ln]
+    lines = [ln for ln in res.stdout.splitlines() if "not shown better than the rule" in ln]
     assert len(lines) == 1 and "defers to the rule for every contact" in lines[0]
     config = json.loads((tmp_path / "r" / "router.json").read_text())
     assert config["policy"] == {"overall": POLICY_RULE, "segments": {}}

@@ -425,7 +425,7 @@ def _guard_lines(guard: dict[str, Any] | None) -> list[str]:
     ]
     if guard["policy"] != "router":
         lines.append(
-            "[yellow]not better than the rule:[/] the saved router defers to the rule for every "
+            "[yellow]not shown better than the rule:[/] the saved router defers to the rule for every "
             f"contact (policy rule-fallback); saved model: {guard['saved_model']}"
         )
         return lines

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -56,7 +55,6 @@ GC_THRESHOLDS = (20_000, 20, 20)  # the cyclic GC's generation thresholds while 
 OUTCOMES_PATH = "/v1/outcomes"
 OUTCOMES_MAX_BODY = 8 << 20  # 8 MiB
 LARGE_BODY = 64 << 10  # a body past this is parsed on the large lane (about 3 ms of parsing)
-LARGE_LANE_NICE = 10  # the large lane's thread yields the CPU to everything else the server does
 
 
 class HTTPError(Exception):
@@ -126,9 +124,7 @@ class ScoringService:
         self.serving = serving or ServeSettings()
         self.limits = input_limits.current()  # FRONTDESK_MAX_* as the server started
         # requests over serving.chunk units of work run here, one part at a time (_call_large)
-        self.large_lane = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="frontdesk-large", initializer=_yield_the_cpu
-        )
+        self.large_lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frontdesk-large")
         self.announce = announce  # called with load_summary() once loading ends
         self.admin_token = admin_token
         self.max_body_bytes = max_body_bytes
@@ -415,17 +411,6 @@ class ScoringService:
             or not hmac.compare_digest(given.strip().encode(), token.encode())
         ):
             raise HTTPError(401, "a valid bearer token is required")
-
-
-def _yield_the_cpu() -> None:
-    """Lower the calling thread's CPU priority (Linux: threads have their own nice value):
-    when the cores are busy, smaller requests' work runs first and large requests take
-    what is left. Where that is not allowed, the thread keeps its priority."""
-    with contextlib.suppress(AttributeError, OSError):
-        tid = threading.get_native_id()
-        os.setpriority(
-            os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + LARGE_LANE_NICE)
-        )
 
 
 def check_name(name: str, what: str = "model name") -> None:
