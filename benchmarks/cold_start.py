@@ -37,10 +37,10 @@ def cold(index: Path, runtime: str) -> float:
     return time.perf_counter() - t0
 
 
-def agreement(index: Path, queries: Path) -> dict[str, float]:
+def agreement(index: Path, queries: list[Path]) -> dict[str, float]:
     from frontdesk import ContextEncoder, Suggester, load_queries
 
-    texts = [q.text for q in load_queries(queries)]
+    texts = [q.text for path in queries for q in load_queries(path)]
     model = Suggester.load(index).encoder
     assert model is not None, f"{index}: has no dense part"
     tops = {}
@@ -62,12 +62,13 @@ def cpu_model() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--index", type=Path, required=True)
-    ap.add_argument("--queries", type=Path, help="labelled queries (default: the demo's)")
+    ap.add_argument("--queries", type=Path, help="labelled queries (default: every demo question)")
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
-    queries = args.queries or Path(
-        str(resources.files("frontdesk") / "data" / "demo_queries.jsonl")
-    )
+    data = Path(str(resources.files("frontdesk") / "data"))
+    queries = [args.queries] if args.queries else [
+        data / "demo_queries_tune.jsonl", data / "demo_queries_test.jsonl"
+    ]  # fmt: skip
     cold(args.index, "onnx")  # builds the ONNX copy if missing; not timed
     times: dict[str, list[float]] = {"onnx": [], "torch": []}
     for _ in range(args.runs):

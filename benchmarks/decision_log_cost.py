@@ -31,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serve_load import free_port, start_server  # noqa: E402
+from serve_load import demo_questions, free_port, start_server  # noqa: E402
 
 FD = [sys.executable, "-m", "frontdesk"]
 
@@ -108,7 +108,7 @@ def main() -> None:
         work = Path(tmp)
         index, queries = args.index, args.queries
         if index is None:
-            index, queries = work / "index", data / "demo_queries.jsonl"
+            index, queries = work / "index", demo_questions(work / "demo_queries.jsonl")
             subprocess.run([*FD, "index", "build", str(data / "demo_catalog.jsonl"), "--out",
                             str(index), "--json"], check=True, capture_output=True)  # fmt: skip
         texts = [json.loads(x)["text"] for x in queries.read_text().splitlines() if x.strip()]

@@ -8,11 +8,12 @@ index packaged with micro-batching 32 / 2 ms (the load benchmark's best):
   while a maximal legal request is kept in flight (sent again, with new texts,
   as soon as it is answered, 200 or 504), interleaved for `--rounds` rounds and
   pooled per condition (the shared machine's drift falls on both alike). Three
-  maximal requests, each up to the 1 MiB body limit: `v1-turns` (one
-  conversation, 100 turns of ~10,000 characters), `v2-texts` (256 texts of
-  ~4,000 characters), `v2-turns` (256 texts and 1,000 turns of ~800
-  characters). Reported: normal p50/p99/max, and the maximal requests'
-  statuses and seconds. Target: normal p99 < 100 ms with one in flight.
+  maximal requests, each at the limits: `v1-turns` (one conversation, 100 turns
+  of ~10,000 characters: 1,701 units of encoding work), `v2-texts` (117 texts of
+  ~4,000 characters: 1,989 units, under the 2,000-unit `request_units` limit),
+  `v2-turns` (40 texts of ~800 characters with 4 turns each: 2,000 units).
+  Reported: normal p50/p99/max, and the maximal requests' statuses and seconds.
+  Target: normal p99 < 100 ms with one in flight.
 - soak: normal traffic at concurrency `--soak-concurrency` for `--soak-seconds`;
   the server's RSS read from /proc every 5 s. Reported: requests, errors, req/s,
   p50/p99 per minute, and RSS growth after the warm-up (the first 10 %, at least
@@ -39,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_load import connection, free_port, level, start_server  # noqa: E402
+from serve_load import connection, demo_questions, free_port, level, start_server  # noqa: E402
 
 BODY_LIMIT = 1 << 20
 SEEDS = itertools.count(1)
@@ -67,13 +68,13 @@ def maximal_bodies(seed: int = 0) -> dict[str, tuple[str, bytes]]:
         "inputs": [
             {
                 "name": "text",
-                "shape": [256],
+                "shape": [117],
                 "datatype": "BYTES",
-                "data": [filler(4_000, i) for i in range(256)],
+                "data": [filler(4_000, i) for i in range(117)],
             }
         ]
     }
-    n, per = 256, [4] * 232 + [3] * 24  # 1,000 turns in all
+    n, per = 40, [4] * 40  # 200 texts of 10 units each
     v2_turns = {
         "inputs": [
             {
@@ -290,7 +291,7 @@ def main() -> None:
             index = work / "index"
             subprocess.run([*fd, "index", "build", str(data / "demo_catalog.jsonl"), "--out",
                             str(index), "--json"], check=True, capture_output=True)  # fmt: skip
-            queries = data / "demo_queries.jsonl"
+            queries = demo_questions(work / "demo_queries.jsonl")
         texts = [json.loads(x)["text"] for x in queries.read_text().splitlines() if x.strip()]
         bodies = [
             json.dumps({"text": t, "context": {"user": {"segment": "individual"}}}).encode()

@@ -34,6 +34,15 @@ from pathlib import Path
 import numpy as np
 
 
+def demo_questions(out: Path) -> Path:
+    """Every bundled demo question (both halves: a workload here, not a measure) in one file."""
+    data = Path(str(resources.files("frontdesk") / "data"))
+    out.write_text(
+        "".join((data / f"demo_queries_{h}.jsonl").read_text() for h in ("tune", "test"))
+    )
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -152,7 +161,7 @@ def main() -> None:
         else:
             subprocess.run([*fd, "index", "build", str(data / "demo_catalog.jsonl"), "--out", str(index),
                             "--json"], check=True, capture_output=True)  # fmt: skip
-            queries = data / "demo_queries.jsonl"
+            queries = demo_questions(work / "demo_queries.jsonl")
         texts = [json.loads(x)["text"] for x in queries.read_text().splitlines() if x.strip()]
         bodies = [
             json.dumps({"text": t, "context": {"user": {"segment": "individual"}}}).encode()

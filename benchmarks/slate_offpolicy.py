@@ -1,8 +1,8 @@
 """Judging a suggestion list off-policy: bias, interval coverage and width of SIPS, IIPS, RIPS.
 
-The world: the bundled demo catalog and its 140 labelled questions
-(``data/demo_queries.jsonl``, 10 of them out of scope). The served model is a
-BM25 index of the catalog, showing 5 workflows with list exploration
+The world: the bundled demo catalog and its 140 labelled questions (both
+halves, ``data/demo_queries_{tune,test}.jsonl``, 10 of them out of scope). The
+served model is a BM25 index of the catalog, showing 5 workflows with list exploration
 (``--explore-top-k 3 --explore-rate 0.3``, drawn as the server draws). The
 agent is position-based: it examines position j with probability theta_j =
 (0.95, 0.7, 0.5, 0.35, 0.25) and uses the right workflow when it is shown at
@@ -96,7 +96,11 @@ def main() -> None:
     ap.add_argument("--contacts", type=int, default=3000)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    queries = load_queries(data("demo_queries.jsonl"))
+    queries = sorted(  # both halves, in writing order (dq1..dqN)
+        load_queries(data("demo_queries_tune.jsonl"))
+        + load_queries(data("demo_queries_test.jsonl")),
+        key=lambda q: int(str(q.id).removeprefix("dq")),
+    )
     texts = [q.text for q in queries]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,28 @@ def test_demo_json(tmp_path: Path) -> None:
     out = json.loads(res.stdout)
     assert out["counts"]["workflows"] >= 60
     assert len(out["conversations"]) == 8
-    assert out["demo_queries"]["n"] == 130
+    # top-1 is reported on the test half only; the tune half is counted, never scored
+    data = Path(str(resources.files("frontdesk") / "data"))
+    rows = {
+        half: [
+            json.loads(x) for x in (data / f"demo_queries_{half}.jsonl").read_text().splitlines()
+        ]
+        for half in ("tune", "test")
+    }
+    assert out["demo_queries"]["n"] == sum(r["label"] is not None for r in rows["test"])
+    assert out["demo_queries"]["n_unlabelled"] == sum(r["label"] is None for r in rows["test"])
+    split = out["demo_split"]
+    assert (split["tune"], split["test"]) == (len(rows["tune"]), len(rows["test"]))
+    assert "stratified by label" in split["rule"]
+
+
+@pytest.mark.slow
+def test_demo_says_its_numbers_are_held_out(tmp_path: Path) -> None:
+    res = run("demo", "--out", str(tmp_path / "demo"))
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.stdout.split())
+    assert "Held-out demo questions (" in said and "never used for tuning" in said
+    assert "demo_queries_tune.jsonl" in said
 
 
 def test_python_m_entry_point_starts_without_loading_the_model() -> None:

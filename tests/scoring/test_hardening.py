@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from frontdesk.limits import Limits
 from frontdesk.scoring.packaging import package_model
 from frontdesk.scoring.server import create_app
 from frontdesk.scoring.settings import ServeSettings
@@ -292,6 +293,8 @@ CASES: list[tuple[str, str, str, bytes | None, dict[str, str], int, str]] = [
     ("request-turns-1001", "POST", INFER,
      raw(texts_body(*(["hi"] * 11), contexts=[{"turns": MANY_TURNS[:91]}] * 11)), {}, 422,
      "1,001 turns"),
+    ("request-units-3400", "POST", INFER, raw(texts_body(*(["a" * 2_000] * 200))), {}, 422,
+     "3,400 units of encoding work"),
     ("turn-text-empty", "POST", INFER,
      raw(texts_body(OK_TEXT, contexts=[{"turns": [{"role": "user", "text": ""}]}])), {}, 422,
      "turns[0].text"),
@@ -753,15 +756,17 @@ def test_keep_alive_connections_get_a_fresh_header_timeout(loopback: tuple[int, 
 
 @pytest.mark.slow
 def test_head_of_line_a_maximal_request_does_not_stall_the_others(models_dir: Path) -> None:
-    """Loopback, the real suggester: a maximal legal V2 request (256 long texts, up to the
-    1 MiB body limit) kept in flight while normal /v1/suggest requests are sent one by one.
+    """Loopback, the real suggester: a maximal legal V2 request (117 long texts of 17 units
+    each, just under the 2,000-unit work limit) kept in flight while normal /v1/suggest
+    requests are sent one by one.
 
     Generous bounds (a shared 2-core machine): each normal answer within 3 s while the
     large one takes far longer; benchmarks/serve_hardening.py measures the real numbers.
     """
     serving = ServeSettings(request_timeout_s=120)
     long_text = " ".join(["my card payment was declined at the shop"] * 90)[:3_900]
-    maximal = raw(texts_body(*[f"{i} {long_text}" for i in range(256)]))
+    n = Limits().request_units // 17
+    maximal = raw(texts_body(*[f"{i} {long_text}" for i in range(n)]))
     assert len(maximal) < 1 << 20
     with guarded_server(create_app(models_dir, serving=serving), serving) as (port, _):
         url = f"http://127.0.0.1:{port}"

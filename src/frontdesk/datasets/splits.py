@@ -58,3 +58,26 @@ def sample_shots(rows: Sequence[Q], shots: int, seed: int = 0) -> list[Q]:
         random.Random(f"shots:{seed}:{label}").shuffle(idx)
         keep.update(idx[:shots])
     return [q for i, q in enumerate(rows) if q.label is None or i in keep]
+
+
+def split_halves(rows: Sequence[Q], seed: int = 0) -> tuple[list[Q], list[Q]]:
+    """Split ``rows`` into (tune, test) halves, stratified by label (null included).
+
+    Each label's rows are shuffled by a generator seeded with ``seed`` and the
+    label alone, then dealt alternately to test and tune, so a label with an
+    odd count gives its extra row to test and every label with two or more
+    rows lands in both halves. Shuffling within a label keeps the halves alike
+    when a file was written in rounds (a first question per label, then a
+    second). Input order is kept within each half.
+    """
+    by_label: dict[str | None, list[int]] = defaultdict(list)
+    for i, q in enumerate(rows):
+        by_label[q.label].append(i)
+    test_idx: set[int] = set()
+    for label, idx in by_label.items():
+        dealt = list(idx)
+        random.Random(f"halves:{seed}:{label}").shuffle(dealt)
+        test_idx.update(dealt[0::2])
+    tune = [q for i, q in enumerate(rows) if i not in test_idx]
+    test = [q for i, q in enumerate(rows) if i in test_idx]
+    return tune, test

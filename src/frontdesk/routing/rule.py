@@ -2,8 +2,9 @@
 
 The best eligible (channel, agent) pair by the agent's listed skill on the
 contact's menu topic, the segment's preferred channel and the agent's cost.
-The simulated organisation logs its decisions with it, and the off-policy
-``rule`` policy replays it on any organisation's logs.
+The simulated organisation logs its decisions with it, the off-policy
+``rule`` policy replays it on any organisation's logs, and a router defers to
+it where it has not been shown better (on its predicted topic mix).
 """
 
 from __future__ import annotations

@@ -156,7 +156,9 @@ def check_conversations(scorer: Scorer, request: InferenceRequest, limits: Limit
 
     At most ``limits.texts`` texts, each not blank, without NUL, at most
     ``limits.text_chars`` long; at most ``limits.turns`` turns per text and
-    ``limits.request_turns`` in all, each turn's text checked as a text.
+    ``limits.request_turns`` in all, each turn's text checked as a text; at most
+    ``limits.request_units`` of encoding work in all (:func:`conversation_units`), so
+    an accepted request can be answered within the server's deadline.
     """
     where = "request"
     texts = scorer.texts(request)
@@ -174,6 +176,13 @@ def check_conversations(scorer: Scorer, request: InferenceRequest, limits: Limit
     for i, conv in enumerate(convs):
         for j, turn in enumerate(conv.turns):
             check_text(turn.text, where, f"parameters.contexts[{i}].turns[{j}].text", limits=limits)
+    units = sum(conversation_units(c) for c in convs)
+    check_count(
+        units, limits.request_units, where, "inputs",
+        "units of encoding work, texts and turns together (one unit per 80 characters of a "
+        "text, at most 17 per text): send it in parts",
+        limit="request_units",
+    )  # fmt: skip
     request.parsed["conversations"] = convs
     return convs
 
