@@ -149,7 +149,7 @@ def read_manifest(
     if not path.is_file():
         raise IndexIntegrityError(
             f"{path}: missing; {root} is not a folder saved by frontdesk"
-            + (f" (expected a {WHAT[kind]})" if kind in WHAT else "")
+            + (f" (expected {_a(WHAT[kind])})" if kind in WHAT else "")
         )
     try:  # held to the input limits: a damaged manifest is input like any other
         manifest = loads_json(path.read_bytes(), str(path), allow_nan=True)

@@ -148,3 +148,27 @@ def test_policies_name_the_trained_models_they_act_with(tmp_path: Path) -> None:
         ]
     }
     assert load_policy(nested).learned_from() == [r2, r1]
+
+
+@pytest.mark.parametrize(
+    ("policy", "note"),
+    [
+        ({"overall": "router", "segments": {}}, ""),
+        ({"overall": "rule-fallback", "segments": {}}, "; rule-fallback for every contact"),
+        (
+            {"overall": "router", "segments": {"platform": "rule-fallback", "b": "router"}},
+            "; rule-fallback for platform",
+        ),
+    ],
+)
+def test_a_router_policy_names_where_it_defers_to_the_rule(
+    tmp_path: Path, policy: dict, note: str
+) -> None:
+    import json
+
+    from frontdesk.ope.policies import RouterPolicy
+
+    folder = tmp_path / "router"
+    folder.mkdir()
+    (folder / "router.json").write_text(json.dumps({"policy": policy}))
+    assert RouterPolicy(str(folder)).name == f"router(router, argmax{note})"

@@ -187,7 +187,7 @@ def test_not_json_bad_names_and_too_large(client: httpx.Client) -> None:
     assert res.status_code == 413 and "over 20000 bytes" in res.json()["error"]
 
 
-def test_v1_suggest_and_route(client: httpx.Client) -> None:
+def test_v1_suggest_and_route(client: httpx.Client, router_dir: Path) -> None:
     conv = {
         "text": "any update?",
         "context": {"turns": [{"role": "user", "text": "my payout has not arrived"}]},
@@ -207,8 +207,26 @@ def test_v1_suggest_and_route(client: httpx.Client) -> None:
         },
     ).json()
     assert route["channel"] in {"phone", "chat", "email"} and route["agent_id"].startswith("agent-")
+    # who decided: the router, or the rule its held-out check left this contact to
+    saved = json.loads((router_dir / "router.json").read_text())["policy"]
+    expected = saved["segments"].get("enterprise", saved["overall"])
+    assert route["policy"] == expected and expected in {"router", "rule-fallback"}
     only = client.post("/v1/route", json={"text": "hello", "agents": ["agent-001"]}).json()
     assert only["agent_id"] == "agent-001" or only["waiting"] is True
+
+
+def test_v1_suggest_takes_k_in_the_body_or_the_query(client: httpx.Client) -> None:
+    body = {"text": "my payout has not arrived"}
+    in_body = client.post("/v1/suggest", json={**body, "k": 2})
+    assert in_body.status_code == 200 and len(in_body.json()["suggestions"]) == 2
+    both = client.post("/v1/suggest", json={**body, "k": 3}, params={"k": 3})
+    assert both.status_code == 200 and len(both.json()["suggestions"]) == 3
+    clash = client.post("/v1/suggest", json={**body, "k": 2}, params={"k": 3})
+    assert clash.status_code == 400 and "send one" in clash.json()["error"]
+    for bad, status in (("five", 400), (2.5, 400), (True, 400), (0, 422), (10**6, 422)):
+        res = client.post("/v1/suggest", json={**body, "k": bad})
+        assert res.status_code == status, (bad, res.text)
+        assert "k" in res.json()["error"]
 
 
 def test_canary_split_and_shadow_never_answers(client: httpx.Client) -> None:

@@ -94,8 +94,15 @@ def demo(
         f"index, {report['mode']} retrieval): top-1 {report['top1']:.1%}, "
         f"recall@3 {report['recall@3']:.1%}, MRR@10 {report['mrr@10']:.3f}"
     )
+    if report.get("n_unlabelled"):
+        out.print(
+            f"[dim]Its {report['n_unlabelled']} out-of-scope questions are not scored: scores "
+            "here are retrieval similarities, and an index without a trained ranker always "
+            "suggests something (a ranker trained with out-of-scope rows abstains).[/]"
+        )
     out.print(
-        f"[dim]The other {len(tune)} questions are the tune half, for your own tuning while "
+        f"[dim]The other {len(tune)} questions ({sum(q.label is not None for q in tune)} "
+        f"labelled) are the tune half, for your own tuning while "
         f"you edit the catalog: frontdesk eval {out_dir} "
         f"{bundled('demo_queries_tune.jsonl')}[/]"
     )

@@ -105,7 +105,9 @@ def route_cmd(
             f"decided by the rule ({result['policy']}): training's held-out check did not show "
             f"the router better than the rule {which}"
         )
-    table = Table(title="Utility by channel (channel model)", title_justify="left")
+    table = Table(
+        title="Utility by channel for an average agent (the channel model)", title_justify="left"
+    )
     table.add_column("channel")
     table.add_column("utility", justify="right")
     for h, u in r["scores_by_channel"].items():

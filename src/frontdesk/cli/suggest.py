@@ -42,7 +42,7 @@ def suggest(
     if as_json:
         print_json({"mode": suggester.mode, **results.to_json()})
         return
-    _suggestion_table(text, results, suggester.mode)
+    _suggestion_table(text, results, suggester.mode + ("+ranker" if ranker is not None else ""))
     if results.confidence is not None:
         verdict = "[yellow]abstained: no workflow fits[/]" if results.abstained else "answered"
         out.print(

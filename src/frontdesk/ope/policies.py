@@ -36,6 +36,7 @@ router's confidence is below 0.6, everyone else as today"::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -146,6 +147,20 @@ class SkillsRulePolicy(TargetPolicy):
         return {"topic", "segment"}
 
 
+def deferral_note(router_dir: Path) -> str:
+    """``; rule-fallback …`` where the saved router defers to the rule, so a report names it."""
+    from ..routing.router import CONFIG_FILE
+
+    try:
+        policy = json.loads((router_dir / CONFIG_FILE).read_text()).get("policy") or {}
+    except (OSError, ValueError):
+        return ""  # Router.load, on first use, says what is wrong with the folder
+    if policy.get("overall", "router") != "router":
+        return "; rule-fallback for every contact"
+    ruled = sorted(s for s, p in (policy.get("segments") or {}).items() if p != "router")
+    return f"; rule-fallback for {', '.join(ruled)}" if ruled else ""
+
+
 @lru_cache(maxsize=4)
 def _load_router(path: str, temperature: float) -> Any:
     from ..routing.router import Router
@@ -160,7 +175,7 @@ class RouterPolicy(TargetPolicy):
         self.path = str(Path(path).resolve())
         self.temperature = float(temperature)
         how = "argmax" if self.temperature == 0 else f"softmax T={self.temperature:g}"
-        self.name = f"router({Path(path).name}, {how})"
+        self.name = f"router({Path(path).name}, {how}{deferral_note(Path(path))})"
 
     @property
     def router(self) -> Any:

@@ -712,8 +712,16 @@ def create_app(
         return conv, pulled
 
     @app.post("/v1/suggest")
-    async def v1_suggest(request: Request, model: str = "suggest", k: int = 5) -> Any:
-        conv, _ = _conversation(await body_json(request))
+    async def v1_suggest(request: Request, model: str = "suggest", k: int | None = None) -> Any:
+        conv, extra = _conversation(await body_json(request), ("k",))
+        if "k" in extra:  # k in the body, as a client of a JSON API expects, or as ?k=
+            body_k = extra["k"]
+            if isinstance(body_k, bool) or not isinstance(body_k, int):
+                raise HTTPError(400, "k: must be an integer (in the body, or as ?k=)")
+            if k is not None and k != body_k:
+                raise HTTPError(400, f"k: {body_k} in the body but {k} in the query; send one")
+            k = body_k
+        k = 5 if k is None else k
         req = InferenceRequest(
             inputs=[Tensor("text", [1], "BYTES", [conv.text])],
             parameters={

@@ -29,6 +29,7 @@ class RouterRuntime(Scorer):
         {"name": "agent_id", "datatype": "BYTES", "shape": [-1]},
         {"name": "expected_utility", "datatype": "FP64", "shape": [-1]},
         {"name": "propensity", "datatype": "FP64", "shape": [-1]},
+        {"name": "policy", "datatype": "BYTES", "shape": [-1]},
     ]
 
     decision_task = "route"
@@ -150,6 +151,8 @@ class RouterRuntime(Scorer):
                 [d.expected_utility if d else 0.0 for d in decisions],
             ),
             Tensor("propensity", [n], "FP64", [d.propensity if d else 0.0 for d in decisions]),
+            # "router", or "rule-fallback" where training's held-out check left it to the rule
+            Tensor("policy", [n], "BYTES", [d.policy if d else "" for d in decisions]),
         ]
 
 
