@@ -232,7 +232,13 @@ def eval_thresholds_cmd(
 @eval_app.command("router")
 def eval_router_cmd(
     model_dir: Annotated[Path, typer.Argument(help="Router folder from `train router`.")],
-    logs_dir: Annotated[Path, typer.Argument(help="The log folder the router was trained on.")],
+    logs_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="A log folder of the router's organisation (its training logs, or later days "
+            "of it); the fresh days are simulated after its last day."
+        ),
+    ],
     days: Annotated[int, typer.Option("--days", min=1, help="Fresh days to simulate.")] = 3,
     weights: WeightsOpt = None,
     report_dir: Annotated[

@@ -72,9 +72,9 @@ class RouteDecision:
     expected: dict[str, float] = field(default_factory=dict)
     # What a decision log needs to judge any other policy on this decision later:
     # every pair considered, each one's probability under the router, its likely topic.
-    eligible_channels: list[str] = field(default_factory=list)
-    eligible_agents: list[str] = field(default_factory=list)
-    eligible_propensities: list[float] = field(default_factory=list)
+    eligible_channels: list[str] = field(default_factory=list, repr=False)
+    eligible_agents: list[str] = field(default_factory=list, repr=False)
+    eligible_propensities: list[float] = field(default_factory=list, repr=False)
     topic: str | None = None
     # Which decided: the router's model, or the rule it defers to for this contact's segment.
     policy: str = POLICY_ROUTER
