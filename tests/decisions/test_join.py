@@ -142,6 +142,34 @@ def test_ingest_takes_csv_jsonl_and_parquet_and_refuses_a_bad_record_whole(
     assert len(list((log_dir / OUTCOMES).iterdir())) == before  # nothing written
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "field", "words"),
+    [
+        ("decision_id,csat,cost\n{id},4,1.0\n{id},4\n", 3, "cost", "fewer cells"),
+        ("decision_id,csat\n{id},4,1\n", 2, None, "more cells"),
+        ("decision_id,csat,csat\n{id},4,5\n", 1, "csat", "twice"),
+    ],
+)
+def test_ingest_names_the_line_and_field_of_a_ragged_csv(
+    log_dir: Path, tmp_path: Path, text: str, line: int, field: str | None, words: str
+) -> None:
+    bad = tmp_path / "ragged.csv"
+    bad.write_text(text.format(id=did(3)))
+    before = len(list((log_dir / OUTCOMES).iterdir()))
+    with pytest.raises(DataError, match=words) as exc:
+        ingest_outcomes(log_dir, bad)
+    assert (exc.value.line, exc.value.field) == (line, field)
+    assert len(list((log_dir / OUTCOMES).iterdir())) == before
+
+
+def test_ingest_reads_a_csv_that_begins_with_a_byte_order_mark(
+    log_dir: Path, tmp_path: Path
+) -> None:
+    f = tmp_path / "excel.csv"
+    f.write_bytes("\ufeffdecision_id,resolved\n".encode() + f"{did(3)},yes\n".encode())
+    assert ingest_outcomes(log_dir, f)["outcomes"] == 1
+
+
 def test_a_decision_log_folder_is_never_made_of_another_folder(tmp_path: Path) -> None:
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x.txt").write_text("mine")

@@ -215,6 +215,13 @@ def test_v1_suggest_and_route(client: httpx.Client, router_dir: Path) -> None:
     assert only["agent_id"] == "agent-001" or only["waiting"] is True
 
 
+@pytest.mark.parametrize("key", ["profile", "user", "turns"])
+def test_v1_refuses_context_fields_at_the_top_level(client: httpx.Client, key: str) -> None:
+    for path in ("/v1/suggest", "/v1/route"):
+        res = client.post(path, json={"text": "charged twice", key: {"segment": "enterprise"}})
+        assert res.status_code == 400 and res.json()["error"].startswith(f"{key}: belongs in")
+
+
 def test_v1_suggest_takes_k_in_the_body_or_the_query(client: httpx.Client) -> None:
     body = {"text": "my payout has not arrived"}
     in_body = client.post("/v1/suggest", json={**body, "k": 2})

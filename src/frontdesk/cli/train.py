@@ -420,7 +420,7 @@ def _guard_lines(guard: dict[str, Any] | None) -> list[str]:
     days = ", ".join(str(d) for d in guard["held_out_days"])
     lines = [
         f"held-out check: a router {guard['judged_model']}, judged against the rule on "
-        f"{guard['held_out_rows']} contacts of day(s) {days} (not in its fit): "
+        f"{guard['held_out_rows']} later contacts of day(s) {days} (not in its fit): "
         f"{lift_text(guard)}"
     ]
     if guard["policy"] != "router":

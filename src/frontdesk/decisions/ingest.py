@@ -63,13 +63,27 @@ def _records(path: Path, suffix: str):  # type: ignore[no-untyped-def]
             except UnicodeDecodeError as exc:
                 raise DataError(str(path), None, None, f"not UTF-8: {exc}") from None
     elif suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as fh:
+        # utf-8-sig: spreadsheets and ticketing exports often begin with a byte-order mark
+        with path.open(encoding="utf-8-sig", newline="") as fh:
             try:
                 reader = csv.DictReader(fh)
+                header = reader.fieldnames or []
+                seen = {h for h in header if header.count(h) > 1}
+                if seen:
+                    raise DataError(str(path), 1, min(seen), "appears twice in the header")
                 for row in reader:
                     if None in row:
                         raise DataError(
                             str(path), reader.line_num, None, "more cells than the header"
+                        )
+                    short = [k for k, v in row.items() if v is None]
+                    if short:
+                        raise DataError(
+                            str(path),
+                            reader.line_num,
+                            short[0],
+                            f"fewer cells than the header ({len(header) - len(short)} of "
+                            f"{len(header)})",
                         )
                     yield reader.line_num, {k: _cell(k, v) for k, v in row.items() if v != ""}
             except UnicodeDecodeError as exc:

@@ -38,7 +38,7 @@ from .agent_matcher import AgentMatcher, listed_matrix, logging_means
 from .assignment import DEFAULT_AGING
 from .channel_model import ChannelModel
 from .features import ContextFeaturizer, fit_topic_classifier
-from .guard import POLICY_ROUTER, POLICY_RULE, judge, split_by_time
+from .guard import HOLDOUT_SHARE, POLICY_ROUTER, POLICY_RULE, judge, split_by_time
 from .outcomes import TARGETS
 from .router import CHANNEL_MARGIN_Z, CONFIG_FILE, KIND, Router, RoutingWeights
 
@@ -143,7 +143,12 @@ def train_router(
                 f"{_days(guard['held_out_days'])} ({lift_text(guard)}); nothing written "
                 "(without --require-lift it is saved deferring to the rule)"
             )
-        guard["judged_model"] = f"fitted on days {_days(guard['fit_days'])} only"
+        guard["judged_model"] = (
+            f"fitted on days {_days(guard['fit_days'])} only"
+            if guard["split"] == "days"
+            else f"fitted on the earliest {1 - HOLDOUT_SHARE:.0%} of the contacts of day "
+            f"{_days(guard['fit_days'])} only (a single logged day)"
+        )
         guard["saved_model"] = (
             f"fitted again on every logged day ({_days(sorted(set(days.tolist())))})"
             if refit

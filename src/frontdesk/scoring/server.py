@@ -54,6 +54,13 @@ GC_THRESHOLDS = (20_000, 20, 20)  # the cyclic GC's generation thresholds while 
 # /v1/outcomes takes up to MAX_OUTCOMES_PER_BATCH records (about 150 bytes each): its own limit
 OUTCOMES_PATH = "/v1/outcomes"
 OUTCOMES_MAX_BODY = 8 << 20  # 8 MiB
+# Top-level keys of a /v1 body that a client meant for the context: refused with where they go.
+MISPLACED_FIELDS = {
+    "profile": "context.user",
+    "user": "context.user",
+    "turns": "context.turns",
+    "history": "context.turns",
+}
 LARGE_BODY = 64 << 10  # a body past this is parsed on the large lane (about 3 ms of parsing)
 
 
@@ -699,6 +706,9 @@ def create_app(
             raise HTTPError(400, "the body must be a Conversation JSON object")
         body = dict(body)
         pulled = {k: body.pop(k) for k in extra if k in body}
+        for key, home in MISPLACED_FIELDS.items():  # else kept as metadata, and never used
+            if key in body:
+                raise HTTPError(400, f"{key}: belongs in {home} of the Conversation JSON")
         try:
             conv = Conversation.model_validate(body)
         except ValidationError as exc:
