@@ -242,3 +242,7 @@ def test_the_cli_prints_a_table_verdicts_and_json(joined: Path, tmp_path: Path) 
     res = runner.invoke(app, ["logs", "lift", str(joined), "--baseline", "9"])
     assert res.exit_code == 2 and "nothing to compare" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_the_metric_name_resolution_is_taken_for_the_outcome_resolved(joined: Path) -> None:
+    assert lift_report(joined, metrics=["resolution"])["metrics"] == ["resolved"]

@@ -418,3 +418,9 @@ def test_a_rule_value_no_row_has_is_a_warning(org_logs: Path, tmp_path: Path) ->
     typo.write_text(json.dumps({"rules": [{"when": {"segmnt": "x"}, "channel": "phone"}]}))
     with pytest.raises(PolicyError, match=rf"policy {typo}: reads 'segmnt'"):
         simulate_policy(org_logs, str(typo), metrics=["csat"])
+
+
+def test_the_outcome_name_resolved_is_taken_for_the_metric_resolution(org_logs: Path) -> None:
+    a = simulate_policy(org_logs, "rule", metrics=["resolved"], estimators=["dm"])
+    b = simulate_policy(org_logs, "rule", metrics=["resolution"], estimators=["dm"])
+    assert "resolved" not in a and a["resolution"]["overall"] == b["resolution"]["overall"]

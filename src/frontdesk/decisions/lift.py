@@ -276,6 +276,8 @@ def _metrics(root: Path, files: dict[str, list[Path]], metrics: Sequence[str] | 
                 str(root), None, None, "no contacts-*.parquet or suggestions-*.parquet files"
             )
         return found
+    # simulate policy calls the outcome `resolved` the metric `resolution`: either is taken
+    metrics = ["resolved" if m == "resolution" else m for m in metrics]
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise FrontdeskError(f"--metric {unknown[0]!r}: unknown; use {', '.join(METRICS)}")

@@ -65,6 +65,8 @@ def prepare(
 ) -> dict[str, Any]:
     """Check the request, fit the reward models on the logs, and return the engines' plan."""
     estimators = list(dict.fromkeys(canonical_estimator(e) for e in estimators))
+    # an outcome's field is `resolved`; its metric here `resolution`: either is taken
+    metrics = list(dict.fromkeys("resolution" if m == "resolved" else m for m in metrics))
     for e in estimators:
         if e not in ESTIMATORS:
             raise FrontdeskError(
