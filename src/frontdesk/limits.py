@@ -44,8 +44,8 @@ class Limits:
     request_turns: int = 1_000
     """Turns across all conversations of one server request (each one a text to encode)."""
     request_units: int = 2_000
-    """Encoding work of one server request, texts and turns together: a text costs one unit
-    per 80 characters started, at most 17 (where the encoder stops reading). The default
+    """Encoding work of one server request, texts and turns together: a text costs 1 unit
+    plus 1 per full 80 characters, at most 17 (where the encoder stops reading). The default
     is what 2 CPU cores encode well within the 30 s request deadline while serving others."""
     agents: int = 1_000
     """Available agents listed in one routing request."""

@@ -28,8 +28,7 @@ def test_dr_covers_a_trained_router_on_held_out_days(demo_pool, encoder, tmp_pat
     assert dr["covered"] >= 25, f"DR covered {dr['covered']} of {dr['runs']} held-out runs"
     assert abs(dr["bias"]) < 0.03, dr  # about 2.5 standard errors of a 30-run mean
     assert dr["mean_width"] < 0.3, dr  # covering by being uninformative is no coverage
-    # On its own training logs the router is overstated: that is why it is refused there.
-    # (+0.077 and 11 of 30 covered when measured; the shrunk router overfits less than
-    # the earlier one, whose leak was over +0.1.)
+    # On its own training logs the router is overstated: that is why it is refused there
+    # (BENCHMARKS.md: +0.077, 11 of 30 covered).
     leak = s["training"]["dr"]
     assert leak["bias"] > 0.05 and leak["coverage"] < 0.5, leak

@@ -424,3 +424,9 @@ def test_the_outcome_name_resolved_is_taken_for_the_metric_resolution(org_logs: 
     a = simulate_policy(org_logs, "rule", metrics=["resolved"], estimators=["dm"])
     b = simulate_policy(org_logs, "rule", metrics=["resolution"], estimators=["dm"])
     assert "resolved" not in a and a["resolution"]["overall"] == b["resolution"]["overall"]
+
+
+def test_truth_counts_a_metric_asked_for_by_both_names_once(org_logs: Path) -> None:
+    both = true_values(org_logs, "rule", metrics=["resolution", "resolved"])
+    one = true_values(org_logs, "rule", metrics=["resolution"])
+    assert both == one

@@ -157,12 +157,14 @@ def test_policies_name_the_trained_models_they_act_with(tmp_path: Path) -> None:
         ({"overall": "rule-fallback", "segments": {}}, "; rule-fallback for every contact"),
         (
             {"overall": "router", "segments": {"platform": "rule-fallback", "b": "router"}},
-            "; rule-fallback for platform",
+            "; rule-fallback for platform, unlisted segments",
         ),
+        ("rule-fallback", ""),  # malformed: Router.load says why when the policy is used
+        ([1], ""),
     ],
 )
 def test_a_router_policy_names_where_it_defers_to_the_rule(
-    tmp_path: Path, policy: dict, note: str
+    tmp_path: Path, policy: object, note: str
 ) -> None:
     import json
 

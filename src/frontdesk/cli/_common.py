@@ -155,5 +155,10 @@ SegmentOpt = Annotated[
 
 
 MetricsOpt = Annotated[
-    str, typer.Option("--metrics", help="Comma list of resolution,handle_time,csat,cost,utility.")
+    str,
+    typer.Option(
+        "--metrics",
+        help="Comma list of resolution,handle_time,csat,cost,utility (resolved is taken for "
+        "resolution; the output says resolution).",
+    ),
 ]

@@ -124,7 +124,8 @@ def lift_cmd(
         typer.Option(
             "--metric",
             help="utility, resolved, csat, handle_time, cost; accepted, accepted_at_1 "
-            "(suggestions). Repeat for several; default: every one the folder has.",
+            "(suggestions). Repeat for several; default: every one the folder has. "
+            "resolution is taken for resolved (the output says resolved).",
         ),
     ] = None,
     segments: Annotated[

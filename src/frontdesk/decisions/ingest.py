@@ -50,7 +50,7 @@ def ingest_outcomes(log_dir: str | Path, source: str | Path) -> dict[str, Any]:
 def _records(path: Path, suffix: str):  # type: ignore[no-untyped-def]
     """(line number, record dict) pairs; line numbers as a reader would count them."""
     if suffix == ".jsonl":
-        with path.open(encoding="utf-8") as fh:
+        with path.open(encoding="utf-8-sig") as fh:  # a byte-order mark, as exports write
             try:
                 for i, raw in enumerate(fh, start=1):
                     if not raw.strip():

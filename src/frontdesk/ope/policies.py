@@ -152,13 +152,20 @@ def deferral_note(router_dir: Path) -> str:
     from ..routing.router import CONFIG_FILE
 
     try:
-        policy = json.loads((router_dir / CONFIG_FILE).read_text()).get("policy") or {}
+        config = json.loads((router_dir / CONFIG_FILE).read_text())
     except (OSError, ValueError):
-        return ""  # Router.load, on first use, says what is wrong with the folder
+        config = None
+    policy = config.get("policy") if isinstance(config, dict) else None
+    if not isinstance(policy, dict):
+        return ""  # none recorded (a router decides everywhere), or Router.load will say why
     if policy.get("overall", "router") != "router":
         return "; rule-fallback for every contact"
-    ruled = sorted(s for s, p in (policy.get("segments") or {}).items() if p != "router")
-    return f"; rule-fallback for {', '.join(ruled)}" if ruled else ""
+    segments = policy.get("segments")
+    if not isinstance(segments, dict) or not segments:
+        return ""
+    ruled = sorted(str(s) for s, p in segments.items() if p != "router")
+    # a segment the check had no evidence for (not listed) is left to the rule as well
+    return f"; rule-fallback for {''.join(f'{s}, ' for s in ruled)}unlisted segments"
 
 
 @lru_cache(maxsize=4)

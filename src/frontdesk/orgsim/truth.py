@@ -42,7 +42,8 @@ def true_values(
     is checked against the rebuilt world's contact, so logs of another world,
     or of another version of the simulator, are refused rather than mis-scored.
     """
-    metrics = ["resolution" if m == "resolved" else m for m in metrics]  # the outcome's name
+    # the outcome's name `resolved` is taken for `resolution`; each metric once
+    metrics = list(dict.fromkeys("resolution" if m == "resolved" else m for m in metrics))
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise FrontdeskError(

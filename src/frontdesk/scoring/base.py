@@ -179,15 +179,15 @@ def check_conversations(scorer: Scorer, request: InferenceRequest, limits: Limit
     units = sum(conversation_units(c) for c in convs)
     check_count(
         units, limits.request_units, where, "inputs",
-        "units of encoding work, texts and turns together (one unit per 80 characters of a "
-        "text, at most 17 per text): send it in parts",
+        "units of encoding work, texts and turns together (a text: 1 unit plus 1 per full 80 "
+        "characters, at most 17): send it in parts",
         limit="request_units",
     )  # fmt: skip
     request.parsed["conversations"] = convs
     return convs
 
 
-UNIT_CHARS = 80  # a text costs one unit per 80 characters started...
+UNIT_CHARS = 80  # a text costs 1 unit plus 1 per full 80 characters...
 MAX_UNIT_CHARS = 1_280  # ...up to where the encoder stops reading (256 tokens)
 
 
