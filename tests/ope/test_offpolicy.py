@@ -430,3 +430,19 @@ def test_truth_counts_a_metric_asked_for_by_both_names_once(org_logs: Path) -> N
     both = true_values(org_logs, "rule", metrics=["resolution", "resolved"])
     one = true_values(org_logs, "rule", metrics=["resolution"])
     assert both == one
+
+
+def test_a_segment_column_with_no_values_is_named_in_a_warning(
+    org_logs: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "no-profiles"
+    shutil.copytree(org_logs, out)
+    for f in sorted(out.glob("contacts-*.parquet")):
+        t = pq.read_table(f)
+        i = t.schema.get_field_index("segment")
+        pq.write_table(t.set_column(i, "segment", pa.nulls(len(t), pa.string())), f)
+    edit_json(out / "manifest.json", lambda m: [m.pop("files"), m.pop("bytes")])
+    res = simulate_policy(out, "uniform", metrics=["csat"], estimators=["dm"])
+    assert any("--segment segment: every logged row has none" in w for w in res["meta"]["warnings"])
+    kept = simulate_policy(org_logs, "uniform", metrics=["csat"], estimators=["dm"])
+    assert not any("every logged row has none" in w for w in kept["meta"]["warnings"])

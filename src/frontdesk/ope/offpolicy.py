@@ -176,6 +176,12 @@ def check_request(
                     f" is in no logged row (values: {shown}{', …' if len(values) > 8 else ''}): "
                     "the rule never applies"
                 )
+    for col in segments:  # e.g. served logs whose requests carried no profile
+        if distinct_values(logs.files, col, 1) <= {None}:
+            warnings.append(
+                f"--segment {col}: every logged row has none, so its one segment ('missing') "
+                "repeats the overall rows"
+            )
     return warnings
 
 
