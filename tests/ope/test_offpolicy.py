@@ -202,7 +202,9 @@ def test_router_policies_and_router_scores_in_rules(
         estimators=["dr", "snipw"],
     )  # fmt: skip
     o = res["utility"]["overall"]
-    assert res["meta"]["policy"] == "router(router, argmax)"
+    # The 1,200-contact router fails its held-out check in every segment, so the report says
+    # that the rule answers in its place.
+    assert res["meta"]["policy"] == "router(router, argmax; rule-fallback for every contact)"
     assert o["ess"] < o["n"]  # a deterministic router differs from the logging policy
     assert o["dr"]["ci"][0] <= o["dr"]["value"] <= o["dr"]["ci"][1]
     spec = {
