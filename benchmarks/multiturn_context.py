@@ -6,8 +6,8 @@ turned into single-turn, distractor_first, vague_follow_up and topic_shift
 conversations (``frontdesk datasets multiturn``'s generator, seed 0, the
 "eval" phrase pools) and answered by the Suggester with
 ``FRONTDESK_CONTEXT=latest`` (the latest user text alone: context weight 0,
-BM25 on it alone), ``mixed`` (today's default) and ``gated`` (the learned
-context gate, ``encoding/context_gate.py``).
+BM25 on it alone), ``mixed`` (the latest text and the earlier turns) and
+``gated`` (the default: the learned context gate, ``encoding/context_gate.py``).
 
 With ``--fit-gate``, the gate is first fitted and tuned without touching
 test phrasings: 20% of each intent's train questions (``carve_validation``,
@@ -22,10 +22,13 @@ per catalog buys.
 
 Every text is encoded once: vectors are kept in ``WORK/vectors.*`` and reused
 by every index build and query. ``--description-only`` adds the index of
-workflow texts alone (no examples).
+workflow texts alone (no examples). ``--ranker`` also answers with a ranker on
+the examples index, each context mode with its own (a ranker is tied to the
+mode it was trained with): ``train_ranker`` on the train questions, 2 folds,
+as the README Quickstart, trained once into ``WORK/NAME/ranker-MODE``.
 
     python benchmarks/multiturn_context.py --datasets ../shared/datasets --work runs/mtc \
-        [--fit-gate] [--only banking77] [--description-only]
+        [--fit-gate] [--only banking77] [--description-only] [--ranker]
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from frontdesk.encoding.context_gate import (
 from frontdesk.index import WorkflowIndex
 from frontdesk.index.builder import build_index
 from frontdesk.loaders import load_catalog, load_queries
+from frontdesk.ranking.training.pipeline import train_ranker
 from frontdesk.schema import LabelledQuery
 from frontdesk.suggester import Suggester
 
@@ -122,6 +126,7 @@ def prepare(name: str, src: Path, work: Path, encoder: CachedEncoder, zero: bool
             build_index(workflows, path, examples=examples, encoder=encoder)
             print(f"built {path} in {time.perf_counter() - t0:.0f}s", flush=True)
     return {
+        "train": train,
         "indexes": {k: v[0] for k, v in indexes.items()},
         "test": conversation_sets(test, "eval", oos),
         "fit": conversation_sets(fit_rows, "train", []),
@@ -216,6 +221,19 @@ def fit(prepared: dict[str, dict], encoder: CachedEncoder, work: Path) -> Contex
     return gate
 
 
+def trained_ranker(
+    idx: Path, train: list[LabelledQuery], encoder: CachedEncoder, settings: Settings
+) -> Path:
+    """The index's ranker for this context mode (a ranker is tied to the mode it was
+    trained with): trained once on the train questions, 2 folds, then reused."""
+    out = idx.parent / f"ranker-{settings.context}"
+    if not (out / "manifest.json").is_file():
+        t0 = time.perf_counter()
+        train_ranker(idx, train, out, folds=2, encoder=encoder, settings=settings)
+        print(f"trained {out} in {time.perf_counter() - t0:.0f}s", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", type=Path, required=True)
@@ -224,6 +242,7 @@ def main() -> None:
     ap.add_argument("--fit-gate", action="store_true")
     ap.add_argument("--gate-out", type=Path, default=GATE_FILE)
     ap.add_argument("--description-only", action="store_true")
+    ap.add_argument("--ranker", action="store_true", help="also each mode with a ranker")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.work.mkdir(parents=True, exist_ok=True)
@@ -264,6 +283,15 @@ def main() -> None:
                     encoder=encoder,
                     settings=Settings.from_env(context="gated", context_model=str(own)),
                 )
+            if args.ranker and label == "examples":
+                for m in modes:
+                    settings = Settings.from_env(
+                        context=m, context_model=str(gate_path) if gate_path else None
+                    )
+                    s = Suggester(index, encoder=encoder, settings=settings)
+                    s.attach_ranker(trained_ranker(idx, p["train"], encoder, settings))
+                    sugg[f"{m}+ranker"] = s
+            print(f"  {name} {label}: " + " / ".join(sugg), flush=True)
             for cond in CONDITIONS:
                 rows = p["test"][cond]
                 accs = {m: 100 * top1(s, rows) for m, s in sugg.items()}

@@ -89,7 +89,9 @@ def run_cell(pool: str, extra: list[str], contacts: int, seed: int, work: Path) 
         "segments": segments,
         "capacity_violations": ev["capacity_violations"],
         "policy": trained.get("policy"),
-        "guard": {k: guard.get(k) for k in ("lift", "ci", "lower_bound", "held_out_rows")},
+        "guard": {
+            k: guard.get(k) for k in ("lift", "ci", "lower_bound", "held_out_rows", "segments")
+        },
         "seconds": {"simulate": t_sim, "train": t_train, "eval": t_eval},
     }
 

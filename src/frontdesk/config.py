@@ -39,13 +39,14 @@ class Settings(BaseModel):
         default=0.5, ge=0.0, description="weight of earlier turns in a conversation's vector"
     )
     context: Literal["mixed", "latest", "gated"] = Field(
-        default="mixed",
+        default="gated",
         description=(
-            "which turns make a conversation's query: mixed = the latest text plus "
-            "context_weight x the earlier turns (dense) and every user turn (BM25); "
-            "latest = the latest user text alone (context weight 0, BM25 on it alone); "
-            "gated = per conversation, a learned gate picks latest, mixed or the earlier "
-            "user turns alone (encoding/context_gate.py; needs hybrid retrieval)"
+            "which turns make a conversation's query: gated = per conversation, a learned "
+            "gate picks the latest user text alone, mixed, or the earlier user turns alone "
+            "(a vague follow-up; encoding/context_gate.py; hybrid retrieval, else latest); "
+            "mixed = the latest text plus context_weight x the earlier turns (dense) and "
+            "every user turn (BM25); latest = the latest user text alone (context weight 0, "
+            "BM25 on it alone). A ranker serves only the mode it was trained with"
         ),
     )
     context_model: str | None = Field(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import threading
 import warnings
@@ -155,10 +154,14 @@ class Suggester:
         trained_with = reranker.config.get("retrieval")
         now = self.retrieval_signature()
         if trained_with != now:
-            changed = sorted(k for k in now if (trained_with or {}).get(k) != now[k])
+            was = {"context": "mixed", **(trained_with or {})}  # mixed is recorded as absent
+            here = {"context": "mixed", **now}
+            changed = sorted(k for k in was.keys() | here.keys() if was.get(k) != here.get(k))
             raise IndexIntegrityError(
-                f"{path}: trained with other retrieval settings ({', '.join(changed)}); "
-                "its features would not mean the same: use those settings or retrain"
+                f"{path}: trained with other retrieval settings ("
+                + ", ".join(f"{k} {was.get(k)!r}, here {here.get(k)!r}" for k in changed)
+                + "); its features would not mean the same: use those settings "
+                "(FRONTDESK_<NAME>) or retrain"
             )
         if reranker.config["index"]["workflows"] != len(self.index.workflows):
             warnings.warn(
@@ -271,19 +274,25 @@ class Suggester:
         gate (the latest text alone where hybrid retrieval is unavailable).
         The returned encoding is a copy; ``encoded`` stays as it was.
         """
-        if self.settings.context == "latest" or self.hybrid is None:
-            return dataclasses.replace(encoded, vectors=encoded.text_vectors), tokens
-        from .encoding.context_gate import ContextGate, gate_inputs
+        from .encoding.context_gate import context_queries
+
+        return context_queries(
+            self.settings.context,
+            self.hybrid,
+            encoded,
+            convs,
+            self.index.tokenizer,
+            tokens,
+            self.context_gate,
+        )
+
+    def context_gate(self) -> Any:
+        """The ContextGate of ``context="gated"`` (``settings.context_model``), loaded once."""
+        from .encoding.context_gate import ContextGate
 
         if self._gate is None:
             self._gate = ContextGate.load(self.settings.context_model)
-        inputs = gate_inputs(self.hybrid, encoded, convs, self.index.tokenizer)
-        chosen = self._gate.choose(inputs.features, inputs.available)
-        rows = np.arange(len(convs))
-        vectors = inputs.vectors[chosen, rows]
-        return dataclasses.replace(encoded, vectors=vectors), [
-            inputs.tokens[v][i] for i, v in enumerate(chosen.tolist())
-        ]
+        return self._gate
 
     def _few_threads(self, n_queries: int) -> Any:
         """Cap FAISS's, LightGBM's and BLAS's threads for a small batch (``search_threads``).

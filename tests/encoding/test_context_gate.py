@@ -113,7 +113,7 @@ def test_fit_keeps_an_alternative_off_without_both_outcomes() -> None:
 
 
 def test_settings_reads_the_context_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Settings().context == "mixed"
+    assert Settings().context == "gated"
     monkeypatch.setenv("FRONTDESK_CONTEXT", "latest")
     assert Settings.from_env().context == "latest"
 
@@ -149,6 +149,33 @@ def test_suggester_context_modes(tiny_index: Path, encoder, tmp_path: Path) -> N
     assert [s.workflow_id for s in gated.suggest(conv.text, k=3)] == [
         s.workflow_id for s in alone
     ]  # no earlier turns: the latest text alone
+
+
+def test_gated_spends_no_extra_search_on_a_single_question(
+    tiny_index: Path, encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """Only conversations with earlier turns go through the gate (and its searches)."""
+    from frontdesk import Suggester
+    from frontdesk.encoding import context_gate
+    from frontdesk.index import WorkflowIndex
+
+    seen: list[int] = []
+    real = context_gate.gate_inputs
+    monkeypatch.setattr(
+        context_gate,
+        "gate_inputs",
+        lambda h, e, convs, t: seen.append(len(convs)) or real(h, e, convs, t),
+    )
+    gated = Suggester(WorkflowIndex.load(tiny_index), encoder=encoder)  # the default: gated
+    assert gated.settings.context == "gated"
+    gated.suggest("lost my phone with the authenticator", k=1)
+    assert seen == []
+    conv = Conversation(
+        text="any update?",
+        context={"turns": [{"role": "user", "text": "customer says refund never arrived"}]},
+    )
+    gated.suggest_many(["lost my phone", conv, "payout bounced"], k=1)
+    assert seen == [1]  # the one conversation with an earlier turn
 
 
 def test_the_bundled_gate_loads_and_records_its_lineage() -> None:

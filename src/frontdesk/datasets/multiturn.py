@@ -49,9 +49,8 @@ ACKS = (
     "Got it, one moment please.",
     "Thanks for the details.",
 )
-# the two-turn kinds (ranker training augments its rows with every one of these)
-KINDS = ("distractor_first", "vague_follow_up")
-ALL_KINDS = (*KINDS, "topic_shift")
+KINDS = ("distractor_first", "vague_follow_up")  # the two-turn kinds
+ALL_KINDS = (*KINDS, "topic_shift")  # ranker training augments its rows with every one
 # topic_shift: the agent's answer to an earlier request, and the user's thanks
 ANSWERS = (
     "Here is how to do that: you'll find it under Settings in the app.",

@@ -3,7 +3,7 @@
 Three query variants of a conversation are searched side by side:
 
 - ``latest``: the latest user text alone (vector and BM25 tokens);
-- ``mixed``: today's mix, the latest text plus the recency-decayed earlier
+- ``mixed``: the latest text plus the recency-decayed earlier
   turns (``ContextEncoder``), BM25 over the latest and earlier user turns;
 - ``earlier``: the earlier user turns alone (``EncodedContexts.context_vectors``),
   for a vague follow-up ("any update?") that names no workflow.
@@ -22,6 +22,7 @@ thresholds, lineage); the bundled default is ``data/context_gate.jsonl``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -296,3 +297,37 @@ def tune_thresholds(
             if acc > best_acc + 1e-12:
                 best, best_acc = t, acc
     return best
+
+
+def context_queries(
+    context: str,
+    hybrid: HybridSearcher | None,
+    encoded: EncodedContexts,
+    convs: Sequence[Conversation],
+    tokenize: Tokenize,
+    tokens: list[list[str]] | None,
+    gate: Callable[[], ContextGate],
+) -> tuple[EncodedContexts, list[list[str]] | None]:
+    """The query vectors and tokens a context mode makes of these conversations.
+
+    ``mixed``: as encoded. ``latest``: the latest text's vector (``tokens`` are
+    already the latest text's). ``gated``: each conversation's variant chosen by
+    ``gate()`` from searches of ``hybrid`` (the latest text alone without one).
+    Inference and ranker training both call this, so a ranker learns from the
+    queries it will be given. The returned encoding is a copy.
+    """
+    if context == "mixed":
+        return encoded, tokens
+    latest = dataclasses.replace(encoded, vectors=encoded.text_vectors.copy())
+    if context == "latest" or hybrid is None:
+        return latest, tokens
+    out = list(tokens) if tokens is not None else [tokenize(c.text) for c in convs]
+    # only a conversation with earlier turns has a choice to make (and searches to pay for)
+    rows = [i for i, c in enumerate(convs) if c.turns]
+    if rows:
+        inputs = gate_inputs(hybrid, encoded.take(rows), [convs[i] for i in rows], tokenize)
+        chosen = gate().choose(inputs.features, inputs.available)
+        latest.vectors[rows] = inputs.vectors[chosen, np.arange(len(rows))]
+        for j, (i, v) in enumerate(zip(rows, chosen.tolist(), strict=True)):
+            out[i] = inputs.tokens[v][j]
+    return latest, out

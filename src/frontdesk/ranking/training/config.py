@@ -15,9 +15,10 @@ class RankerTrainingConfig:
     ``folds``: out-of-fold splits (at least 2). ``top_n``: hybrid candidates
     reranked per query. ``context_candidates``: dense candidates added from a
     conversation's earlier turns alone. ``seed``: the folds, the carved
-    validation, the two-turn forms and the cold-start draws.
-    ``augment_context``: the share of labelled rows that also train in two-turn
-    form (a distractor turn first; the question then a vague follow-up), so the
+    validation, the multi-turn forms and the cold-start draws.
+    ``augment_context``: the share of labelled rows that also train in each
+    multi-turn form (a distractor turn first; the question then a vague
+    follow-up; other workflows' finished exchanges, then the question), so the
     turn features carry signal. ``cold_start``: the share of workflows each
     fold treats as new (no examples in the index, no popularity, no class), so
     the ranker learns to rank a workflow added to the catalog after training.

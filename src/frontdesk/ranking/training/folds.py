@@ -14,6 +14,7 @@ no popularity, no class), so the ranker learns to rank a new workflow.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ import numpy as np
 
 from ...config import Settings
 from ...encoding import EncodedContexts
+from ...encoding.context_gate import ContextGate, context_queries
 from ...index import WorkflowIndex
 from ...index.builder import document_key
 from ...retrieval.subset import SubsetSearcher, subset_searcher
@@ -225,6 +227,7 @@ def out_of_fold_features(
     features of every row, each from the views of its fold (``encoded``, ``query_tokens``:
     of every row of ``data``)."""
     tick = progress or (lambda stage, done, total: None)
+    gate = functools.cache(lambda: ContextGate.load(where.settings.context_model))
     n = len(data.rows)
     cands: list[CandidateSet | None] = [None] * n
     feats: list[np.ndarray | None] = [None] * n
@@ -233,16 +236,26 @@ def out_of_fold_features(
         tick("out-of-fold features", f, config.folds)
         for view in (v for v in plan.views if v.fold == f):
             models = fit_fold_models(where, view, data, encoded.vectors)
-            enc_g = encoded.take(view.rows)
+            # the queries inference would make (context mode), from this fold's documents
+            enc_g, toks = context_queries(
+                where.settings.context,
+                models.searcher.hybrid,
+                encoded.take(view.rows),
+                [data.rows[i] for i in view.rows],
+                where.index.tokenizer,
+                [list(query_tokens[i]) for i in view.rows],
+                gate,
+            )
+            assert toks is not None
             cs = retrieve_candidates(
                 models.searcher.hybrid,
                 enc_g.vectors,
-                [query_tokens[i] for i in view.rows],
+                toks,
                 config.top_n,
                 enc_g.context_vectors,
                 config.context_candidates,
             )
-            xs = models.extractor.extract(enc_g, cs, [len(query_tokens[i]) for i in view.rows])
+            xs = models.extractor.extract(enc_g, cs, [len(t) for t in toks])
             copies = set(view.cold_copies)
             for i, c, x in zip(view.rows, cs, xs, strict=True):
                 if i in copies:

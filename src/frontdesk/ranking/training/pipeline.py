@@ -54,10 +54,11 @@ def train_ranker(
     without ``val_rows``, validation is carved from them alone, a contact's
     decisions (and rows of one label and text) together, and folds keep them
     together too.
-    ``augment_context``: the share of labelled rows that also train in two-turn
-    form (a distractor turn first; the question then a vague follow-up), so
-    the turn features carry signal. Early stopping reads validation's questions
-    and the same share of their two-turn forms (and, for a carved validation,
+    ``augment_context``: the share of labelled rows that also train in each
+    multi-turn form (a distractor turn first; the question then a vague
+    follow-up; a topic shift), so the turn features carry signal. Early
+    stopping reads validation's questions and the same share of their
+    multi-turn forms (and, for a carved validation,
     the rows of each fold's new workflows once more, scored as new), so the
     trees are kept for every kind of conversation training serves;
     calibration and the threshold read validation as given.

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ...datasets.multiturn import KINDS, make_multiturn
+from ...datasets.multiturn import ALL_KINDS, make_multiturn
 from ...index.builder import document_key
 from ...schema import LabelledQuery
 from ..classifier import WorkflowClassifier
@@ -43,19 +43,38 @@ class TrainingRows:
 
 
 def two_turn_forms(
-    rows: Sequence[LabelledQuery], share: float, seed: int, distractors: Sequence[str]
+    rows: Sequence[LabelledQuery],
+    share: float,
+    seed: int,
+    distractors: Sequence[str],
+    fold_of: Mapping[int, int] | None = None,
 ) -> list[tuple[int, LabelledQuery]]:
-    """Two-turn versions (every kind in ``KINDS``) of a seeded ``share`` of the labelled
-    ``rows``, each with the position of the row it came from; phrases from the training pool."""
+    """Multi-turn versions (every kind in ``ALL_KINDS``) of a seeded ``share`` of the
+    labelled ``rows``, each with the position of the row it came from; phrases from the
+    training pool.
+
+    ``topic_shift`` forms take their earlier requests from other picked rows of other
+    workflows (no form where there are none); with ``fold_of`` (row -> fold), from rows
+    of the same fold, so that out of fold the index holds neither the question nor the
+    earlier requests, as at inference.
+    """
     if share <= 0:
         return []
     labelled = [i for i, q in enumerate(rows) if q.label is not None]
     picked = sorted(random.Random(seed + 1).sample(labelled, int(len(labelled) * share)))
-    chosen = [rows[i] for i in picked]
     out: list[tuple[int, LabelledQuery]] = []
-    for kind in KINDS:
-        variants = make_multiturn(chosen, kind, seed=seed, distractors=distractors, phrases="train")
-        out.extend(zip(picked, variants, strict=True))
+    for kind in ALL_KINDS:
+        groups: dict[int, list[int]] = {}
+        for i in picked:
+            key = fold_of[i] if kind == "topic_shift" and fold_of is not None else 0
+            groups.setdefault(key, []).append(i)
+        for members in groups.values():
+            variants = make_multiturn(
+                [rows[i] for i in members], kind, seed=seed, distractors=distractors,
+                phrases="train",
+            )  # fmt: skip
+            # a topic shift needs an earlier request of another workflow
+            out.extend((i, v) for i, v in zip(members, variants, strict=True) if v.context.turns)
     return out
 
 
@@ -78,7 +97,7 @@ def expand_rows(
     out = list(given)
     parent = list(range(len(given)))
     distractors = [q.text for q in given if q.label is None]
-    for i, v in two_turn_forms(given, config.augment_context, config.seed, distractors):
+    for i, v in two_turn_forms(given, config.augment_context, config.seed, distractors, fold_of):
         fold_of[len(parent)] = fold_of[i]
         parent.append(i)
         out.append(v)
