@@ -25,7 +25,8 @@ by every index build and query. ``--description-only`` adds the index of
 workflow texts alone (no examples). ``--ranker`` also answers with a ranker on
 the examples index, each context mode with its own (a ranker is tied to the
 mode it was trained with): ``train_ranker`` on the train questions, 2 folds,
-as the README Quickstart, trained once into ``WORK/NAME/ranker-MODE``.
+as the README Quickstart, trained once into ``WORK/NAME/ranker-MODE`` (delete
+those after changing the code or the gate: they are reused as found).
 
     python benchmarks/multiturn_context.py --datasets ../shared/datasets --work runs/mtc \
         [--fit-gate] [--only banking77] [--description-only] [--ranker]

@@ -66,7 +66,7 @@ class Suggester:
         self.query_cache = TextVectorCache(s.query_cache_size)
         self.ranker: Any = None
         self._extractor: Any = None
-        self._gate: Any = None  # context="gated": the ContextGate, loaded on first use
+        self._gate: Any = None  # context="gated": the ContextGate (``context_gate``)
         if mode != "sparse" and index.dense is not None:
             self.encoder = encoder or ContextEncoder(
                 s.model or _recorded_model(index),
@@ -99,6 +99,7 @@ class Suggester:
             if self.dense is not None
             else None
         )
+        self._load_gate()
 
     @classmethod
     def load(
@@ -152,16 +153,41 @@ class Suggester:
                 stacklevel=2,
             )
         trained_with = reranker.config.get("retrieval")
+        trained_context = (trained_with or {}).get("context", "mixed")  # mixed: recorded absent
+        if (
+            trained_context != self.settings.context
+            and "context" not in self.settings.model_fields_set
+        ):
+            # the context mode was not asked for: serve the ranker in the one it learned
+            warnings.warn(
+                f"{path}: trained with context {trained_context!r}, not the default "
+                f"{self.settings.context!r}: served in its own mode; retrain it to serve "
+                "the default",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.settings = self.settings.model_copy(update={"context": trained_context})
+            self._gate = None
+            self._load_gate()
         now = self.retrieval_signature()
         if trained_with != now:
-            was = {"context": "mixed", **(trained_with or {})}  # mixed is recorded as absent
+            was = {"context": "mixed", **(trained_with or {})}
             here = {"context": "mixed", **now}
             changed = sorted(k for k in was.keys() | here.keys() if was.get(k) != here.get(k))
+            fix = [
+                f"FRONTDESK_{k.upper()}={was[k]}"
+                if k in Settings.model_fields and was.get(k) is not None
+                else "the context gate it was trained with (FRONTDESK_CONTEXT_MODEL)"
+                if k == "context_gate"
+                else k
+                for k in changed
+            ]
             raise IndexIntegrityError(
                 f"{path}: trained with other retrieval settings ("
-                + ", ".join(f"{k} {was.get(k)!r}, here {here.get(k)!r}" for k in changed)
-                + "); its features would not mean the same: use those settings "
-                "(FRONTDESK_<NAME>) or retrain"
+                + "; ".join(f"{k} {was.get(k)!r}, here {here.get(k)!r}" for k in changed)
+                + "); its features would not mean the same: serve it with "
+                + ", ".join(fix)
+                + ", or retrain it"
             )
         if reranker.config["index"]["workflows"] != len(self.index.workflows):
             warnings.warn(
@@ -189,6 +215,8 @@ class Suggester:
             "context_weight": s.context_weight,
             # only when set, so rankers trained before the setting existed still attach
             **({"context": s.context} if s.context != "mixed" else {}),
+            # the gate's choices are part of the queries a gated ranker learned from
+            **({"context_gate": self.context_gate().fingerprint} if s.context == "gated" else {}),
         }
 
     @property
@@ -272,19 +300,25 @@ class Suggester:
         ``latest``: the latest text's vector (tokens are already the latest
         text's). ``gated``: each conversation's variant chosen by the context
         gate (the latest text alone where hybrid retrieval is unavailable).
-        The returned encoding is a copy; ``encoded`` stays as it was.
+        ``encoded`` is never changed: a mode other than mixed returns a new
+        encoding with new query vectors (its other fields shared).
         """
         from .encoding.context_gate import context_queries
 
         return context_queries(
             self.settings.context,
-            self.hybrid,
+            self.hybrid if self.mode == "hybrid" else None,  # dense-only: the latest text
             encoded,
             convs,
             self.index.tokenizer,
             tokens,
             self.context_gate,
         )
+
+    def _load_gate(self) -> None:
+        """Load the gate up front when it will run: a bad one fails here, not on a request."""
+        if self.settings.context == "gated" and self.mode == "hybrid":
+            self.context_gate()
 
     def context_gate(self) -> Any:
         """The ContextGate of ``context="gated"`` (``settings.context_model``), loaded once."""

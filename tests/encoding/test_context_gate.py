@@ -174,8 +174,14 @@ def test_gated_spends_no_extra_search_on_a_single_question(
         text="any update?",
         context={"turns": [{"role": "user", "text": "customer says refund never arrived"}]},
     )
-    gated.suggest_many(["lost my phone", conv, "payout bounced"], k=1)
+    batch = ["lost my phone", conv, "payout bounced"]
+    many = gated.suggest_many(batch, k=3)
     assert seen == [1]  # the one conversation with an earlier turn
+    # each answer is the one it gets alone: the gate's choices land on their own rows
+    for q, res in zip(batch, many, strict=True):
+        alone = gated.suggest(q, k=3)
+        assert [s.workflow_id for s in res] == [s.workflow_id for s in alone]
+        assert [s.score for s in res] == pytest.approx([s.score for s in alone])
 
 
 def test_the_bundled_gate_loads_and_records_its_lineage() -> None:

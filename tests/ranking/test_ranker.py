@@ -707,10 +707,52 @@ def test_ranker_refuses_other_retrieval_settings(trained, encoder) -> None:
         Suggester.load(index_dir, encoder=encoder, ranker=model, settings=Settings(fusion="rrf"))
     # the context mode it was trained with (the default, gated) and the one asked for
     for asked in ("latest", "mixed"):
-        with pytest.raises(IndexIntegrityError, match=rf"context 'gated', here '{asked}'"):
+        with pytest.raises(
+            IndexIntegrityError, match=rf"context 'gated', here '{asked}'.*FRONTDESK_CONTEXT=gated"
+        ):
             Suggester.load(
                 index_dir, encoder=encoder, ranker=model, settings=Settings(context=asked)
             )
+
+
+def test_a_ranker_serves_in_its_own_context_mode_unless_another_is_asked(
+    trained, tmp_path: Path, encoder
+) -> None:
+    """The default mode yields to a ranker's (with a warning); an asked-for mode refuses it."""
+    from frontdesk import Settings
+    from frontdesk.encoding.context_gate import ContextGate
+
+    index_dir, model, _ = trained
+    retrieval = json.loads((model / "ranker.json").read_text())["retrieval"]
+    assert retrieval["context"] == "gated"
+    assert retrieval["context_gate"] == ContextGate.load().fingerprint
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # trained in the default mode: attaches quietly
+        assert Suggester.load(index_dir, encoder=encoder, ranker=model).settings.context == "gated"
+    # a ranker saved before the gate was the default (mixed, recorded as absent)
+    old = tmp_path / "old"
+    shutil.copytree(model, old)
+    cfg = json.loads((old / "ranker.json").read_text())
+    for key in ("context", "context_gate"):
+        del cfg["retrieval"][key]
+    (old / "ranker.json").write_text(json.dumps(cfg))
+    write_manifest(old, read_manifest(old, verify=False))
+    with pytest.warns(RuntimeWarning, match="trained with context 'mixed'.*served in its own mode"):
+        s = Suggester.load(index_dir, encoder=encoder, ranker=old)
+    assert s.settings.context == "mixed" and s.ranker is not None
+    with pytest.raises(
+        IndexIntegrityError, match=r"context 'mixed', here 'gated'.*FRONTDESK_CONTEXT=mixed"
+    ):
+        Suggester.load(index_dir, encoder=encoder, ranker=old, settings=Settings(context="gated"))
+    # another gate than the one it learned with
+    other = ContextGate.load()
+    other.thresholds = other.thresholds * 0.5
+    other.save(tmp_path / "gate.json")
+    with pytest.raises(IndexIntegrityError, match=r"context_gate .*FRONTDESK_CONTEXT_MODEL"):
+        Suggester.load(
+            index_dir, encoder=encoder, ranker=model,
+            settings=Settings(context_model=str(tmp_path / "gate.json")),
+        )  # fmt: skip
 
 
 def test_priors_are_out_of_fold(trained, encoder) -> None:
@@ -1211,3 +1253,17 @@ def test_training_searches_the_queries_the_context_mode_makes(
     s = Suggester(WorkflowIndex.load(index_dir), encoder=encoder,
                   settings=Settings(context="latest"))  # fmt: skip
     s.attach_ranker(tmp_path / "latest")  # trained for the mode it serves
+    # gated: out of fold, the gate chooses from each fold's own copy of the index
+    from frontdesk.encoding import context_gate
+
+    searchers: list[int] = []
+    real_inputs = context_gate.gate_inputs
+
+    def gate_inputs(hybrid, *args):  # noqa: ANN001, ANN002, ANN202
+        searchers.append(id(hybrid))
+        return real_inputs(hybrid, *args)
+
+    monkeypatch.setattr(context_gate, "gate_inputs", gate_inputs)
+    train_ranker(index_dir, rows(), tmp_path / "gated", val_rows=val_rows(), folds=3,
+                 top_n=6, encoder=encoder, settings=Settings(context="gated"))  # fmt: skip
+    assert len(set(searchers)) >= 3  # the folds' searchers (and the whole index's for val)

@@ -23,6 +23,7 @@ thresholds, lineage); the bundled default is ``data/context_gate.jsonl``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -202,6 +203,12 @@ class ContextGate:
         best = np.where(ok, p, -np.inf).argmax(axis=1)  # the surest of those that clear
         return np.where(ok.any(axis=1), best + 1, 0)
 
+    @property
+    def fingerprint(self) -> str:
+        """A short digest of the gate (its JSON): what a gated ranker records it learned with."""
+        text = json.dumps(self.to_json(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
@@ -314,7 +321,8 @@ def context_queries(
     already the latest text's). ``gated``: each conversation's variant chosen by
     ``gate()`` from searches of ``hybrid`` (the latest text alone without one).
     Inference and ranker training both call this, so a ranker learns from the
-    queries it will be given. The returned encoding is a copy.
+    queries it will be given. ``encoded`` is never changed: latest and gated
+    return a new encoding with new query vectors (its other fields shared).
     """
     if context == "mixed":
         return encoded, tokens

@@ -1,4 +1,4 @@
-"""The rows the ranker trains on: the given ones, two-turn forms of some, and every row's fold."""
+"""The rows the ranker trains on: the given ones, multi-turn forms of some, every row's fold."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from .config import RankerTrainingConfig
 
 @dataclass(frozen=True)
 class TrainingRows:
-    """The given rows, then the two-turn forms of some of them, each with its fold.
+    """The given rows, then the multi-turn forms of some of them, each with its fold.
 
-    A two-turn form shares the fold of the row it came from (``parent``), so a
+    A multi-turn form shares the fold of the row it came from (``parent``), so a
     question and its copies are never on both sides of a fold boundary; so do
     the given rows of one ``group`` (e.g. one contact's decisions).
     """
