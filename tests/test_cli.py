@@ -52,6 +52,10 @@ def test_build_suggest_eval_json(tmp_path: Path, tiny_catalog: Path) -> None:
         "--json",
     )
     assert json.loads(res.stdout)["suggestions"][0]["workflow_id"] == "refund-not-received"
+    # a bad setting is the user's to fix: one error line naming the variable, exit 2
+    bad = runner.invoke(app, ["suggest", str(idx), "hi"], env={"FRONTDESK_CONTEXT": "bogus"})
+    assert bad.exit_code == 2
+    assert bad.stderr.strip().startswith("error: FRONTDESK_CONTEXT: 'bogus': ")
 
     queries = write_jsonl(
         tmp_path / "q.jsonl",

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+
+from .errors import SettingsError
 
 ENV_PREFIX = "FRONTDESK_"
 
@@ -123,5 +125,12 @@ class Settings(BaseModel):
             raw = os.environ.get(ENV_PREFIX + name.upper())
             if raw is not None and raw != "":
                 values[name] = raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:  # a user's value: name where it came from
+            first = exc.errors()[0]
+            name = str(first["loc"][0]) if first["loc"] else ""
+            source = name if name in given else ENV_PREFIX + name.upper()
+            raise SettingsError(f"{source}: {values.get(name)!r}: {first['msg']}") from None

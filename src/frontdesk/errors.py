@@ -20,6 +20,10 @@ class DataError(FrontdeskError, ValueError):
         super().__init__(f"{where}: {what}")
 
 
+class SettingsError(FrontdeskError, ValueError):
+    """A setting (a ``FRONTDESK_*`` variable or an explicit override) has a bad value."""
+
+
 class IndexIntegrityError(FrontdeskError):
     """An index on disk is missing files, was tampered with, or is incompatible."""
 

@@ -174,10 +174,12 @@ class Suggester:
             was = {"context": "mixed", **(trained_with or {})}
             here = {"context": "mixed", **now}
             changed = sorted(k for k in was.keys() | here.keys() if was.get(k) != here.get(k))
+            if "context" in changed and "context_gate" in changed:
+                changed.remove("context_gate")  # the gate's digest goes with the mode
             fix = [
                 f"FRONTDESK_{k.upper()}={was[k]}"
                 if k in Settings.model_fields and was.get(k) is not None
-                else "the context gate it was trained with (FRONTDESK_CONTEXT_MODEL)"
+                else "FRONTDESK_CONTEXT_MODEL=the gate file it learned with"
                 if k == "context_gate"
                 else k
                 for k in changed
@@ -186,8 +188,9 @@ class Suggester:
                 f"{path}: trained with other retrieval settings ("
                 + "; ".join(f"{k} {was.get(k)!r}, here {here.get(k)!r}" for k in changed)
                 + "); its features would not mean the same: serve it with "
-                + ", ".join(fix)
-                + ", or retrain it"
+                + " and ".join(fix)
+                + ", or retrain it with the settings to serve (train ranker reads the "
+                "same FRONTDESK_* variables)"
             )
         if reranker.config["index"]["workflows"] != len(self.index.workflows):
             warnings.warn(

@@ -116,6 +116,14 @@ def test_settings_reads_the_context_mode(monkeypatch: pytest.MonkeyPatch) -> Non
     assert Settings().context == "gated"
     monkeypatch.setenv("FRONTDESK_CONTEXT", "latest")
     assert Settings.from_env().context == "latest"
+    # a bad value is the user's to fix: the variable (or the override) is named
+    from frontdesk.errors import SettingsError
+
+    monkeypatch.setenv("FRONTDESK_CONTEXT", "bogus")
+    with pytest.raises(SettingsError, match=r"^FRONTDESK_CONTEXT: 'bogus': .*'gated'"):
+        Settings.from_env()
+    with pytest.raises(SettingsError, match=r"^rrf_k: 0: "):
+        Settings.from_env(context="latest", rrf_k=0)
 
 
 def test_suggester_context_modes(tiny_index: Path, encoder, tmp_path: Path) -> None:  # noqa: ANN001
