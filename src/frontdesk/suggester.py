@@ -167,7 +167,6 @@ class Suggester:
                 stacklevel=2,
             )
             self.settings = self.settings.model_copy(update={"context": trained_context})
-            self._gate = None
             self._load_gate()
         now = self.retrieval_signature()
         if trained_with != now:
