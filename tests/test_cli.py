@@ -51,7 +51,11 @@ def test_build_suggest_eval_json(tmp_path: Path, tiny_catalog: Path) -> None:
         '{"segment": "smb"}',
         "--json",
     )
-    assert json.loads(res.stdout)["suggestions"][0]["workflow_id"] == "refund-not-received"
+    answer = json.loads(res.stdout)
+    assert answer["suggestions"][0]["workflow_id"] == "refund-not-received"
+    assert answer["query_from"] == "earlier"  # the gate read "any update?" as a follow-up
+    res = run("suggest", str(idx), "any update?", "--turn", "user: my customer's refund never came")
+    assert "query: the earlier turns (the latest message reads as a follow-up)" in res.stdout
     # a bad setting is the user's to fix: one error line naming the variable, exit 2
     bad = runner.invoke(app, ["suggest", str(idx), "hi"], env={"FRONTDESK_CONTEXT": "bogus"})
     assert bad.exit_code == 2
@@ -314,3 +318,35 @@ def test_version_and_flags_shown_as_flags() -> None:
     help_text = runner.invoke(app, ["suggest", "--help"]).output
     assert "-k, --k" in help_text
     assert "--json " in help_text and "<bool>" not in help_text
+
+
+def test_progress_off_a_terminal_logs_one_line_per_stage(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pipe or a log file gets no bar but, once a job has run a while, a line per stage
+    (and one per LOG_EVERY_S within a stage); a quiet (--json) job gets neither."""
+    from frontdesk.cli import _common
+
+    monkeypatch.setattr(_common.StageProgress, "QUIET_FIRST_S", 0.0)
+    monkeypatch.setattr(_common.StageProgress, "LOG_EVERY_S", 3600.0)
+    with _common.progress() as bar:
+        tick = _common.stage_ticker(bar, "training")
+        for done in range(3):
+            tick("out-of-fold features", done, 3)
+        tick("final model", 0, 0)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split("] ", 1)[1] for line in lines] == ["out-of-fold features 0/3", "final model"]
+    with _common.progress() as bar:  # a bar driven by advance(), its description changing
+        task = bar.add_task("fine-tuning", total=4)
+        for loss in (0.9, 0.5):
+            bar.update(task, description=f"fine-tuning (loss {loss})")
+            bar.advance(task)
+    logged = capsys.readouterr().err.splitlines()
+    assert len(logged) == 1 and logged[0].endswith("] fine-tuning (loss 0.9) 0/4")
+    with _common.progress(quiet=True) as bar:
+        _common.stage_ticker(bar, "training")("out-of-fold features", 0, 3)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(_common.StageProgress, "QUIET_FIRST_S", 3600.0)
+    with _common.progress() as bar:  # a short job: its output stays its result
+        _common.stage_ticker(bar, "training")("out-of-fold features", 0, 3)
+    assert capsys.readouterr().err == ""

@@ -165,16 +165,22 @@ class Suggestions(list[Suggestion]):
     the ranker's score in [0, 1] that the first suggestion is right and in
     scope (None without a ranker): P(top right), times P(in scope) when the
     ranker was trained with out-of-scope rows. Compare it with the ranker's
-    stored threshold rather than reading it as a probability.
+    stored threshold rather than reading it as a probability. ``query_from`` says
+    which turns made the retrieval query: ``latest`` (the latest text alone),
+    ``mixed`` (it and the earlier turns) or ``earlier`` (the earlier user turns:
+    the context gate read the latest as a follow-up); a ranker also reads the
+    earlier turns itself.
     """
 
     abstained: bool = False
     confidence: float | None = None
+    query_from: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "abstained": self.abstained,
             "confidence": self.confidence,
+            "query_from": self.query_from,
             "suggestions": [s.model_dump() for s in self],
         }
 

@@ -8,7 +8,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from .limits import check_k
 from .loaders import check_queries
 from .retrieval import DenseSearcher, HybridSearcher, Ranked, SparseSearcher
 from .schema import Conversation, Suggestion, Suggestions
+
+if TYPE_CHECKING:
+    from .encoding.context_gate import ContextQueries
 
 Mode = Literal["hybrid", "dense", "sparse"]
 SMALL_BATCH = 16  # below this many queries, searches run on ``search_threads`` threads
@@ -288,16 +291,30 @@ class Suggester:
         tokens = [self.query_tokens(c) for c in convs] if self.mode != "dense" else None
         with self._few_threads(len(convs)):
             if encoded is not None and self.settings.context != "mixed":
-                encoded, tokens = self.context_queries(convs, encoded, tokens)
-            return self._search(encoded, tokens, k)
+                encoded, tokens, used = self.context_queries(convs, encoded, tokens)
+            else:
+                used = [self._query_from(c, dense=encoded is not None) for c in convs]
+            results = self._search(encoded, tokens, k)
+        for res, variant in zip(results, used, strict=True):
+            res.query_from = variant
+        return results
+
+    def _query_from(self, conv: Conversation, dense: bool) -> str:
+        """Which turns made the query where no gate chose: mixed mixes whatever earlier
+        turns there are (BM25 alone reads only the user's)."""
+        if self.settings.context != "mixed":
+            return "latest"
+        earlier = conv.turns if dense else [t for t in conv.turns if t.role == "user"]
+        return "mixed" if earlier else "latest"
 
     def context_queries(
         self,
         convs: Sequence[Conversation],
         encoded: EncodedContexts,
         tokens: list[list[str]] | None,
-    ) -> tuple[EncodedContexts, list[list[str]] | None]:
-        """The query vectors and tokens ``settings.context`` makes of these conversations.
+    ) -> ContextQueries:
+        """The query vectors and tokens ``settings.context`` makes of these conversations,
+        and which turns made each (``used``: latest, mixed or earlier).
 
         ``latest``: the latest text's vector (tokens are already the latest
         text's). ``gated``: each conversation's variant chosen by the context

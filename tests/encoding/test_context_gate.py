@@ -157,6 +157,17 @@ def test_suggester_context_modes(tiny_index: Path, encoder, tmp_path: Path) -> N
     assert [s.workflow_id for s in gated.suggest(conv.text, k=3)] == [
         s.workflow_id for s in alone
     ]  # no earlier turns: the latest text alone
+    # each answer says which turns made its query
+    assert gated.suggest(conv, k=1).query_from == "earlier"
+    assert latest.suggest(conv, k=1).query_from == "latest"
+    assert mixed.suggest(conv, k=1).query_from == "mixed"
+    assert mixed.suggest(conv, k=1).to_json()["query_from"] == "mixed"
+    for s in (latest, mixed, gated):
+        assert s.suggest(conv.text, k=1).query_from == "latest"  # nothing earlier to use
+    sparse = Suggester(index, settings=Settings(context="mixed"), mode="sparse")
+    agent_only = Conversation(text=conv.text, context={"turns": [{"role": "agent", "text": "hi"}]})
+    assert sparse.suggest(conv, k=1).query_from == "mixed"
+    assert sparse.suggest(agent_only, k=1).query_from == "latest"  # BM25 reads user turns
 
 
 def test_gated_spends_no_extra_search_on_a_single_question(
@@ -190,6 +201,8 @@ def test_gated_spends_no_extra_search_on_a_single_question(
         alone = gated.suggest(q, k=3)
         assert [s.workflow_id for s in res] == [s.workflow_id for s in alone]
         assert [s.score for s in res] == pytest.approx([s.score for s in alone])
+        assert res.query_from == alone.query_from
+    assert many[0].query_from == many[2].query_from == "latest"  # single questions
 
 
 def test_the_bundled_gate_loads_and_records_its_lineage() -> None:

@@ -119,6 +119,7 @@ def test_v2_infer_shapes_and_datatypes(client: httpx.Client) -> None:
     assert out["workflow_id"]["shape"] == [2, 3] and out["workflow_id"]["datatype"] == "BYTES"
     assert out["score"]["shape"] == [2, 3] and out["score"]["datatype"] == "FP64"
     assert out["abstained"]["datatype"] == "BOOL" and out["abstained"]["shape"] == [2]
+    assert out["query_from"]["data"] == ["latest", "latest"]  # no earlier turns
     assert out["workflow_id"]["data"][0] == "payout-delayed"
     assert out["workflow_id"]["data"][3] == "refund-not-received"
     emb = client.post("/v2/models/encoder/infer", json=texts(2, "a", "b")).json()["outputs"][0]
@@ -199,6 +200,9 @@ def test_v1_suggest_and_route(client: httpx.Client, router_dir: Path) -> None:
     assert body["suggestions"][0]["workflow_id"] == "payout-delayed"
     assert body["suggestions"][0]["title"] == "Payout has not arrived"
     assert len(body["suggestions"]) == 2 and body["abstained"] is False
+    assert body["query_from"] == "earlier"  # the default gate read "any update?" as a follow-up
+    alone = client.post("/v1/suggest", json={"text": "my payout has not arrived"}).json()
+    assert alone["query_from"] == "latest"
     assert client.post("/v1/suggest", json={"context": {}}).status_code == 400
     route = client.post(
         "/v1/route",

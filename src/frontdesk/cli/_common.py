@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import warnings
 from contextlib import contextmanager
 from importlib import resources
@@ -13,7 +14,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 RankerOpt = Annotated[
     Path | None, typer.Option("--ranker", help="Rerank with a model from `train ranker`.")
@@ -48,17 +56,52 @@ def errors_and_warnings():  # type: ignore[no-untyped-def]
         warnings.showwarning = old
 
 
-def progress(quiet: bool = False) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=quiet
-        or not err.is_terminal,  # a pipe or a log file gets no bar (nor its blank line)
-    )
+class StageProgress(Progress):
+    """Rich bars on a terminal; elsewhere (a pipe, a log file), unless quiet, one plain
+    stderr line per stage and at most every ``LOG_EVERY_S`` seconds within one, once the
+    job has run ``QUIET_FIRST_S``: a long job run in the background shows that it moves,
+    a short one's output stays its result."""
+
+    LOG_EVERY_S = 30.0
+    QUIET_FIRST_S = 10.0
+
+    def __init__(self, quiet: bool) -> None:
+        super().__init__(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=quiet or not err.is_terminal,  # no bar (nor its blank line) off a terminal
+        )
+        self.log_lines = not quiet and not err.is_terminal
+        self.started = time.monotonic()
+        self.logged: tuple[str, float] = ("", -self.LOG_EVERY_S)
+
+    def update(self, task_id: TaskID, **kwargs: Any) -> None:
+        super().update(task_id, **kwargs)
+        self._log(task_id)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._log(task_id)
+
+    def _log(self, task_id: TaskID) -> None:
+        now = time.monotonic()
+        if not self.log_lines or now - self.started < self.QUIET_FIRST_S:
+            return
+        task = next(t for t in self.tasks if t.id == task_id)
+        stage = task.description.split(" (")[0]  # "fine-tuning (loss 0.41)": one stage
+        if stage != self.logged[0] or now - self.logged[1] >= self.LOG_EVERY_S:
+            self.logged = (stage, now)
+            done = f" {task.completed:.0f}/{task.total:.0f}" if task.total else ""
+            line = f"[{now - self.started:5.0f}s] {task.description}{done}"
+            err.print(line, markup=False, highlight=False)
+
+
+def progress(quiet: bool = False) -> StageProgress:
+    return StageProgress(quiet)
 
 
 def stage_ticker(bar: Progress, description: str) -> Any:

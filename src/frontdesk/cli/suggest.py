@@ -43,12 +43,21 @@ def suggest(
         print_json({"mode": suggester.mode, **results.to_json()})
         return
     _suggestion_table(text, results, suggester.mode + ("+ranker" if ranker is not None else ""))
+    if turn:  # which turns the query was made of is only a question with earlier turns
+        out.print(f"query: {QUERY_FROM.get(results.query_from or '', results.query_from)}")
     if results.confidence is not None:
         verdict = "[yellow]abstained: no workflow fits[/]" if results.abstained else "answered"
         out.print(
             f"confidence {results.confidence:.2f} (threshold "
             f"{suggester.ranker.threshold:.2f}): {verdict}"
         )
+
+
+QUERY_FROM = {
+    "latest": "the latest message alone",
+    "mixed": "the latest message with the earlier turns",
+    "earlier": "the earlier turns (the latest message reads as a follow-up)",
+}
 
 
 def _suggestion_table(title: str, results: list[Any], mode: str) -> None:

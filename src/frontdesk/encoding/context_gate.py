@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -306,6 +306,14 @@ def tune_thresholds(
     return best
 
 
+class ContextQueries(NamedTuple):
+    """The queries a context mode made, and which variant each conversation's is."""
+
+    encoded: EncodedContexts
+    tokens: list[list[str]] | None
+    used: list[str]  # per conversation, one of VARIANTS
+
+
 def context_queries(
     context: str,
     hybrid: HybridSearcher | None,
@@ -314,7 +322,7 @@ def context_queries(
     tokenize: Tokenize,
     tokens: list[list[str]] | None,
     gate: Callable[[], ContextGate],
-) -> tuple[EncodedContexts, list[list[str]] | None]:
+) -> ContextQueries:
     """The query vectors and tokens a context mode makes of these conversations.
 
     ``mixed``: as encoded. ``latest``: the latest text's vector (``tokens`` are
@@ -323,12 +331,15 @@ def context_queries(
     Inference and ranker training both call this, so a ranker learns from the
     queries it will be given. ``encoded`` is never changed: latest and gated
     return a new encoding with new query vectors (its other fields shared).
+    ``used`` names each conversation's variant (``mixed`` only where there are
+    earlier turns to mix).
     """
     if context == "mixed":
-        return encoded, tokens
+        return ContextQueries(encoded, tokens, ["mixed" if c.turns else "latest" for c in convs])
     latest = dataclasses.replace(encoded, vectors=encoded.text_vectors.copy())
+    used = ["latest"] * len(convs)
     if context == "latest" or hybrid is None:
-        return latest, tokens
+        return ContextQueries(latest, tokens, used)
     out = list(tokens) if tokens is not None else [tokenize(c.text) for c in convs]
     # only a conversation with earlier turns has a choice to make (and searches to pay for)
     rows = [i for i, c in enumerate(convs) if c.turns]
@@ -338,4 +349,5 @@ def context_queries(
         latest.vectors[rows] = inputs.vectors[chosen, np.arange(len(rows))]
         for j, (i, v) in enumerate(zip(rows, chosen.tolist(), strict=True)):
             out[i] = inputs.tokens[v][j]
-    return latest, out
+            used[i] = VARIANTS[v]
+    return ContextQueries(latest, out, used)

@@ -764,6 +764,7 @@ def create_app(
             "suggestions": suggestions,
             "abstained": out["abstained"][0],
             "confidence": out["confidence"][0] if "confidence" in out else None,
+            "query_from": out["query_from"][0] if "query_from" in out else None,
         }
 
     @app.post("/v1/route")

@@ -30,6 +30,7 @@ class SuggesterRuntime(Scorer):
         {"name": "score", "datatype": "FP64", "shape": [-1, -1]},
         {"name": "abstained", "datatype": "BOOL", "shape": [-1]},
         {"name": "confidence", "datatype": "FP64", "shape": [-1]},
+        {"name": "query_from", "datatype": "BYTES", "shape": [-1]},
     ]
 
     decision_task = "suggest"
@@ -119,6 +120,7 @@ class SuggesterRuntime(Scorer):
             Tensor("title", [n, k], "BYTES", titles),
             Tensor("score", [n, k], "FP64", scores),
             Tensor("abstained", [n], "BOOL", [bool(r.abstained) for r in results]),
+            Tensor("query_from", [n], "BYTES", [str(r.query_from) for r in results]),
         ]
         if all(r.confidence is not None for r in results):
             tensors.append(
