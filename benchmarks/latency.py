@@ -4,7 +4,9 @@ The catalog is synthetic but made of real words: each workflow's title,
 description and example are real questions from BANKING77 and CLINC150
 (train splits, from --datasets) and its steps come from the bundled demo
 catalog. Queries are real test questions. Reports medians over repeated
-single queries (p50/p99), split into encoder and retrieval time.
+single queries (p50/p99), split into encoder and retrieval time, and the same
+questions after an earlier exchange about something else, in each context mode
+(FRONTDESK_CONTEXT: latest, mixed, gated).
 
     python benchmarks/latency.py --datasets ../shared/datasets [--workflows 10000]
 """
@@ -23,7 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from frontdesk import ContextEncoder, Suggester, Workflow, build_index, load_catalog, load_queries
+from frontdesk import (
+    ContextEncoder,
+    Conversation,
+    Settings,
+    Suggester,
+    Workflow,
+    build_index,
+    load_catalog,
+    load_queries,
+)
 from frontdesk.datasets import import_banking77, import_clinc150
 
 
@@ -44,6 +55,10 @@ def synthetic_catalog(texts: list[str], steps: list[str], n: int, seed: int = 0)
     return out
 
 
+MODES = ("latest", "mixed", "gated")  # FRONTDESK_CONTEXT
+ACK = "Thanks, I've sorted that out for you."
+
+
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q))
 
@@ -59,6 +74,7 @@ def main() -> None:
     import_banking77(args.datasets / "banking77", args.work / "b77")
     import_clinc150(args.datasets / "clinc150", args.work / "clinc")
     texts = [q.text for d in ("b77", "clinc") for q in load_queries(args.work / d / "train.jsonl")]
+    train_b77 = [q.text for q in load_queries(args.work / "b77" / "train.jsonl")]
     demo = load_catalog(Path(str(resources.files("frontdesk") / "data" / "demo_catalog.jsonl")))
     steps = [s for w in demo for s in w.steps]
     catalog = synthetic_catalog(texts, steps, args.workflows)
@@ -96,6 +112,29 @@ def main() -> None:
         t = time.perf_counter()
         sparse.suggest(q, k=5)
         times["bm25_alone"].append(time.perf_counter() - t)
+
+    # Conversations with one earlier exchange about something else (a train question, so no
+    # text repeats and every encoding is uncached), answered in each context mode: the
+    # gate's searches are what `gated` (the default) adds. Modes rotate per conversation.
+    earlier = random.Random(2).sample(train_b77, len(queries))
+    convs = [
+        Conversation(
+            text=q,
+            context={"turns": [{"role": "user", "text": e}, {"role": "agent", "text": ACK}]},
+        )
+        for q, e in zip(queries, earlier, strict=True)
+    ]
+    by_mode = {
+        m: Suggester.load(args.work / "index", encoder=encoder, settings=Settings(context=m))
+        for m in MODES
+    }
+    conv_times: dict[str, list[float]] = {m: [] for m in MODES}
+    for i, c in enumerate(convs):
+        for m in MODES[i % 3 :] + MODES[: i % 3]:
+            t = time.perf_counter()
+            by_mode[m].suggest(c, k=5)
+            conv_times[m].append(time.perf_counter() - t)
+    times.update({f"conversation_{m}": v for m, v in conv_times.items()})
 
     result = {
         "date": time.strftime("%Y-%m-%d"),

@@ -289,12 +289,13 @@ class Suggester:
         if encoded is None and self.mode != "sparse":
             encoded = self.encode(convs)
         tokens = [self.query_tokens(c) for c in convs] if self.mode != "dense" else None
+        searched = None  # the context gate's hits of the queries it chose
         with self._few_threads(len(convs)):
             if encoded is not None and self.settings.context != "mixed":
-                encoded, tokens, used = self.context_queries(convs, encoded, tokens)
+                encoded, tokens, used, searched = self.context_queries(convs, encoded, tokens)
             else:
                 used = [self._query_from(c, dense=encoded is not None) for c in convs]
-            results = self._search(encoded, tokens, k)
+            results = self._search(encoded, tokens, k, searched)
         for res, variant in zip(results, used, strict=True):
             res.query_from = variant
         return results
@@ -359,7 +360,11 @@ class Suggester:
         return _capped_threads(limit)
 
     def _search(
-        self, encoded: EncodedContexts | None, tokens: list[list[str]] | None, k: int
+        self,
+        encoded: EncodedContexts | None,
+        tokens: list[list[str]] | None,
+        k: int,
+        searched: list[Any] | None = None,
     ) -> list[Suggestions]:
         results: list[Suggestions] = []
         if self.ranker is not None and encoded is not None and self.hybrid is not None:
@@ -375,9 +380,29 @@ class Suggester:
                 results.append(self._suggestions(d, {"dense": d}))
         else:
             assert self.hybrid is not None and tokens is not None
-            for fused, d, s in self.hybrid.search(encoded.vectors, tokens, k):
+            for fused, d, s in self._hybrid_search(encoded.vectors, tokens, k, searched):
                 results.append(self._suggestions(fused, {"dense": d, "sparse": s}))
         return results
+
+    def _hybrid_search(
+        self,
+        vectors: np.ndarray,
+        tokens: list[list[str]],
+        k: int,
+        searched: list[Any] | None,
+    ) -> list[tuple[Ranked, Ranked, Ranked]]:
+        """``HybridSearcher.search``, except where the context gate already made the same
+        search (same query, same depth: ``k`` within its depth): its hits, cut to ``k``."""
+        from .encoding.context_gate import GATE_DEPTH
+
+        assert self.hybrid is not None
+        if searched is None or k > GATE_DEPTH or self.hybrid.depth < GATE_DEPTH:
+            return self.hybrid.search(vectors, tokens, k)
+        todo = [i for i, h in enumerate(searched) if h is None]
+        fresh = iter(
+            self.hybrid.search(vectors[todo], [tokens[i] for i in todo], k) if todo else []
+        )
+        return [next(fresh) if h is None else (h[0].top(k), h[1], h[2]) for h in searched]
 
     def query_tokens(self, conv: Conversation) -> list[str]:
         """BM25 tokens of a conversation: the latest text, then the earlier user turns.

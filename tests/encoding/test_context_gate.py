@@ -183,7 +183,7 @@ def test_gated_spends_no_extra_search_on_a_single_question(
     monkeypatch.setattr(
         context_gate,
         "gate_inputs",
-        lambda h, e, convs, t: seen.append(len(convs)) or real(h, e, convs, t),
+        lambda h, e, convs, *rest: seen.append(len(convs)) or real(h, e, convs, *rest),
     )
     gated = Suggester(WorkflowIndex.load(tiny_index), encoder=encoder)  # the default: gated
     assert gated.settings.context == "gated"
@@ -203,6 +203,41 @@ def test_gated_spends_no_extra_search_on_a_single_question(
         assert [s.score for s in res] == pytest.approx([s.score for s in alone])
         assert res.query_from == alone.query_from
     assert many[0].query_from == many[2].query_from == "latest"  # single questions
+
+
+def test_gated_searches_only_what_it_can_choose_and_answers_from_those_hits(
+    tiny_index: Path, encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """An alternative switched off (threshold above 1) is never searched, and the chosen
+    query's hits are the answer: a conversation costs two searches, not four, and gets
+    exactly what a search of the chosen query alone would give."""
+    from frontdesk import Suggester
+    from frontdesk.index import WorkflowIndex
+    from frontdesk.retrieval import HybridSearcher
+
+    index = WorkflowIndex.load(tiny_index)
+    gate = _gate(weight=0.0, thresholds=(1.01, 0.4))  # mixed off; earlier always chosen
+    assert gate.searched == (0, 2)
+    gate.save(tmp_path / "gate.json")
+    settings = Settings(context="gated", context_model=str(tmp_path / "gate.json"))
+    gated = Suggester(index, encoder=encoder, settings=settings)
+    latest = Suggester(index, encoder=encoder, settings=Settings(context="latest"))
+    calls: list[int] = []
+    real = HybridSearcher.search
+    monkeypatch.setattr(
+        HybridSearcher,
+        "search",
+        lambda self, v, t, k: calls.append(len(t)) or real(self, v, t, k),
+    )
+    earlier = "customer says refund never arrived"
+    conv = Conversation(text="any update?", context={"turns": [{"role": "user", "text": earlier}]})
+    for k in (1, 3, 6):
+        calls.clear()
+        got = gated.suggest(conv, k=k)
+        assert calls == [1, 1]  # latest and earlier, once each; no search of the answer
+        want = latest.suggest(earlier, k=k)  # the earlier request, searched on its own
+        assert got.query_from == "earlier"
+        assert [s.model_dump() for s in got] == [s.model_dump() for s in want]
 
 
 def test_the_bundled_gate_loads_and_records_its_lineage() -> None:

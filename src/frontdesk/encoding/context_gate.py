@@ -67,6 +67,7 @@ BUNDLED = (
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 1.01)
 
 Tokenize = Callable[[str], list[str]]
+Hits = tuple[Ranked, Ranked, Ranked]  # HybridSearcher.search's (fused, dense, sparse)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class GateInputs:
     features: np.ndarray  # (n, A, F) per alternative to latest
     vectors: np.ndarray  # (V, n, d) each variant's query vector
     tokens: list[list[list[str]]]  # (V, n) each variant's BM25 tokens
+    hits: list[list[Hits | None]]  # (n, V) each searched variant's hits, to GATE_DEPTH
 
 
 def variant_queries(
@@ -111,14 +113,20 @@ def gate_inputs(
     encoded: EncodedContexts,
     convs: Sequence[Conversation],
     tokenize: Tokenize,
+    variants: Sequence[int] = tuple(range(len(VARIANTS))),
 ) -> GateInputs:
-    """Search each available variant once and read the gate's features from the hits."""
+    """Search each available variant once and read the gate's features from the hits.
+
+    ``variants``: the ones worth searching (latest always); an alternative left out is
+    unavailable, and its features stay 0 (no alternative's features read another's).
+    """
     vectors, tokens, available = variant_queries(encoded, convs, tokenize)
+    available[:, [v for v in range(1, len(VARIANTS)) if v not in variants]] = False
     n = len(convs)
     top = np.full((n, len(VARIANTS)), -1, dtype=np.int64)
     stats = np.zeros((n, len(VARIANTS), 3))  # dense top, fused top, fused margin
     sparse_top = np.zeros(n)  # the latest text's best BM25 score
-    fused: list[list[Ranked | None]] = [[None] * len(VARIANTS) for _ in range(n)]
+    found: list[list[Hits | None]] = [[None] * len(VARIANTS) for _ in range(n)]
     for v in range(len(VARIANTS)):
         rows = np.flatnonzero(available[:, v])
         if len(rows) == 0:
@@ -127,9 +135,10 @@ def gate_inputs(
         for i, (f, dense, sparse) in zip(rows, hits, strict=True):
             stats[i, v] = _stats(f, dense)
             top[i, v] = f.ids[0] if len(f) else -1
-            fused[i][v] = f
+            found[i][v] = (f, dense, sparse)
             if v == 0 and len(sparse):
                 sparse_top[i] = float(sparse.scores[0])
+    fused = [[h[0] if h is not None else None for h in row] for row in found]
     cos = np.einsum("nd,nd->n", vectors[0], vectors[2])
     n_tok = np.log1p([len(t) for t in tokens[0]])
     feats = np.zeros((n, len(ALTERNATIVES), len(FEATURES)))
@@ -155,7 +164,7 @@ def gate_inputs(
                 kept,
             ]
         )
-    return GateInputs(available, top, feats, vectors, tokens)
+    return GateInputs(available, top, feats, vectors, tokens, found)
 
 
 def _share(hits: Ranked | None, workflow: int) -> float:
@@ -202,6 +211,12 @@ class ContextGate:
         ok = (p > t) & available[:, 1:]
         best = np.where(ok, p, -np.inf).argmax(axis=1)  # the surest of those that clear
         return np.where(ok.any(axis=1), best + 1, 0)
+
+    @property
+    def searched(self) -> tuple[int, ...]:
+        """The variants worth searching: latest, and each alternative its threshold can
+        choose (above 1 it never can)."""
+        return (0, *(a + 1 for a in range(len(ALTERNATIVES)) if self.thresholds[a] <= 1.0))
 
     @property
     def fingerprint(self) -> str:
@@ -312,6 +327,9 @@ class ContextQueries(NamedTuple):
     encoded: EncodedContexts
     tokens: list[list[str]] | None
     used: list[str]  # per conversation, one of VARIANTS
+    # per conversation, the gate's hits for the chosen query (to GATE_DEPTH), None where
+    # nothing was searched: an answer to at most GATE_DEPTH needs no search of its own
+    hits: list[Hits | None] | None = None
 
 
 def context_queries(
@@ -343,11 +361,16 @@ def context_queries(
     out = list(tokens) if tokens is not None else [tokenize(c.text) for c in convs]
     # only a conversation with earlier turns has a choice to make (and searches to pay for)
     rows = [i for i, c in enumerate(convs) if c.turns]
+    hits: list[Hits | None] = [None] * len(convs)
     if rows:
-        inputs = gate_inputs(hybrid, encoded.take(rows), [convs[i] for i in rows], tokenize)
-        chosen = gate().choose(inputs.features, inputs.available)
+        g = gate()
+        inputs = gate_inputs(
+            hybrid, encoded.take(rows), [convs[i] for i in rows], tokenize, g.searched
+        )
+        chosen = g.choose(inputs.features, inputs.available)
         latest.vectors[rows] = inputs.vectors[chosen, np.arange(len(rows))]
         for j, (i, v) in enumerate(zip(rows, chosen.tolist(), strict=True)):
             out[i] = inputs.tokens[v][j]
             used[i] = VARIANTS[v]
-    return ContextQueries(latest, out, used)
+            hits[i] = inputs.hits[j][v]
+    return ContextQueries(latest, out, used, hits)

@@ -237,7 +237,7 @@ def out_of_fold_features(
         for view in (v for v in plan.views if v.fold == f):
             models = fit_fold_models(where, view, data, encoded.vectors)
             # the queries inference would make (context mode), from this fold's documents
-            enc_g, toks, _ = context_queries(
+            enc_g, toks, *_ = context_queries(
                 where.settings.context,
                 models.searcher.hybrid,
                 encoded.take(view.rows),
