@@ -343,6 +343,12 @@ def test_progress_off_a_terminal_logs_one_line_per_stage(
             bar.advance(task)
     logged = capsys.readouterr().err.splitlines()
     assert len(logged) == 1 and logged[0].endswith("] fine-tuning (loss 0.9) 0/4")
+    with _common.progress() as bar:  # numbers in a description do not make a new stage
+        tick = _common.stage_ticker(bar, "eval")
+        for day in range(3):
+            tick(f"simulating rule, day {day}", day, 3)
+    logged = capsys.readouterr().err.splitlines()
+    assert len(logged) == 1 and logged[0].endswith("] simulating rule, day 0 0/3")
     with _common.progress(quiet=True) as bar:
         _common.stage_ticker(bar, "training")("out-of-fold features", 0, 3)
     assert capsys.readouterr().err == ""

@@ -294,7 +294,8 @@ class Suggester:
             if encoded is not None and self.settings.context != "mixed":
                 encoded, tokens, used, searched = self.context_queries(convs, encoded, tokens)
             else:
-                used = [self._query_from(c, dense=encoded is not None) for c in convs]
+                dense = encoded is not None and self.mode != "sparse"
+                used = [self._query_from(c, dense=dense) for c in convs]
             results = self._search(encoded, tokens, k, searched)
         for res, variant in zip(results, used, strict=True):
             res.query_from = variant
@@ -313,9 +314,11 @@ class Suggester:
         convs: Sequence[Conversation],
         encoded: EncodedContexts,
         tokens: list[list[str]] | None,
+        keep_hits: bool | None = None,
     ) -> ContextQueries:
         """The query vectors and tokens ``settings.context`` makes of these conversations,
-        and which turns made each (``used``: latest, mixed or earlier).
+        and which turns made each (``used``: latest, mixed or earlier); ``keep_hits``
+        (default: without a ranker, which searches deeper) keeps the gate's searches.
 
         ``latest``: the latest text's vector (tokens are already the latest
         text's). ``gated``: each conversation's variant chosen by the context
@@ -333,6 +336,7 @@ class Suggester:
             self.index.tokenizer,
             tokens,
             self.context_gate,
+            self.ranker is None if keep_hits is None else keep_hits,
         )
 
     def _load_gate(self) -> None:

@@ -168,6 +168,11 @@ def test_suggester_context_modes(tiny_index: Path, encoder, tmp_path: Path) -> N
     agent_only = Conversation(text=conv.text, context={"turns": [{"role": "agent", "text": "hi"}]})
     assert sparse.suggest(conv, k=1).query_from == "mixed"
     assert sparse.suggest(agent_only, k=1).query_from == "latest"  # BM25 reads user turns
+    encoded = mixed.encode([agent_only])  # handed an encoding, BM25 alone still reads text
+    assert sparse.suggest_many([agent_only], k=1, encoded=encoded)[0].query_from == "latest"
+    for context, want in (("gated", "latest"), ("mixed", "mixed")):  # dense alone: no gate
+        dense = Suggester(index, encoder=encoder, settings=Settings(context=context), mode="dense")
+        assert dense.suggest(conv, k=1).query_from == want
 
 
 def test_gated_spends_no_extra_search_on_a_single_question(
@@ -237,7 +242,34 @@ def test_gated_searches_only_what_it_can_choose_and_answers_from_those_hits(
         assert calls == [1, 1]  # latest and earlier, once each; no search of the answer
         want = latest.suggest(earlier, k=k)  # the earlier request, searched on its own
         assert got.query_from == "earlier"
-        assert [s.model_dump() for s in got] == [s.model_dump() for s in want]
+        _same(got, want)
+    # a batch of reused and fresh rows, either fusion, gives what searches of each would
+    batch = ["lost my phone with the authenticator", conv, "payout bounced", conv]
+    for fusion in ("weighted", "rrf"):
+        s = Settings(context="gated", context_model=str(tmp_path / "gate.json"), fusion=fusion)
+        one = Suggester(index, encoder=encoder, settings=s)
+        alone = Suggester(
+            index, encoder=encoder, settings=Settings(context="latest", fusion=fusion)
+        )
+        for q, res in zip(batch, one.suggest_many(batch, k=4), strict=True):
+            _same(res, alone.suggest(earlier if isinstance(q, Conversation) else q, k=4))
+    # an answer longer than the gate's searches is searched on its own
+    from frontdesk.encoding import context_gate
+
+    monkeypatch.setattr(context_gate, "GATE_DEPTH", 2)
+    want = latest.suggest(earlier, k=3)
+    calls.clear()
+    _same(gated.suggest(conv, k=3), want)
+    assert calls == [1, 1, 1]  # the gate's two, then the answer's own
+
+
+def _same(got, want) -> None:  # noqa: ANN001
+    assert [(s.workflow_id, s.rank) for s in got] == [(s.workflow_id, s.rank) for s in want]
+    assert [s.score for s in got] == pytest.approx([s.score for s in want], abs=1e-6)
+    for a, b in zip(got, want, strict=True):
+        assert a.sources.keys() == b.sources.keys()
+        for name in a.sources:
+            assert a.sources[name]["rank"] == b.sources[name]["rank"]
 
 
 def test_the_bundled_gate_loads_and_records_its_lineage() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import warnings
@@ -92,7 +93,8 @@ class StageProgress(Progress):
         if not self.log_lines or now - self.started < self.QUIET_FIRST_S:
             return
         task = next(t for t in self.tasks if t.id == task_id)
-        stage = task.description.split(" (")[0]  # "fine-tuning (loss 0.41)": one stage
+        # "fine-tuning (loss 0.41)", "simulating rule, day 3": one stage each, whatever the numbers
+        stage = re.sub(r"\d+", "#", task.description.split(" (")[0])
         if stage != self.logged[0] or now - self.logged[1] >= self.LOG_EVERY_S:
             self.logged = (stage, now)
             done = f" {task.completed:.0f}/{task.total:.0f}" if task.total else ""

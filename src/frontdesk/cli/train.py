@@ -1,4 +1,5 @@
-"""``frontdesk train``: the ranker, its threshold, the encoder, fast encoders, the router."""
+"""``frontdesk train``: the ranker, its threshold, the context gate, the encoder, fast
+encoders, the router."""
 
 from __future__ import annotations
 
@@ -193,6 +194,61 @@ def _feedback_line(f: dict[str, Any]) -> str:
         f"feedback {f['path']}: {f['used']} of {f['rows']} rows used; skipped "
         f"{s['no_workflow_used']} without workflow_used, {s['unknown_workflow']} with a "
         f"workflow not in the index, {s['no_text']} without text; {correction}"
+    )
+
+
+@train_app.command("gate")
+def train_gate_cmd(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder (hybrid).")],
+    labelled: Annotated[
+        Path, typer.Argument(help="Labelled questions of its workflows (.jsonl), e.g. train.")
+    ],
+    out_file: Annotated[Path, typer.Option("--out", help="Gate file to write (.jsonl).")],
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the context gate (which turns make a conversation's query) for one index, from
+    its labelled questions; serve it with FRONTDESK_CONTEXT_MODEL=OUT."""
+    import os
+
+    from ..encoding.gate_training import train_gate
+    from ..index import WorkflowIndex
+    from ..loaders import load_queries
+    from ..suggester import Suggester
+
+    with errors_and_warnings():
+        rows = load_queries(labelled, workflow_ids=set(WorkflowIndex.load(index_dir).workflow_ids))
+        suggester = Suggester.load(index_dir)
+        t0 = time.perf_counter()
+        with progress(quiet=as_json) as bar:
+            gate, report = train_gate(
+                suggester, rows, seed=seed, source=str(labelled),
+                progress=stage_ticker(bar, "fitting the gate"),
+            )  # fmt: skip
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_file.with_name(f".{out_file.name}.tmp")
+        gate.save(tmp)
+        os.replace(tmp, out_file)  # never a half-written gate
+    report = {"gate": str(out_file), "seconds": round(time.perf_counter() - t0, 1), **report}
+    if as_json:
+        print_json(report)
+        return
+    table = Table(
+        title=f"{out_file}: validation top-1 (thresholds were chosen on it)", title_justify="left"
+    )
+    for col in ("conversation kind", "n", "latest alone", "bundled gate", "this gate"):
+        table.add_column(col, justify="left" if col == "conversation kind" else "right")
+    for kind, r in report["validation"].items():
+        table.add_row(
+            kind, str(r["n"]),
+            *(f"{100 * r[k]:.1f} %" for k in ("latest", "bundled_gate", "this_gate")),
+        )  # fmt: skip
+    out.print(table)
+    thresholds = ", ".join(f"{k} {v:g}" for k, v in report["thresholds"].items())
+    out.print(
+        f"thresholds (above 1: never chosen): {thresholds}; in {report['seconds']} s. "
+        f"Serve it: FRONTDESK_CONTEXT_MODEL={out_file}; judge it on test conversations "
+        "(frontdesk datasets multiturn, then frontdesk eval)"
     )
 
 

@@ -79,7 +79,7 @@ class GateInputs:
     features: np.ndarray  # (n, A, F) per alternative to latest
     vectors: np.ndarray  # (V, n, d) each variant's query vector
     tokens: list[list[list[str]]]  # (V, n) each variant's BM25 tokens
-    hits: list[list[Hits | None]]  # (n, V) each searched variant's hits, to GATE_DEPTH
+    hits: list[list[Hits | None]]  # (n, V) with keep_hits, each searched variant's hits
 
 
 def variant_queries(
@@ -114,11 +114,13 @@ def gate_inputs(
     convs: Sequence[Conversation],
     tokenize: Tokenize,
     variants: Sequence[int] = tuple(range(len(VARIANTS))),
+    keep_hits: bool = False,
 ) -> GateInputs:
     """Search each available variant once and read the gate's features from the hits.
 
     ``variants``: the ones worth searching (latest always); an alternative left out is
-    unavailable, and its features stay 0 (no alternative's features read another's).
+    unavailable, so never chosen (no alternative's features read another's). With
+    ``keep_hits`` the hits of every search are kept (``GateInputs.hits``).
     """
     vectors, tokens, available = variant_queries(encoded, convs, tokenize)
     available[:, [v for v in range(1, len(VARIANTS)) if v not in variants]] = False
@@ -126,6 +128,7 @@ def gate_inputs(
     top = np.full((n, len(VARIANTS)), -1, dtype=np.int64)
     stats = np.zeros((n, len(VARIANTS), 3))  # dense top, fused top, fused margin
     sparse_top = np.zeros(n)  # the latest text's best BM25 score
+    fused: list[list[Ranked | None]] = [[None] * len(VARIANTS) for _ in range(n)]
     found: list[list[Hits | None]] = [[None] * len(VARIANTS) for _ in range(n)]
     for v in range(len(VARIANTS)):
         rows = np.flatnonzero(available[:, v])
@@ -135,10 +138,11 @@ def gate_inputs(
         for i, (f, dense, sparse) in zip(rows, hits, strict=True):
             stats[i, v] = _stats(f, dense)
             top[i, v] = f.ids[0] if len(f) else -1
-            found[i][v] = (f, dense, sparse)
+            fused[i][v] = f
+            if keep_hits:  # the dense and BM25 lists run to the searcher's depth: only on ask
+                found[i][v] = (f, dense, sparse)
             if v == 0 and len(sparse):
                 sparse_top[i] = float(sparse.scores[0])
-    fused = [[h[0] if h is not None else None for h in row] for row in found]
     cos = np.einsum("nd,nd->n", vectors[0], vectors[2])
     n_tok = np.log1p([len(t) for t in tokens[0]])
     feats = np.zeros((n, len(ALTERNATIVES), len(FEATURES)))
@@ -215,8 +219,8 @@ class ContextGate:
     @property
     def searched(self) -> tuple[int, ...]:
         """The variants worth searching: latest, and each alternative its threshold can
-        choose (above 1 it never can)."""
-        return (0, *(a + 1 for a in range(len(ALTERNATIVES)) if self.thresholds[a] <= 1.0))
+        choose (a probability must exceed it: at 1 or above it never can)."""
+        return (0, *(a + 1 for a in range(len(ALTERNATIVES)) if self.thresholds[a] < 1.0))
 
     @property
     def fingerprint(self) -> str:
@@ -340,6 +344,7 @@ def context_queries(
     tokenize: Tokenize,
     tokens: list[list[str]] | None,
     gate: Callable[[], ContextGate],
+    keep_hits: bool = True,
 ) -> ContextQueries:
     """The query vectors and tokens a context mode makes of these conversations.
 
@@ -350,7 +355,8 @@ def context_queries(
     queries it will be given. ``encoded`` is never changed: latest and gated
     return a new encoding with new query vectors (its other fields shared).
     ``used`` names each conversation's variant (``mixed`` only where there are
-    earlier turns to mix).
+    earlier turns to mix); with ``keep_hits``, ``hits`` holds the gate's search of each
+    chosen query (training, which searches deeper, has no use for them).
     """
     if context == "mixed":
         return ContextQueries(encoded, tokens, ["mixed" if c.turns else "latest" for c in convs])
@@ -365,7 +371,7 @@ def context_queries(
     if rows:
         g = gate()
         inputs = gate_inputs(
-            hybrid, encoded.take(rows), [convs[i] for i in rows], tokenize, g.searched
+            hybrid, encoded.take(rows), [convs[i] for i in rows], tokenize, g.searched, keep_hits
         )
         chosen = g.choose(inputs.features, inputs.available)
         latest.vectors[rows] = inputs.vectors[chosen, np.arange(len(rows))]
@@ -373,4 +379,4 @@ def context_queries(
             out[i] = inputs.tokens[v][j]
             used[i] = VARIANTS[v]
             hits[i] = inputs.hits[j][v]
-    return ContextQueries(latest, out, used, hits)
+    return ContextQueries(latest, out, used, hits if keep_hits else None)

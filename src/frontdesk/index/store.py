@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,17 @@ class WorkflowIndex:
         if self._documents is None:
             raise IndexIntegrityError(f"{self.root}: documents were not loaded")
         return self._documents
+
+    def example_documents(self) -> dict[tuple[int, str], list[int]]:
+        """Example documents by (workflow position, ``document_key`` of their text): where a
+        labelled question's own document is, to leave it out of a search."""
+        from .builder import document_key
+
+        out: dict[tuple[int, str], list[int]] = defaultdict(list)
+        for d, text in enumerate(self.documents()):
+            if self.doc_kind[d] != 0:
+                out[(int(self.doc_workflow[d]), document_key(text))].append(d)
+        return dict(out)
 
     def document_vectors(self) -> np.ndarray:
         """All document vectors, read back from FAISS (IVF-SQ8: decoded, within ~1e-3)."""

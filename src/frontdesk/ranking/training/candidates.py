@@ -50,7 +50,8 @@ class WholeIndexScorer:
         assert s.hybrid is not None and s.encoder is not None
         enc = s.encoder.encode_contexts(list(rows))
         tokens = [s.query_tokens(q) for q in rows]
-        enc, query, *_ = s.context_queries(list(rows), enc, tokens)  # the queries inference makes
+        # the queries inference makes
+        enc, query, *_ = s.context_queries(list(rows), enc, tokens, keep_hits=False)
         assert query is not None
         tokens = query
         cands = retrieve_candidates(

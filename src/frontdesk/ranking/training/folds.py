@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import random
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,7 +25,6 @@ from ...config import Settings
 from ...encoding import EncodedContexts
 from ...encoding.context_gate import ContextGate, context_queries
 from ...index import WorkflowIndex
-from ...index.builder import document_key
 from ...retrieval.subset import SubsetSearcher, subset_searcher
 from ...suggester import Suggester
 from ..features import CandidateSet, FeatureExtractor, retrieve_candidates
@@ -67,10 +65,6 @@ class FoldIndex:
         assert suggester.dense is not None
         owner, is_example = index.doc_workflow, index.doc_kind != 0
         documents = index.documents()
-        examples: dict[tuple[int, str], list[int]] = defaultdict(list)
-        for d, text in enumerate(documents):
-            if is_example[d]:
-                examples[(int(owner[d]), document_key(text))].append(d)
         return cls(
             index,
             suggester.settings,
@@ -80,7 +74,7 @@ class FoldIndex:
             owner,
             is_example,
             [index.tokenizer(t) for t in documents],
-            dict(examples),
+            index.example_documents(),
         )
 
 
@@ -245,6 +239,7 @@ def out_of_fold_features(
                 where.index.tokenizer,
                 [list(query_tokens[i]) for i in view.rows],
                 gate,
+                keep_hits=False,
             )
             assert toks is not None
             cs = retrieve_candidates(

@@ -120,10 +120,10 @@ class SuggesterRuntime(Scorer):
             Tensor("title", [n, k], "BYTES", titles),
             Tensor("score", [n, k], "FP64", scores),
             Tensor("abstained", [n], "BOOL", [bool(r.abstained) for r in results]),
-            Tensor("query_from", [n], "BYTES", [str(r.query_from) for r in results]),
         ]
         if all(r.confidence is not None for r in results):
             tensors.append(
                 Tensor("confidence", [n], "FP64", [float(r.confidence) for r in results])
             )
+        tensors.append(Tensor("query_from", [n], "BYTES", [str(r.query_from) for r in results]))
         return tensors
