@@ -74,6 +74,7 @@ def test_build_suggest_eval_json(tmp_path: Path, tiny_catalog: Path) -> None:
     report = json.loads(res.stdout)
     assert {"top1", "recall@3", "recall@5", "recall@10", "mrr@10", "ndcg@10", "n"} <= set(report)
     assert report["n"] == 2 and report["n_unlabelled"] == 1
+    assert report["context"] == "gated" and report["context_gate"] == "bundled"  # what ran
     assert all(0.0 <= report[k] <= 1.0 for k in ("top1", "recall@5", "mrr@10", "ndcg@10"))
 
     res = run("index", "info", str(idx), "--json")

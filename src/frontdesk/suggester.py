@@ -16,7 +16,7 @@ from .config import Settings
 from .encoding import ContextEncoder, EncodedContexts
 from .encoding.cache import TextVectorCache
 from .encoding.model_files import BUNDLED_MODEL_NAME
-from .errors import IndexIntegrityError, ModelUnavailableError
+from .errors import IndexIntegrityError, ModelUnavailableError, SettingsError
 from .index import WorkflowIndex
 from .limits import check_k
 from .loaders import check_queries
@@ -349,7 +349,21 @@ class Suggester:
         from .encoding.context_gate import ContextGate
 
         if self._gate is None:
-            self._gate = ContextGate.load(self.settings.context_model)
+            path = self.settings.context_model
+            try:
+                self._gate = ContextGate.load(path)
+            except (OSError, ValueError) as exc:  # a file the user named: theirs to fix
+                raise SettingsError(f"FRONTDESK_CONTEXT_MODEL: {path}: {exc}") from None
+            fitted_for = self._gate.lineage.get("catalog")
+            if fitted_for is not None and fitted_for != self.index.catalog_digest:
+                warnings.warn(
+                    f"context gate {path} was fitted for another catalog "
+                    f"({self._gate.lineage.get('workflows')} workflows, index "
+                    f"{self._gate.lineage.get('index')}); it may serve this one poorly: "
+                    f"fit one for it with `frontdesk train gate {self.index.root} …`",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         return self._gate
 
     def _few_threads(self, n_queries: int) -> Any:

@@ -67,12 +67,27 @@ def test_a_gate_fitted_on_held_out_questions_keeps_every_kind_at_least_latest(
     assert gate.lineage["held_out"] == gate_training.HELD_OUT
 
 
+def test_a_gate_file_that_is_not_one_is_the_users_error(tiny_index: Path, tmp_path: Path) -> None:
+    from frontdesk import Suggester
+    from frontdesk.config import Settings
+    from frontdesk.errors import SettingsError
+
+    junk = write_jsonl(tmp_path / "junk.jsonl", [{"text": "hi", "label": None}])
+    for path, why in (
+        (junk, "not a frontdesk-context-gate/1 gate"),
+        (tmp_path / "nope.jsonl", "no such file"),
+        (tmp_path, "Is a directory"),
+    ):
+        with pytest.raises(SettingsError, match=rf"^FRONTDESK_CONTEXT_MODEL: {path}: .*{why}"):
+            Suggester.load(tiny_index, settings=Settings(context_model=str(path)))
+
+
 def test_too_few_labelled_questions_is_refused_naming_the_file(tiny_index: Path, encoder) -> None:  # noqa: ANN001
     from frontdesk import Suggester
 
     suggester = Suggester.load(tiny_index, encoder=encoder)
     rows = [LabelledQuery(text=f"refund {i}", label="refund-not-received") for i in range(30)]
-    with pytest.raises(DataError, match=r"^q\.jsonl: label: 30 labelled questions leave 3 "):
+    with pytest.raises(DataError, match=r"^q\.jsonl: label: 30 labelled questions: 20% .* \(6\)"):
         gate_training.train_gate(suggester, rows, source="q.jsonl")
     sparse = Suggester.load(tiny_index, mode="sparse")
     with pytest.raises(DataError, match="needs hybrid retrieval"):
@@ -81,8 +96,9 @@ def test_too_few_labelled_questions_is_refused_naming_the_file(tiny_index: Path,
 
 @pytest.mark.slow
 def test_train_gate_cli_writes_a_gate_the_suggester_serves(
-    demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    demo, tiny_index: Path, tmp_path: Path
 ) -> None:  # noqa: ANN001
+    other_index = tiny_index
     from typer.testing import CliRunner
 
     from frontdesk.cli import app
@@ -110,3 +126,18 @@ def test_train_gate_cli_writes_a_gate_the_suggester_serves(
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["query_from"] in {"latest", "mixed", "earlier"}
+    # --out: an existing gate needs --overwrite, anything else is never replaced
+    args = ["train", "gate", str(index_dir), str(labelled), "--out"]
+    res = runner.invoke(app, [*args, str(gate_file)])
+    assert res.exit_code == 2 and "exists: give --overwrite" in res.stderr
+    res = runner.invoke(app, [*args, str(labelled), "--overwrite"])
+    assert res.exit_code == 2 and "exists and is not a gate: not replaced" in res.stderr
+    assert labelled.read_text().startswith('{"text"')
+    res = runner.invoke(app, [*args, str(tmp_path)])
+    assert res.exit_code == 2 and "a folder" in res.stderr
+    # a gate fitted for another catalog still serves, with a warning
+    from frontdesk import Suggester
+    from frontdesk.config import Settings
+
+    with pytest.warns(RuntimeWarning, match="fitted for another catalog"):
+        Suggester.load(other_index, settings=Settings(context_model=str(gate_file)))

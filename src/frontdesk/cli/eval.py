@@ -109,7 +109,12 @@ def evaluate(
     if as_json:
         print_json(report)
         return
-    table = Table(title=f"{queries} on {index_dir} ({report['mode']})", title_justify="left")
+    gate = report.get("context_gate")
+    context = report["context"] + ("" if gate is None else f", {gate} gate")
+    table = Table(
+        title=f"{queries} on {index_dir} ({report['mode']}; context {context})",
+        title_justify="left",
+    )
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in SUMMARY_KEYS:
@@ -124,6 +129,9 @@ def evaluate(
 def run_label(run: dict[str, Any], path: Path) -> str:
     """What an `eval --json` run was: its file, retrieval mode, queries, index and ranker."""
     parts = [f"{path}:", str(run.get("mode", "?"))]
+    if run.get("context"):
+        gate = f", {run['context_gate']} gate" if run.get("context_gate") else ""
+        parts.append(f"context {run['context']}{gate}")
     if run.get("queries"):
         parts.append(f"on {run['queries']}")
     if run.get("index"):

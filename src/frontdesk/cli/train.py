@@ -204,19 +204,36 @@ def train_gate_cmd(
         Path, typer.Argument(help="Labelled questions of its workflows (.jsonl), e.g. train.")
     ],
     out_file: Annotated[Path, typer.Option("--out", help="Gate file to write (.jsonl).")],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a gate already at --out.")
+    ] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit the context gate (which turns make a conversation's query) for one index, from
-    its labelled questions; serve it with FRONTDESK_CONTEXT_MODEL=OUT."""
+    its labelled questions; serve it with FRONTDESK_CONTEXT_MODEL=OUT (before training a
+    ranker: a ranker keeps the gate it learned with)."""
     import os
 
+    from ..encoding.context_gate import ContextGate
     from ..encoding.gate_training import train_gate
+    from ..errors import DataError
     from ..index import WorkflowIndex
     from ..loaders import load_queries
     from ..suggester import Suggester
 
     with errors_and_warnings():
+        if out_file.is_dir():
+            raise DataError(str(out_file), None, None, "a folder: --out names the gate file")
+        if out_file.exists():
+            if not overwrite:
+                raise DataError(str(out_file), None, None, "exists: give --overwrite to replace it")
+            try:
+                ContextGate.load(out_file)
+            except (OSError, ValueError):
+                raise DataError(
+                    str(out_file), None, None, "exists and is not a gate: not replaced"
+                ) from None
         rows = load_queries(labelled, workflow_ids=set(WorkflowIndex.load(index_dir).workflow_ids))
         suggester = Suggester.load(index_dir)
         t0 = time.perf_counter()
@@ -227,14 +244,18 @@ def train_gate_cmd(
             )  # fmt: skip
         out_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = out_file.with_name(f".{out_file.name}.tmp")
-        gate.save(tmp)
-        os.replace(tmp, out_file)  # never a half-written gate
+        try:
+            gate.save(tmp)
+            os.replace(tmp, out_file)  # never a half-written gate
+        finally:
+            tmp.unlink(missing_ok=True)
     report = {"gate": str(out_file), "seconds": round(time.perf_counter() - t0, 1), **report}
     if as_json:
         print_json(report)
         return
     table = Table(
-        title=f"{out_file}: validation top-1 (thresholds were chosen on it)", title_justify="left"
+        title=f"{out_file}: top-1 on {report['held_out']} held-out questions per kind",
+        title_justify="left",
     )
     for col in ("conversation kind", "n", "latest alone", "bundled gate", "this gate"):
         table.add_column(col, justify="left" if col == "conversation kind" else "right")
@@ -244,11 +265,24 @@ def train_gate_cmd(
             *(f"{100 * r[k]:.1f} %" for k in ("latest", "bundled_gate", "this_gate")),
         )  # fmt: skip
     out.print(table)
-    thresholds = ", ".join(f"{k} {v:g}" for k, v in report["thresholds"].items())
+    t = report["thresholds"]
+    uses = [
+        f"the earlier turns alone when it is more than {t['earlier']:.1%} sure the latest "
+        "message is a follow-up" if t["earlier"] < 1 else "never the earlier turns alone",
+        f"the latest message mixed with them when more than {t['mixed']:.1%} sure"
+        if t["mixed"] < 1 else "never the mix",
+    ]  # fmt: skip
     out.print(
-        f"thresholds (above 1: never chosen): {thresholds}; in {report['seconds']} s. "
-        f"Serve it: FRONTDESK_CONTEXT_MODEL={out_file}; judge it on test conversations "
-        "(frontdesk datasets multiturn, then frontdesk eval)"
+        f"The gate keeps the latest message as the query; it uses {uses[0]}, and {uses[1]}. "
+        "The questions above were held out of a copy of the index and the thresholds chosen "
+        "on them, so these numbers flatter the gate a little. In distractor_first and "
+        "topic_shift the request is the latest message: there the best a gate can do is "
+        "keep it, so its column should equal the first. "
+        f"Fitted in {report['seconds']} s.\n"
+        f"Serve it: FRONTDESK_CONTEXT_MODEL={out_file} for every process that uses the index "
+        "(suggest, eval, serve, train ranker). Judge it on test conversations:\n"
+        f"  frontdesk datasets multiturn TEST.jsonl --kind vague_follow_up --out conv.jsonl\n"
+        f"  FRONTDESK_CONTEXT_MODEL={out_file} frontdesk eval {index_dir} conv.jsonl"
     )
 
 

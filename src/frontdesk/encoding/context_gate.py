@@ -260,12 +260,31 @@ class ContextGate:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> ContextGate:
-        """A saved gate, or (``None``) the bundled one (``data/context_gate.jsonl``, one line)."""
+        """A saved gate, or (``None``) the bundled one (``data/context_gate.jsonl``, one line).
+
+        Raises ``OSError`` for a file that cannot be read, ``ValueError`` for one that is
+        not a gate of this version."""
         if path is None:
             text = (resources.files("frontdesk") / "data" / BUNDLED).read_text(encoding="utf-8")
         else:
-            text = Path(path).read_text()
-        return cls.from_json(json.loads(text))
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except FileNotFoundError:
+                raise FileNotFoundError(
+                    "no such file (a gate from `frontdesk train gate`)"
+                ) from None
+            except UnicodeDecodeError:
+                raise ValueError(f"not a {FORMAT} gate (not UTF-8 text)") from None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ValueError(f"not a {FORMAT} gate (not one line of JSON)") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"not a {FORMAT} gate")
+        try:
+            return cls.from_json(data)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a {FORMAT} gate (missing or bad {exc})") from None
 
 
 def fit_gate(

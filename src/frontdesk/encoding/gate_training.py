@@ -75,7 +75,8 @@ def train_gate(
     if suggester.mode != "hybrid" or suggester.hybrid is None:
         raise DataError(
             str(suggester.index.root), None, None,
-            "a context gate needs hybrid retrieval (a dense index and the encoder)",
+            "a context gate needs hybrid retrieval (a dense index and its encoder): "
+            "rebuild the index without --sparse-only",
         )  # fmt: skip
     positions = {w: i for i, w in enumerate(suggester.index.workflow_ids)}
     labelled = [q for q in rows if q.label is not None]
@@ -87,9 +88,10 @@ def train_gate(
     if min(len(fit_rows), len(val_rows)) < MIN_PER_SPLIT:
         raise DataError(
             source, None, "label",
-            f"{len(labelled)} labelled questions leave {len(fit_rows)} to fit the gate and "
-            f"{len(val_rows)} to choose its thresholds; give at least {MIN_PER_SPLIT} each "
-            f"(about {int(2 * MIN_PER_SPLIT / held_out)} questions, several per workflow)",
+            f"{len(labelled)} labelled questions: {held_out:.0%} of each workflow's are held "
+            f"out ({len(held)}), half to fit the gate ({len(fit_rows)}) and half to choose its "
+            f"thresholds ({len(val_rows)}); each half needs at least {MIN_PER_SPLIT} (about "
+            f"{int(2 * MIN_PER_SPLIT / held_out)} questions, several per workflow)",
         )  # fmt: skip
     tick("removing held-out questions from a copy of the index", 0, 3)
     searcher = _index_without(suggester, held, positions)
@@ -110,6 +112,7 @@ def train_gate(
         "fit_rows": int(len(fit.kinds)),
         "val_rows": int(len(val.kinds)),
         "index": str(suggester.index.root),
+        "catalog": suggester.index.catalog_digest,  # the Suggester warns on another catalog
         "workflows": len(positions),
         "held_out": held_out,
         "seed": seed,
@@ -175,6 +178,7 @@ def _report(gate: ContextGate, val: GateSplit) -> dict[str, Any]:
             "this_gate": accuracy(mine[m], val.correct[m]),
         }
     return {
+        "held_out": len(val.kinds) // len(ALL_KINDS),  # validation questions (per kind)
         "validation": kinds,
         "thresholds": dict(zip(VARIANTS[1:], gate.thresholds.tolist(), strict=True)),
         "searched": [VARIANTS[v] for v in gate.searched],

@@ -235,7 +235,10 @@ def _write_report_into(
     md = [
         f"# Evaluation: {report.get('queries', '')}",
         "",
-        f"Index `{report.get('index', '')}`, retrieval `{report.get('mode', '')}`.",
+        f"Index `{report.get('index', '')}`, retrieval `{report.get('mode', '')}`, "
+        f"context `{report.get('context', '')}`"
+        + (f" (gate `{report['context_gate']}`)" if report.get("context_gate") else "")
+        + ".",
         "",
     ]
     keys = [

@@ -90,6 +90,10 @@ def evaluate_suggester(
             progress(len(batch))
     report: dict[str, Any] = evaluate_ranks(ranks)
     report["mode"] = suggester.mode + ("+ranker" if with_ranker else "")
+    # which turns made the queries (FRONTDESK_CONTEXT), and the gate's file for gated
+    report["context"] = suggester.settings.context
+    if suggester.settings.context == "gated":
+        report["context_gate"] = suggester.settings.context_model or "bundled"
     report["n_unlabelled"] = sum(q.label is None for q in queries)
     if with_ranker:
         report["threshold"] = suggester.ranker.threshold

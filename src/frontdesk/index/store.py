@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import defaultdict
@@ -83,6 +84,12 @@ class WorkflowIndex:
     @property
     def workflow_ids(self) -> list[str]:
         return [wf.id for wf in self.workflows]
+
+    @property
+    def catalog_digest(self) -> str:
+        """A short digest of the workflow ids: which catalog a model was fitted for."""
+        text = "\n".join(sorted(self.workflow_ids))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def model_sha256(self) -> str | None:
