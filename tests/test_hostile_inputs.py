@@ -777,6 +777,34 @@ POLICY_CASES = [
     ),
 ]
 
+GATE_Q = {"q.jsonl": b'{"text": "where is my payout", "label": "payout-delayed"}\n'}
+GATE_CASES = [
+    Case(
+        "gate on a BM25-only index",
+        ("train", "gate", "{idx}", "{tmp}/q.jsonl", "--out", "{tmp}/g.jsonl"),
+        ("needs hybrid retrieval", "--sparse-only"),
+        GATE_Q,
+    ),
+    Case(
+        "gate out is a folder",
+        ("train", "gate", "{idx}", "{tmp}/q.jsonl", "--out", "{tmp}"),
+        ("a folder",),
+        GATE_Q,
+    ),
+    Case(
+        "gate out would replace the questions",
+        ("train", "gate", "{idx}", "{tmp}/q.jsonl", "--out", "{tmp}/q.jsonl", "--overwrite"),
+        ("q.jsonl", "not a gate"),
+        GATE_Q,
+    ),
+    Case(
+        "gate out exists",
+        ("train", "gate", "{idx}", "{tmp}/q.jsonl", "--out", "{tmp}/q.jsonl"),
+        ("q.jsonl", "--overwrite"),
+        GATE_Q,
+    ),
+]
+
 CASES = (
     CATALOG_CASES
     + QUERY_CASES
@@ -786,6 +814,7 @@ CASES = (
     + COMPARE_CASES
     + ROUTE_CASES
     + POLICY_CASES
+    + GATE_CASES
 )
 
 
