@@ -13,6 +13,7 @@ seeds.
     python benchmarks/routing_quality.py --datasets ../shared/datasets \\
         [--pools demo,banking77,clinc150] [--sizes 1000,2000,5000,10000,20000,50000] \\
         [--seeds 0,1,2] [--out results.json]
+    python benchmarks/routing_quality.py --out results.json --own-bound-what-if
 
 With ``--out``, each finished cell is written at once and a rerun skips the
 cells the file already holds, so a long grid can be resumed; the file says
@@ -96,26 +97,51 @@ def run_cell(pool: str, extra: list[str], contacts: int, seed: int, work: Path) 
     }
 
 
+POOL_NAMES = {"demo": "demo", "banking77": "BANKING77", "clinc150": "CLINC150"}
+Z95, Z_ONE_SIDED_95 = 1.959963984540054, 1.6448536269514722
+
+
+def _ordered(cells: list[dict]) -> list[tuple[str, int, list[dict]]]:
+    """(pool, size, its cells by seed), pools in POOL_NAMES order, sizes ascending."""
+    keys = sorted({(c["pool"], c["contacts"]) for c in cells},
+                  key=lambda k: (list(POOL_NAMES).index(k[0]), k[1]))  # fmt: skip
+    return [
+        (
+            pool,
+            n,
+            sorted(
+                (c for c in cells if (c["pool"], c["contacts"]) == (pool, n)),
+                key=lambda c: c["seed"],
+            ),
+        )  # fmt: skip
+        for pool, n in keys
+    ]
+
+
 def summary(cells: list[dict]) -> list[str]:
-    """Markdown: per pool and size, the worst over seeds of each number."""
+    """Markdown: per pool and size, the worst over seeds of each number ("deferred": the
+    segment was left to the rule)."""
     lines = [
         "| pool | logged contacts | seeds | gap closed (worst) | worst segment: gap closed "
         "| segments routed by the rule | capacity violations | worst p95 wait, router − rule "
         "(min) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    keys = sorted({(c["pool"], c["contacts"]) for c in cells}, key=lambda k: (k[0], k[1]))
-    for pool, n in keys:
-        run = [c for c in cells if c["pool"] == pool and c["contacts"] == n]
+    for pool, n, run in _ordered(cells):
         overall = min(c["gap_closed"] for c in run if c["gap_closed"] is not None)
-        seg_gaps = [
-            (v["gap_closed"], s, c["seed"])
+        segs = [
+            (v["gap_closed"], s, c["seed"], v["policy"])
             for c in run
             for s, v in c["segments"].items()
             if v["gap_closed"] is not None
         ]
-        worst = min(seg_gaps)
-        deferred = sum(
+        gap, seg, seed, policy = min(segs)
+        deferred = policy == "rule-fallback"
+        if gap == 0 and deferred:
+            worst = "0.000 (deferred)"
+        else:
+            worst = f"{gap:.3f} ({seg}, seed {seed}{', deferred' if deferred else ''})"
+        n_deferred = sum(
             1 for c in run for v in c["segments"].values() if v["policy"] == "rule-fallback"
         )
         total = sum(len(c["segments"]) for c in run)
@@ -126,14 +152,45 @@ def summary(cells: list[dict]) -> list[str]:
             if v["wait_p95"].get("router") is not None
         ]
         lines.append(
-            f"| {pool} | {n} | {','.join(str(c['seed']) for c in run)} | {overall:.3f} "
-            f"| {worst[0]:.3f} ({worst[1]}, seed {worst[2]}) | {deferred} of {total} "
+            f"| {POOL_NAMES[pool]} | {n} | {','.join(str(c['seed']) for c in run)} "
+            f"| {overall:.3f} | {worst} | {n_deferred} of {total} "
             f"| {sum(c['capacity_violations'] for c in run)} "
-            f"| {max(waits):+.1f} |"
-            if waits
-            else f"| {pool} | {n} | … | {overall:.3f} | {worst[0]:.3f} | {deferred} of {total} "
-            f"| {sum(c['capacity_violations'] for c in run)} | n/a |"
+            f"| {f'{max(waits):+.1f}' if waits else 'n/a'} |"
         )
+    return lines
+
+
+def own_bound_what_if(cells: list[dict]) -> list[str]:
+    """Markdown: each kept router under a stricter per-segment rule (keep a segment only
+    where its own one-sided 95 % lower bound, from the held-out check, is above 0), its
+    fresh-day segment utilities recombined (the rule's where it would defer; capacity
+    interactions ignored)."""
+    lines = [
+        "| pool | logged contacts | seed | gap closed | with the stricter rule | "
+        "segments it would also defer |",
+        "|---|---|---|---|---|---|",
+    ]
+    for pool, n, run in _ordered(cells):
+        for c in run:
+            if (c.get("policy") or {}).get("overall") != "router":
+                continue
+            own = c["guard"]["segments"]
+            router = rule = oracle = 0.0
+            more = []
+            for s, v in c["segments"].items():
+                lift, ci = own[s]["lift"], own[s]["ci"]
+                bound = lift - Z_ONE_SIDED_95 * (ci[1] - ci[0]) / (2 * Z95)
+                keep = v["policy"] == "router" and bound > 0
+                if v["policy"] == "router" and not keep:
+                    more.append(s)
+                u = v["utility"]
+                router += v["n"] * (u["router"] if keep else u["rule"])
+                rule += v["n"] * u["rule"]
+                oracle += v["n"] * u["oracle"]
+            lines.append(
+                f"| {POOL_NAMES[pool]} | {n} | {c['seed']} | {c['gap_closed']:.3f} "
+                f"| {(router - rule) / (oracle - rule):.3f} | {', '.join(more) or '–'} |"
+            )
     return lines
 
 
@@ -145,7 +202,18 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--out", type=Path, default=None, help="results JSON (resumed if present)")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp one)")
+    ap.add_argument(
+        "--own-bound-what-if",
+        action="store_true",
+        help="run nothing: print, from --out, each kept router under the stricter rule "
+        "(a segment kept only where its own lower bound is above 0)",
+    )
     args = ap.parse_args()
+    if args.own_bound_what_if:
+        if args.out is None or not args.out.is_file():
+            raise SystemExit("--own-bound-what-if reads the results JSON given as --out")
+        print("\n".join(own_bound_what_if(json.loads(args.out.read_text())["cells"])))
+        return
     pools = args.pools.split(",")
     sizes = [int(s) for s in args.sizes.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -218,7 +218,6 @@ def train_gate_cmd(
     from ..encoding.context_gate import ContextGate
     from ..encoding.gate_training import train_gate
     from ..errors import DataError
-    from ..index import WorkflowIndex
     from ..loaders import load_queries
     from ..suggester import Suggester
 
@@ -234,8 +233,8 @@ def train_gate_cmd(
                 raise DataError(
                     str(out_file), None, None, "exists and is not a gate: not replaced"
                 ) from None
-        rows = load_queries(labelled, workflow_ids=set(WorkflowIndex.load(index_dir).workflow_ids))
         suggester = Suggester.load(index_dir)
+        rows = load_queries(labelled, workflow_ids=set(suggester.index.workflow_ids))
         t0 = time.perf_counter()
         with progress(quiet=as_json) as bar:
             gate, report = train_gate(
