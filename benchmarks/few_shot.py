@@ -8,6 +8,10 @@ project's own path (``build_index``, ``Suggester``, ``evaluate_suggester`` —
 what ``frontdesk index build`` and ``frontdesk eval`` run):
 
 - **index**: hybrid retrieval alone, top-1 over the labelled rows;
+- **fine-tuned** (``--finetune EPOCHS``): the encoder is first fine-tuned on
+  the sampled examples alone (``finetune_encoder``, what ``frontdesk train
+  encoder`` runs), one model per (dataset, examples, seed), and the index is
+  built and searched with it;
 - **ranker**: ``train_ranker`` on the few-shot train rows alone (its
   validation carved from them, features out of fold: it is never judged on a
   question it learned from), then top-1, and for CLINC150 in-scope accuracy
@@ -31,8 +35,8 @@ the same tag skips conditions already there (``--fresh`` recomputes).
 
     python benchmarks/few_shot.py --datasets ../shared/datasets --work runs/few_shot \\
         [--split val|test] [--only banking77] [--shots 0,1,5,10,full] [--seeds 0,1,2] \\
-        [--no-ranker] [--full-ranker-seeds 0] [--model FOLDER] [--tag NAME] \\
-        [--compare OTHER-RESULTS.json]
+        [--no-ranker] [--full-ranker-seeds 0] [--model FOLDER] [--finetune EPOCHS] \\
+        [--tag NAME] [--compare OTHER-RESULTS.json]
 
 ``--compare`` prints another run's table (e.g. the code before a change, run
 with its own ``--tag``) beside this one's, index top-1 only.
@@ -57,6 +61,7 @@ from frontdesk.config import Settings
 from frontdesk.datasets import IMPORTERS, carve_validation, sample_shots
 from frontdesk.encoding import ContextEncoder
 from frontdesk.encoding.cache import TextVectorCache
+from frontdesk.encoding.finetune import finetune_encoder
 from frontdesk.errors import FrontdeskError
 from frontdesk.eval import evaluate_suggester
 from frontdesk.index import WorkflowIndex
@@ -181,6 +186,24 @@ def condition(
     return out
 
 
+def finetuned(
+    name: str, data: dict[str, Any], shots: int | None, seed: int, args: Any, work: Path
+) -> tuple[CachedEncoder, dict[str, Any]]:
+    """The encoder fine-tuned on one sample's examples (``--finetune`` epochs), kept in
+    ``WORK/encoders`` so a rerun reuses it, and its provenance."""
+    folder = work / "encoders" / f"{name}-{shots if shots is not None else FULL}-{seed}"
+    folder = folder.with_name(f"{folder.name}-e{args.finetune}")
+    provenance = folder / "frontdesk-finetune.json"
+    if not provenance.is_file():
+        examples = data["pool"] if shots is None else sample_shots(data["pool"], shots, seed)
+        finetune_encoder(
+            examples, data["workflows"], folder, base=args.model, epochs=args.finetune, seed=seed
+        )
+    info = json.loads(provenance.read_text())
+    keep = ("epochs", "rows", "batches", "seconds", "loss_first", "loss_last")
+    return CachedEncoder(args.work, str(folder)), {k: info[k] for k in keep}
+
+
 def mean_sd(values: Sequence[float]) -> str:
     """``mean ± sd`` in percent (sd over seeds; none for a single value)."""
     if not values:
@@ -246,6 +269,10 @@ def main() -> None:
     ap.add_argument("--no-ranker", action="store_true")
     ap.add_argument("--full-ranker-seeds", default="", help="seeds for the all-examples ranker")
     ap.add_argument("--model", help="another sentence-transformers or fast-encoder folder")
+    ap.add_argument(
+        "--finetune", type=int, default=0, metavar="EPOCHS",
+        help="fine-tune the encoder on each sample's examples first (EPOCHS epochs)",
+    )  # fmt: skip
     ap.add_argument("--tag", default="default", help="names the results file")
     ap.add_argument("--fresh", action="store_true", help="recompute conditions already saved")
     ap.add_argument("--compare", type=Path, help="another results JSON to print beside this one")
@@ -276,16 +303,23 @@ def main() -> None:
                 if key in results:
                     continue
                 t0 = time.perf_counter()
+                tuned = (
+                    finetuned(name, data, count, seed, args, args.work / args.split)
+                    if args.finetune and count != 0
+                    else None
+                )
                 results[key] = condition(
                     name,
                     data,
                     count,
                     seed,
-                    encoder,
+                    tuned[0] if tuned else encoder,
                     args.work / args.split,
                     ranker and not args.no_ranker,
                 )
                 r = results[key]
+                if tuned:
+                    r["finetune"] = tuned[1]
                 extra = ""
                 if "ranker" in r:
                     rk = r["ranker"]

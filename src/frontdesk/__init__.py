@@ -2,11 +2,12 @@
 
 from ._version import __version__
 from .artifacts import load as load_artifact
+from .catalog_index import build_index
 from .config import Settings
 from .desk import ContactDecision, FrontDesk
 from .encoding import ContextEncoder, EncodedContexts
 from .errors import DataError, FrontdeskError, IndexIntegrityError, ModelUnavailableError
-from .index import WorkflowIndex, build_index
+from .index import WorkflowIndex
 from .loaders import load_catalog, load_conversations, load_queries
 from .routing import AgentRecord, RouteDecision, Router, RoutingWeights
 from .schema import Conversation, LabelledQuery, Suggestion, Turn, UserProfile, Workflow

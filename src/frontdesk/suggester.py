@@ -181,7 +181,7 @@ class Suggester:
             fix = [
                 f"FRONTDESK_{k.upper()}={was[k]}"
                 if k in Settings.model_fields and was.get(k) is not None
-                else "FRONTDESK_CONTEXT_MODEL=the gate file it learned with"
+                else "FRONTDESK_CONTEXT_MODEL=the gate it learned with (a file, or bundled)"
                 if k == "context_gate"
                 else k
                 for k in changed
@@ -345,17 +345,25 @@ class Suggester:
             self.context_gate()
 
     def context_gate(self) -> Any:
-        """The ContextGate of ``context="gated"`` (``settings.context_model``), loaded once."""
-        from .encoding.context_gate import ContextGate
+        """The ContextGate of ``context="gated"``, loaded once: ``settings.context_model``'s
+        file, else the index's own, else the bundled one (``context_gate_name``)."""
+        from .encoding.context_gate import ContextGate, gate_source
 
         if self._gate is None:
-            path = self.settings.context_model
+            path, name = gate_source(self.settings.context_model, self.index.context_gate_file)
             try:
                 self._gate = ContextGate.load(path)
-            except (OSError, ValueError) as exc:  # a file the user named: theirs to fix
+            except (OSError, ValueError) as exc:
+                if name == "index":  # the index's own file, checked at load: damaged since
+                    raise IndexIntegrityError(f"{path}: {exc}; rebuild the index") from None
                 raise SettingsError(f"FRONTDESK_CONTEXT_MODEL: {path}: {exc}") from None
             fitted_for = self._gate.lineage.get("catalog")
-            if fitted_for is not None and fitted_for != self.index.catalog_digest:
+            # the index's own gate stays with it through updates, as its other tuning does
+            if (
+                name != "index"
+                and fitted_for is not None
+                and fitted_for != self.index.catalog_digest
+            ):
                 warnings.warn(
                     f"context gate {path} was fitted for another catalog "
                     f"({self._gate.lineage.get('workflows')} workflows, index "
@@ -365,6 +373,14 @@ class Suggester:
                     stacklevel=2,
                 )
         return self._gate
+
+    @property
+    def context_gate_name(self) -> str:
+        """Which gate ``context="gated"`` uses: ``index`` (the index's own), ``bundled``, or
+        the file ``FRONTDESK_CONTEXT_MODEL`` names."""
+        from .encoding.context_gate import gate_source
+
+        return gate_source(self.settings.context_model, self.index.context_gate_file)[1]
 
     def _few_threads(self, n_queries: int) -> Any:
         """Cap FAISS's, LightGBM's and BLAS's threads for a small batch (``search_threads``).

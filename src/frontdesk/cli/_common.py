@@ -134,9 +134,10 @@ def build(
     sparse_only: bool,
     quiet: bool,
     dense_index: str | None = None,
+    gate: bool | None = None,
 ) -> dict[str, Any]:
+    from ..catalog_index import build_index
     from ..config import Settings
-    from ..index import build_index
 
     settings = Settings.from_env(model=str(model) if model else None, dense_index=dense_index)
     with progress(quiet) as bar:
@@ -149,6 +150,7 @@ def build(
             settings=settings,
             dense=not sparse_only,
             progress=tick,
+            gate=gate,
         )
 
 

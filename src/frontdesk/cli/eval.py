@@ -110,7 +110,7 @@ def evaluate(
         print_json(report)
         return
     gate = report.get("context_gate")
-    context = report["context"] + ("" if gate is None else f", {gate} gate")
+    context = report["context"] + ("" if gate is None else f", {gate_words(gate)}")
     table = Table(
         title=f"{queries} on {index_dir} ({report['mode']}; context {context})",
         title_justify="left",
@@ -126,11 +126,16 @@ def evaluate(
         out.print(f"report: {report_dir}/report.md, report.html")
 
 
+def gate_words(name: str) -> str:
+    """An eval's ``context_gate`` in words: the index's own, the bundled one, or a file."""
+    return {"index": "the index's own gate", "bundled": "bundled gate"}.get(name, f"gate {name}")
+
+
 def run_label(run: dict[str, Any], path: Path) -> str:
     """What an `eval --json` run was: its file, retrieval mode, queries, index and ranker."""
     parts = [f"{path}:", str(run.get("mode", "?"))]
     if run.get("context"):
-        gate = f", {run['context_gate']} gate" if run.get("context_gate") else ""
+        gate = f", {gate_words(run['context_gate'])}" if run.get("context_gate") else ""
         parts.append(f"context {run['context']}{gate}")
     if run.get("queries"):
         parts.append(f"on {run['queries']}")

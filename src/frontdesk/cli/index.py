@@ -45,9 +45,19 @@ def index_build(
             help="auto (flat up to FRONTDESK_EXACT_MAX vectors, IVF-SQ8 above), flat, hnsw or ivf.",
         ),
     ] = None,
+    gate: Annotated[
+        bool | None,
+        typer.Option(
+            "--gate/--no-gate",
+            help="Fit the index's own context gate from its examples (default: from "
+            "1,000 examples up; --gate: from about 200).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build a FAISS + BM25 index of a catalog (written atomically)."""
+    """Build a FAISS + BM25 index of a catalog (written atomically), with its own context
+    gate when its examples are enough."""
     from ..index.dense import DENSE_KINDS
 
     if dense_index is not None and dense_index not in DENSE_KINDS:
@@ -57,8 +67,9 @@ def index_build(
     with errors_and_warnings():
         t0 = time.perf_counter()
         manifest = build(
-            catalog, out_dir, examples, model, sparse_only, quiet=as_json, dense_index=dense_index
-        )
+            catalog, out_dir, examples, model, sparse_only, quiet=as_json,
+            dense_index=dense_index, gate=gate,
+        )  # fmt: skip
         seconds = time.perf_counter() - t0
     counts = manifest["counts"]
     if as_json:
@@ -77,6 +88,26 @@ def index_build(
         f"documents ({counts['catalog_examples'] + counts['labelled_examples']} examples); "
         f"dense: {kind}; {seconds:.1f}s"
     )
+    out.print(gate_line(manifest))
+
+
+def gate_line(manifest: dict[str, Any]) -> str:
+    """Which context gate the index's conversations get, in one line."""
+    gate = manifest.get("context_gate")
+    if gate:
+        vague = gate.get("validation", {}).get("vague_follow_up", {})
+        recovered = (
+            f": vague follow-ups {100 * vague['latest']:.0f} % → {100 * vague['this_gate']:.0f} "
+            "% top-1 on validation conversations"
+            if vague
+            else ""
+        )
+        return (
+            f"context gate: fitted from {gate['labelled_examples']} examples in "
+            f"{gate['seconds']:.0f}s{recovered}"
+        )
+    skipped = manifest.get("context_gate_skipped")
+    return "context gate: the bundled one" + (f" ({skipped})" if skipped else "")
 
 
 @index_app.command("info")
@@ -111,6 +142,7 @@ def index_info(
             f"{len(m['updates'])}; last {last['at']}: +{last['added']} ~{last['replaced']} "
             f"-{last['removed']}",
         )
+    table.add_row("context gate", gate_line(m).removeprefix("context gate: "))
     table.add_row("files", f"{len(m['files'])} verified (sha256)")
     out.print(table)
 

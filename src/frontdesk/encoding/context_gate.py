@@ -287,6 +287,20 @@ class ContextGate:
             raise ValueError(f"not a {FORMAT} gate (missing or bad {exc})") from None
 
 
+def gate_source(context_model: str | None, index_gate: Path | None) -> tuple[Path | None, str]:
+    """Which gate serves, as a file (None: the bundled one), and its name in reports:
+    ``FRONTDESK_CONTEXT_MODEL``'s file when set (``bundled`` names the packaged gate),
+    else the index's own (``index``: fitted from its examples at build), else the
+    bundled one."""
+    if context_model == "bundled":
+        return None, "bundled"
+    if context_model:
+        return Path(context_model), context_model
+    if index_gate is not None:
+        return index_gate, "index"
+    return None, "bundled"
+
+
 def fit_gate(
     features: np.ndarray, correct: np.ndarray, available: np.ndarray, c: float = 1.0
 ) -> ContextGate:

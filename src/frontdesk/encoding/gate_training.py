@@ -11,20 +11,28 @@ conversations of every multi-turn kind phrased from the training pool, to fit
 the weights, and half conversations phrased from the validation pool, to
 choose the thresholds so that no kind falls below the latest message alone.
 The test phrasings (``frontdesk datasets multiturn``'s default) are never used.
+
+``frontdesk index build`` (``frontdesk.build_index``) fits one this way from
+the examples it indexes, when there are enough (:func:`fit_index_gate`), and
+keeps it in the index folder, where the Suggester finds it.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..config import Settings
 from ..datasets.multiturn import ALL_KINDS, make_multiturn
 from ..datasets.splits import carve_validation
 from ..errors import DataError
+from ..index import WorkflowIndex
 from ..index.builder import document_key
 from ..retrieval.hybrid import HybridSearcher
 from ..retrieval.subset import subset_searcher
@@ -38,9 +46,12 @@ from .context_gate import (
     gate_inputs,
     tune_thresholds,
 )
+from .encoder import ContextEncoder
 
 HELD_OUT = 0.2  # of each workflow's labelled questions, held out of the index copy
 MIN_PER_SPLIT = 20  # questions below which fitting or choosing thresholds means nothing
+INDEX_GATE_FILE = "context_gate.jsonl"  # an index's own gate, in its folder
+AUTO_MIN_LABELLED = 1000  # index build fits a gate unasked from this many examples up
 
 Progress = Callable[[str, int, int], None]
 
@@ -118,6 +129,77 @@ def train_gate(
         "seed": seed,
     }
     return gate, report
+
+
+def min_labelled(held_out: float = HELD_OUT) -> int:
+    """About how many labelled questions a gate needs (each half of the held-out part
+    ``MIN_PER_SPLIT``), for messages."""
+    return int(2 * MIN_PER_SPLIT / held_out)
+
+
+def fit_index_gate(
+    folder: Path,
+    rows: Sequence[LabelledQuery],
+    *,
+    name: str,
+    required: bool | None = None,
+    source: str = "examples",
+    encoder: ContextEncoder | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Fit the context gate of the index in ``folder`` from ``rows`` (its examples) and
+    write it there (``INDEX_GATE_FILE``); the manifest entries that record it.
+
+    ``required`` None: fitted when the index is hybrid and has ``AUTO_MIN_LABELLED``
+    labelled ``rows``, else skipped (``context_gate_skipped`` says why; the bundled gate
+    then serves); True: fitted, too few rows (``train_gate``'s minimum) is an error;
+    False: skipped. ``name`` is the index as its users name it
+    (``folder`` may be a temporary one), recorded in the gate's lineage.
+    """
+    if required is False:
+        return {"context_gate_skipped": "not asked for (--no-gate)"}
+    labelled = [q for q in rows if q.label is not None]
+    if required is None:
+        # thresholds chosen on fewer validation conversations than this are too noisy
+        # to trust unasked; the bundled gate was fitted on thousands
+        if len(labelled) < AUTO_MIN_LABELLED:
+            return {
+                "context_gate_skipped": f"{len(labelled)} labelled examples, fewer than "
+                f"{AUTO_MIN_LABELLED:,}: the bundled gate serves (--gate fits one from "
+                f"{min_labelled()} or so)"
+            }
+        held = len(carve_validation(labelled, HELD_OUT)[1])
+        if held // 2 < MIN_PER_SPLIT:  # every workflow keeps one: one example each is none
+            return {
+                "context_gate_skipped": f"{len(labelled)} labelled examples, but only {held} "
+                "can be held out (a workflow keeps at least one): the bundled gate serves"
+            }
+    index = WorkflowIndex.load(folder)
+    if index.dense is None:
+        if required:
+            raise DataError(name, None, None, "a context gate needs a dense part: "
+                            "rebuild without --sparse-only")  # fmt: skip
+        return {"context_gate_skipped": "BM25 only: no gate runs"}
+    t0 = time.perf_counter()
+    suggester = Suggester(index, encoder=encoder, settings=settings)
+    try:
+        gate, report = train_gate(suggester, rows, source=source, progress=progress)
+    except DataError as exc:
+        if required:
+            raise
+        return {"context_gate_skipped": exc.reason}
+    gate.lineage["index"] = name
+    gate.save(folder / INDEX_GATE_FILE)
+    return {
+        "context_gate": {
+            "file": INDEX_GATE_FILE,
+            "fingerprint": gate.fingerprint,
+            "labelled_examples": len(labelled),
+            "seconds": round(time.perf_counter() - t0, 1),
+            **report,
+        }
+    }
 
 
 def _index_without(

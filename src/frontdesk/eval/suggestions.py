@@ -93,7 +93,7 @@ def evaluate_suggester(
     # which turns made the queries (FRONTDESK_CONTEXT), and the gate's file for gated
     report["context"] = suggester.settings.context
     if suggester.settings.context == "gated":
-        report["context_gate"] = suggester.settings.context_model or "bundled"
+        report["context_gate"] = suggester.context_gate_name
     report["n_unlabelled"] = sum(q.label is None for q in queries)
     if with_ranker:
         report["threshold"] = suggester.ranker.threshold

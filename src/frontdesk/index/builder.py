@@ -145,12 +145,18 @@ def build_index(
     settings: Settings | None = None,
     dense: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    finish: Callable[[Path, Sequence[LabelledQuery]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Build ``out`` from a catalog; returns the manifest.
 
     Everything is written to a temporary sibling folder that replaces ``out``
     only once complete, so a failure at any point leaves the previous index as
     it was. ``progress(stage, done, total)`` is called while encoding.
+    ``finish(folder, examples)`` runs on the complete new index (it loads and
+    verifies; ``examples``: every example it holds, the catalog's own and
+    ``examples``, as labelled questions) before it replaces ``out``: files it adds to the folder, and the
+    manifest entries it returns, become part of the index (``frontdesk.build_index``
+    fits the index's context gate here).
     """
     settings = settings or Settings.from_env()
     out = Path(out)
@@ -191,6 +197,12 @@ def build_index(
             )
             manifest["source"] = {"catalog": catalog_source, "examples": _source_name(examples)}
             write_manifest(tmp, manifest)
+            if finish is not None:
+                catalog_rows = [
+                    LabelledQuery(text=ex, label=wf.id) for wf in workflows for ex in wf.examples
+                ]
+                manifest.update(finish(tmp, catalog_rows + example_rows))
+                write_manifest(tmp, manifest)
         return json.loads((out / MANIFEST).read_text())
 
 

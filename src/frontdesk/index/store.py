@@ -92,6 +92,12 @@ class WorkflowIndex:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
+    def context_gate_file(self) -> Path | None:
+        """The index's own context gate (fitted from its examples at build), if it has one."""
+        gate = self.manifest.get("context_gate")
+        return self.root / str(gate["file"]) if gate else None
+
+    @property
     def model_sha256(self) -> str | None:
         d = self.manifest.get("dense")
         return d["model"]["sha256"] if d else None
@@ -186,7 +192,8 @@ class WorkflowIndex:
 def required_files(manifest: dict[str, Any], where: str | Path = MANIFEST) -> dict[str, str]:
     """Every file an index with this (shape-checked) manifest needs, and what it is:
     the catalog, documents and their maps, the BM25 part, and for a hybrid index its
-    dense part (FAISS index, prototypes, title vectors) and any feedback lineage.
+    dense part (FAISS index, prototypes, title vectors), any feedback lineage and any
+    context gate of its own.
 
     Raises IndexIntegrityError (naming ``where``) when the manifest lacks what names them.
     """
@@ -212,12 +219,15 @@ def required_files(manifest: dict[str, Any], where: str | Path = MANIFEST) -> di
                 f"{where}: dense part lacks prototypes or titles; the index was built by an "
                 "older frontdesk — rebuild it"
             ) from None
-    lineage = manifest.get("feedback_lineage")
-    if lineage:
-        try:
-            need[str(lineage["file"])] = "the feedback lineage"
-        except (KeyError, TypeError):
-            raise IndexIntegrityError(f"{where}: feedback_lineage names no file") from None
+    for key, what in (
+        ("feedback_lineage", "the feedback lineage"),
+        ("context_gate", "the index's context gate"),
+    ):
+        if manifest.get(key):
+            try:
+                need[str(manifest[key]["file"])] = what
+            except (KeyError, TypeError):
+                raise IndexIntegrityError(f"{where}: {key} names no file") from None
     return need
 
 

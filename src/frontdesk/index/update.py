@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -309,6 +310,8 @@ def _write_updated(
     )
     old = index.manifest
     manifest["source"] = old.get("source")
+    if old.get("context_gate_skipped"):
+        manifest["context_gate_skipped"] = old["context_gate_skipped"]
     manifest["updates"] = [
         *old.get("updates", []),
         {
@@ -356,6 +359,10 @@ def _write_updated(
     manifest["dense"] = write_dense_part(
         tmp, dense_index, params, vectors, title_vectors, owner, dense_meta["model"], tuning
     )
+    gate = old.get("context_gate")
+    if gate:  # kept, as the prototype weight is: its features are scale-free search signals
+        shutil.copyfile(index.root / gate["file"], tmp / gate["file"])
+        manifest["context_gate"] = {**gate, "kept_from_build": True}
     return manifest, total
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from ...config import Settings
 from ...encoding import EncodedContexts
-from ...encoding.context_gate import ContextGate, context_queries
+from ...encoding.context_gate import ContextGate, context_queries, gate_source
 from ...index import WorkflowIndex
 from ...retrieval.subset import SubsetSearcher, subset_searcher
 from ...suggester import Suggester
@@ -221,7 +221,11 @@ def out_of_fold_features(
     features of every row, each from the views of its fold (``encoded``, ``query_tokens``:
     of every row of ``data``)."""
     tick = progress or (lambda stage, done, total: None)
-    gate = functools.cache(lambda: ContextGate.load(where.settings.context_model))
+    gate = functools.cache(
+        lambda: ContextGate.load(
+            gate_source(where.settings.context_model, where.index.context_gate_file)[0]
+        )
+    )
     n = len(data.rows)
     cands: list[CandidateSet | None] = [None] * n
     feats: list[np.ndarray | None] = [None] * n
