@@ -36,7 +36,7 @@ the same tag skips conditions already there (``--fresh`` recomputes).
     python benchmarks/few_shot.py --datasets ../shared/datasets --work runs/few_shot \\
         [--split val|test] [--only banking77] [--shots 0,1,5,10,full] [--seeds 0,1,2] \\
         [--no-ranker] [--full-ranker-seeds 0] [--model FOLDER] [--finetune EPOCHS] \\
-        [--tag NAME] [--compare OTHER-RESULTS.json]
+        [--finetune-lr LR] [--tag NAME] [--compare OTHER-RESULTS.json]
 
 ``--compare`` prints another run's table (e.g. the code before a change, run
 with its own ``--tag``) beside this one's, index top-1 only.
@@ -192,15 +192,16 @@ def finetuned(
     """The encoder fine-tuned on one sample's examples (``--finetune`` epochs), kept in
     ``WORK/encoders`` so a rerun reuses it, and its provenance."""
     folder = work / "encoders" / f"{name}-{shots if shots is not None else FULL}-{seed}"
-    folder = folder.with_name(f"{folder.name}-e{args.finetune}")
+    folder = folder.with_name(f"{folder.name}-e{args.finetune}-lr{args.finetune_lr:g}")
     provenance = folder / "frontdesk-finetune.json"
     if not provenance.is_file():
         examples = data["pool"] if shots is None else sample_shots(data["pool"], shots, seed)
         finetune_encoder(
-            examples, data["workflows"], folder, base=args.model, epochs=args.finetune, seed=seed
-        )
+            examples, data["workflows"], folder, base=args.model, epochs=args.finetune,
+            learning_rate=args.finetune_lr, seed=seed,
+        )  # fmt: skip
     info = json.loads(provenance.read_text())
-    keep = ("epochs", "rows", "batches", "seconds", "loss_first", "loss_last")
+    keep = ("epochs", "learning_rate", "rows", "batches", "seconds", "loss_first", "loss_last")
     return CachedEncoder(args.work, str(folder)), {k: info[k] for k in keep}
 
 
@@ -273,6 +274,7 @@ def main() -> None:
         "--finetune", type=int, default=0, metavar="EPOCHS",
         help="fine-tune the encoder on each sample's examples first (EPOCHS epochs)",
     )  # fmt: skip
+    ap.add_argument("--finetune-lr", type=float, default=2e-5, help="its learning rate")
     ap.add_argument("--tag", default="default", help="names the results file")
     ap.add_argument("--fresh", action="store_true", help="recompute conditions already saved")
     ap.add_argument("--compare", type=Path, help="another results JSON to print beside this one")
