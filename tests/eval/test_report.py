@@ -38,6 +38,34 @@ def test_slices_and_confusions() -> None:
     assert confusion_pairs(ROWS) == [("a", "b", 1)]
 
 
+def test_slices_by_the_query_which_turns_made_it_and_the_latest_text(tiny_index: Path) -> None:
+    rows = [
+        RowResult("1", "a", ["a"], 1, None, False, {}, "any update?", "earlier"),
+        RowResult("2", "a", ["b", "a"], 2, None, False, {}, "any update?", "latest"),
+        RowResult("3", "b", ["b"], 1, None, False, {}, "refund please", "latest"),
+    ]
+    by_source = slice_metrics(rows, "query_from", WFS)
+    assert by_source["earlier"] == {**by_source["earlier"], "n": 1, "top1": 1.0}
+    assert by_source["latest"]["n"] == 2 and by_source["latest"]["top1"] == 0.5
+    by_text = slice_metrics(rows, "latest", WFS)
+    assert by_text["any update?"]["top1"] == 0.5 and by_text["refund please"]["top1"] == 1.0
+    # evaluate_suggester records both for every row
+    from frontdesk import Conversation, LabelledQuery, Suggester
+    from frontdesk.eval import evaluate_suggester
+
+    conv = Conversation(text="any update?", context={"turns": [{"role": "user", "text": "x"}]})
+    details: list[RowResult] = []
+    evaluate_suggester(
+        Suggester.load(tiny_index),
+        [LabelledQuery(text="where is my refund", label="refund-not-received"),
+         LabelledQuery(text=conv.text, context=conv.context, label="refund-not-received")],
+        details=details,
+    )  # fmt: skip
+    assert [d.text for d in details] == ["where is my refund", "any update?"]
+    assert details[0].query_from == "latest"
+    assert details[1].query_from in {"latest", "mixed", "earlier"}
+
+
 def test_report_files_written_and_non_empty(tmp_path: Path) -> None:
     files = write_report(
         {"top1": 0.67, "n": 3, "queries": "q.jsonl"}, ROWS, WFS, tmp_path, slices=["segment", "tag"]

@@ -56,7 +56,11 @@ def evaluate(
     ] = None,
     slices: Annotated[
         list[str] | None,
-        typer.Option("--slice", help="Slice metrics by a profile field or 'tag' (repeatable)."),
+        typer.Option(
+            "--slice",
+            help="Slice metrics by a profile field, 'tag', 'query_from' (which turns made the "
+            "query) or 'latest' (the latest message's text); repeatable.",
+        ),
     ] = None,
     compare: Annotated[
         tuple[Path, Path] | None,

@@ -37,10 +37,17 @@ class RowResult:
     confidence: float | None
     abstained: bool
     profile: dict[str, Any] = field(default_factory=dict)
+    text: str = ""  # the latest user message
+    query_from: str = "latest"  # which turns made the query (Suggestions.query_from)
 
     @property
     def top1(self) -> str | None:
         return self.ranked[0] if self.ranked else None
+
+
+SLICES_OF_THE_QUERY = {"query_from": "query_from", "latest": "text"}
+"""Slices by the query rather than the profile: which turns made it (``latest``, ``mixed``,
+``earlier``), and the latest message's text (how each phrasing of a follow-up fares)."""
 
 
 def _slice_keys(row: RowResult, name: str, tags_of: dict[str, list[str]]) -> list[str]:
@@ -48,6 +55,8 @@ def _slice_keys(row: RowResult, name: str, tags_of: dict[str, list[str]]) -> lis
         if row.label is None:
             return ["(out of scope)"]
         return tags_of.get(row.label) or ["(no tag)"]
+    if name in SLICES_OF_THE_QUERY:
+        return [getattr(row, SLICES_OF_THE_QUERY[name])]
     value = row.profile.get(name)
     return [str(value) if value is not None else "(none)"]
 
@@ -55,7 +64,8 @@ def _slice_keys(row: RowResult, name: str, tags_of: dict[str, list[str]]) -> lis
 def slice_metrics(
     rows: Sequence[RowResult], name: str, workflows: Sequence[Workflow]
 ) -> dict[str, dict[str, float]]:
-    """Metrics per value of a profile field (``segment``, ``plan``, …) or per workflow ``tag``."""
+    """Metrics per value of a profile field (``segment``, ``plan``, …), per workflow ``tag``,
+    per ``query_from`` or per ``latest`` message text."""
     tags_of = {w.id: w.tags for w in workflows}
     groups: dict[str, list[RowResult]] = defaultdict(list)
     for r in rows:

@@ -79,8 +79,16 @@ def evaluate_suggester(
             if details is not None:
                 details.append(
                     RowResult(
-                        q.id, q.label, ids, rank, sugg.confidence, sugg.abstained, q.user.fields()
-                    )
+                        q.id,
+                        q.label,
+                        ids,
+                        rank,
+                        sugg.confidence,
+                        sugg.abstained,
+                        q.user.fields(),
+                        q.text,
+                        sugg.query_from,
+                    )  # fmt: skip
                 )
             in_scope.append(q.label is not None)
             correct.append(q.label is not None and bool(ids) and ids[0] == q.label)
