@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,23 @@ def test_load_refuses_other_formats(tmp_path: Path) -> None:
     (tmp_path / "g.json").write_text('{"format": "something-else"}')
     with pytest.raises(ValueError, match="context-gate"):
         ContextGate.load(tmp_path / "g.json")
+
+
+def test_load_refuses_a_hand_edited_gate_of_the_wrong_shape(tmp_path: Path) -> None:
+    good = ContextGate.load().to_json()
+    for key, value, why in (
+        ("variants", ["latest", "other"], "variants must be"),
+        ("weights", good["weights"][:1], "weights must be 2 x 14"),
+        ("weights", [row[:3] for row in good["weights"]], "weights must be 2 x 14"),
+        ("thresholds", ["x", 0.5], "thresholds must be numbers"),
+        ("bias", [1.0, float("nan")], "bias must be 2 finite numbers"),
+        ("scale", [[0.0] * 14] * 2, "scale must be positive"),
+    ):
+        (tmp_path / "g.json").write_text(json.dumps({**good, key: value}))
+        with pytest.raises(ValueError, match=why):
+            ContextGate.load(tmp_path / "g.json")
+    (tmp_path / "g.json").write_text(json.dumps(good))
+    assert ContextGate.load(tmp_path / "g.json").fingerprint == ContextGate.load().fingerprint
 
 
 def test_fit_and_tune_never_leave_a_group_below_latest() -> None:

@@ -76,7 +76,7 @@ def test_a_gate_file_that_is_not_one_is_the_users_error(tiny_index: Path, tmp_pa
     for path, why in (
         (junk, "not a frontdesk-context-gate/1 gate"),
         (tmp_path / "nope.jsonl", "no such file"),
-        (tmp_path, "Is a directory"),
+        (tmp_path, "a folder, not a gate file"),
     ):
         with pytest.raises(SettingsError, match=rf"^FRONTDESK_CONTEXT_MODEL: {path}: .*{why}"):
             Suggester.load(tiny_index, settings=Settings(context_model=str(path)))

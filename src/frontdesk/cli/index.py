@@ -97,17 +97,18 @@ def gate_line(manifest: dict[str, Any]) -> str:
     if gate:
         vague = gate.get("validation", {}).get("vague_follow_up", {})
         recovered = (
-            f": vague follow-ups {100 * vague['latest']:.0f} % → {100 * vague['this_gate']:.0f} "
-            "% top-1 on validation conversations"
+            f"; top-1 on validation vague follow-ups: {100 * vague['latest']:.0f} % with the "
+            f"latest message alone, {100 * vague['bundled_gate']:.0f} % with the bundled gate, "
+            f"{100 * vague['this_gate']:.0f} % with this one"
             if vague
             else ""
         )
         return (
-            f"context gate: fitted from {gate['labelled_examples']} examples in "
+            f"context gate: fitted from {gate['labelled_examples']} labelled questions in "
             f"{gate['seconds']:.0f}s{recovered}"
         )
     skipped = manifest.get("context_gate_skipped")
-    return "context gate: the bundled one" + (f" ({skipped})" if skipped else "")
+    return "context gate: the bundled one" + (f"; {skipped}" if skipped else "")
 
 
 @index_app.command("info")

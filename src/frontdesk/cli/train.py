@@ -328,7 +328,16 @@ def train_encoder_cmd(
     base: Annotated[
         Path | None, typer.Option("--base", help="Model to start from (default: bundled MiniLM).")
     ] = None,
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs",
+            min=1,
+            help="Passes over the questions (default: enough for about 200 batches, at most "
+            "8: one for thousands of questions, more for a few per workflow).",
+            show_default=False,
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 32,
     learning_rate: Annotated[float, typer.Option("--lr")] = 2e-5,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -374,7 +383,8 @@ def train_encoder_cmd(
         print_json({"model": str(out_dir), **info})
         return
     out.print(
-        f"[green]fine-tuned[/] {out_dir}: {info['rows']} rows, {info['batches']} batches in "
+        f"[green]fine-tuned[/] {out_dir}: {info['rows']} rows, {info['epochs']} epoch(s), "
+        f"{info['batches']} batches in "
         f"{info['seconds']}s; loss {info['loss_first']} -> {info['loss_last']}. "
         f"Use it: frontdesk index build ... --model {out_dir}"
     )

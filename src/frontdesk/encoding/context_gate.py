@@ -249,14 +249,31 @@ class ContextGate:
     def from_json(cls, data: dict[str, Any]) -> ContextGate:
         if data.get("format") != FORMAT or list(data.get("features", [])) != list(FEATURES):
             raise ValueError(f"not a {FORMAT} gate with this version's features")
-        return cls(
-            mean=np.asarray(data["mean"], float),
-            scale=np.asarray(data["scale"], float),
-            weights=np.asarray(data["weights"], float),
-            bias=np.asarray(data["bias"], float),
-            thresholds=np.asarray(data["thresholds"], float),
-            lineage=dict(data.get("lineage", {})),
-        )
+        if list(data.get("variants", [])) != list(VARIANTS):
+            raise ValueError(f"not a {FORMAT} gate: variants must be {list(VARIANTS)}")
+        shapes = {
+            "mean": (len(ALTERNATIVES), len(FEATURES)),
+            "scale": (len(ALTERNATIVES), len(FEATURES)),
+            "weights": (len(ALTERNATIVES), len(FEATURES)),
+            "bias": (len(ALTERNATIVES),),
+            "thresholds": (len(ALTERNATIVES),),
+        }
+        arrays = {}
+        for key, shape in shapes.items():
+            try:
+                arr = np.asarray(data[key], dtype=float)
+            except (TypeError, ValueError):
+                raise ValueError(f"not a {FORMAT} gate: {key} must be numbers") from None
+            if arr.shape != shape or not np.isfinite(arr).all():
+                raise ValueError(
+                    f"not a {FORMAT} gate: {key} must be {' x '.join(map(str, shape))} "
+                    "finite numbers"
+                )
+            arrays[key] = arr
+        if (arrays["scale"] <= 0).any():
+            raise ValueError(f"not a {FORMAT} gate: scale must be positive")
+        lineage = data.get("lineage", {})
+        return cls(**arrays, lineage=dict(lineage) if isinstance(lineage, dict) else {})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> ContextGate:
@@ -267,6 +284,10 @@ class ContextGate:
         if path is None:
             text = (resources.files("frontdesk") / "data" / BUNDLED).read_text(encoding="utf-8")
         else:
+            if Path(path).is_dir():
+                raise IsADirectoryError(
+                    "a folder, not a gate file (an index's own gate is its context_gate.jsonl)"
+                )
             try:
                 text = Path(path).read_text(encoding="utf-8")
             except FileNotFoundError:

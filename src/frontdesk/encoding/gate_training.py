@@ -178,8 +178,8 @@ def fit_index_gate(
     index = WorkflowIndex.load(folder)
     if index.dense is None:
         if required:
-            raise DataError(name, None, None, "a context gate needs a dense part: "
-                            "rebuild without --sparse-only")  # fmt: skip
+            raise DataError(name, None, None, "a context gate needs a dense part: build "
+                            "without --sparse-only, or without --gate")  # fmt: skip
         return {"context_gate_skipped": "BM25 only: no gate runs"}
     t0 = time.perf_counter()
     suggester = Suggester(index, encoder=encoder, settings=settings)
@@ -187,7 +187,8 @@ def fit_index_gate(
         gate, report = train_gate(suggester, rows, source=source, progress=progress)
     except DataError as exc:
         if required:
-            raise
+            raise DataError(exc.path, exc.line, exc.field,
+                            f"{exc.reason}; without --gate the bundled gate serves") from None  # fmt: skip
         return {"context_gate_skipped": exc.reason}
     gate.lineage["index"] = name
     gate.save(folder / INDEX_GATE_FILE)
