@@ -5,7 +5,8 @@ For BANKING77 and CLINC150, each workflow keeps ``N`` of its train questions
 seed; out-of-scope rows all kept), the index is built from the workflows
 plus those examples, and the held-out questions are answered by the
 project's own path (``build_index``, ``Suggester``, ``evaluate_suggester`` —
-what ``frontdesk index build`` and ``frontdesk eval`` run):
+what ``frontdesk index build`` and ``frontdesk eval`` run, less the context gate,
+which single questions never use):
 
 - **index**: hybrid retrieval alone, top-1 over the labelled rows;
 - **fine-tuned** (``--finetune EPOCHS``): the encoder is first fine-tuned on
@@ -191,8 +192,15 @@ def finetuned(
 ) -> tuple[CachedEncoder, dict[str, Any]]:
     """The encoder fine-tuned on one sample's examples (``--finetune`` epochs), kept in
     ``WORK/encoders`` so a rerun reuses it, and its provenance."""
-    folder = work / "encoders" / f"{name}-{shots if shots is not None else FULL}-{seed}"
-    folder = folder.with_name(f"{folder.name}-e{args.finetune}-lr{args.finetune_lr:g}")
+    base = ContextEncoder(args.model).fingerprint[:12]  # what was fine-tuned, and how
+    folder = (
+        work
+        / "encoders"
+        / (
+            f"{name}-{shots if shots is not None else FULL}-{seed}-{base}"
+            f"-e{args.finetune}-lr{args.finetune_lr:g}"
+        )
+    )
     provenance = folder / "frontdesk-finetune.json"
     if not provenance.is_file():
         examples = data["pool"] if shots is None else sample_shots(data["pool"], shots, seed)
@@ -203,6 +211,19 @@ def finetuned(
     info = json.loads(provenance.read_text())
     keep = ("epochs", "learning_rate", "rows", "batches", "seconds", "loss_first", "loss_last")
     return CachedEncoder(args.work, str(folder)), {k: info[k] for k in keep}
+
+
+def same_finetune(saved: dict[str, Any], args: Any, shots: int | None) -> bool:
+    """Whether a saved condition was measured with the fine-tuning this run asks for (none
+    at 0 examples), so that a rerun under the same ``--tag`` never reuses another's."""
+    want = (
+        {"epochs": args.finetune, "learning_rate": args.finetune_lr}
+        if args.finetune and shots != 0
+        else None
+    )
+    got = saved.get("finetune")
+    have = {k: got.get(k) for k in ("epochs", "learning_rate")} if got else None
+    return have == want
 
 
 def mean_sd(values: Sequence[float]) -> str:
@@ -302,7 +323,7 @@ def main() -> None:
                 runs = [(s, True) for s in seeds]
             for seed, ranker in runs:
                 key = f"{name}/{n}/{seed}"
-                if key in results:
+                if key in results and same_finetune(results[key], args, count):
                     continue
                 t0 = time.perf_counter()
                 tuned = (

@@ -40,7 +40,7 @@ def test_an_asked_for_gate_is_part_of_the_index_and_serves_it(gated: Path, encod
     assert set(entry["validation"]) == {"distractor_first", "vague_follow_up", "topic_shift"}
     gate = ContextGate.load(index.context_gate_file)
     assert entry["fingerprint"] == gate.fingerprint
-    assert gate.lineage["index"] == str(gated)  # the name users give it, not a temp folder
+    assert gate.lineage["index"] == "its own index"  # no path: a temp folder's, or any
     assert gate.lineage["catalog"] == index.catalog_digest
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # its own catalog: no warning
@@ -108,16 +108,32 @@ def test_too_few_examples_leave_the_bundled_gate_unless_one_is_asked_for(
         build_index(catalog, tmp_path / "sparse", dense=False, gate=True)
 
 
-def test_an_unasked_gate_needs_a_thousand_examples(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unasked_gate_needs_a_thousand_distinct_examples(tmp_path: Path) -> None:
     from frontdesk.schema import LabelledQuery
 
-    rows = [LabelledQuery(text=f"q {i}", label="a") for i in range(999)]
-    got = gate_training.fit_index_gate(Path("nowhere"), rows, name="idx")  # nothing loaded
+    (tmp_path / "manifest.json").write_text('{"dense": {"file": "dense.faiss"}}')
+    # 999 questions, each twice: one per (workflow, text); nothing else is read
+    rows = [LabelledQuery(text=f"q {i}", label="a") for i in range(999)] * 2
+    got = gate_training.fit_index_gate(tmp_path, rows)
     assert "999 labelled examples, fewer than 1,000" in got["context_gate_skipped"]
     # one example per workflow: none can be held out, whatever their number
     rows = [LabelledQuery(text=f"q {i}", label=f"w{i}") for i in range(5000)]
-    got = gate_training.fit_index_gate(Path("nowhere"), rows, name="idx")
+    got = gate_training.fit_index_gate(tmp_path, rows)
     assert "5000 labelled examples, but only 0 can be held out" in got["context_gate_skipped"]
+
+
+def test_the_same_data_gives_the_same_gate_wherever_built_whatever_gate_is_set(
+    gated: Path, tmp_path: Path, encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    from frontdesk import WorkflowIndex, build_index
+
+    # a stale FRONTDESK_CONTEXT_MODEL is no reason for a build to fail
+    monkeypatch.setenv("FRONTDESK_CONTEXT_MODEL", str(tmp_path / "gone.jsonl"))
+    built = build_index(DEMO, tmp_path / "elsewhere" / "idx", encoder=encoder, gate=True)
+    assert (
+        built["context_gate"]["fingerprint"]
+        == (WorkflowIndex.load(gated).manifest["context_gate"]["fingerprint"])
+    )
 
 
 def test_index_build_cli_says_which_gate_serves(tmp_path: Path) -> None:

@@ -84,7 +84,7 @@ def test_quickstart_runs_as_written(tmp_path: Path) -> None:
     for expected in (
         "imported banking77 -> runs/b77: workflows 77, train 10003, test 3080",
         "built runs/idx: 77 workflows",
-        "context gate: fitted from 10003 labelled questions",
+        "context gate: fitted from 9999 labelled questions",
         "report: runs/report/report.md, report.html",
         "trained runs/ranker",
         "wrote router to runs/router: 4000 logged decisions",

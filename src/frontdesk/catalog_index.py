@@ -45,13 +45,18 @@ def build_index(
     serves.
     """
     settings = settings or Settings.from_env()
-    source = str(examples) if isinstance(examples, (str, os.PathLike)) else "examples"
+    named = [str(p) for p in (catalog, examples) if isinstance(p, (str, os.PathLike))]
+    source = " + ".join(named) or "examples"  # the rows are the catalog's and --examples'
+    if dense and encoder is None:  # one encoder for the build and the gate
+        encoder = ContextEncoder(
+            settings.model, batch_size=settings.batch_size, device=settings.device
+        )
 
     def finish(folder: Path, rows: Sequence[LabelledQuery]) -> dict[str, Any]:
         if progress is not None:
             progress("fitting the context gate", 0, 3)
         return fit_index_gate(
-            folder, rows, name=str(out), required=gate, source=source,
+            folder, rows, required=gate, source=source,
             encoder=encoder, settings=settings, progress=progress,
         )  # fmt: skip
 

@@ -53,7 +53,8 @@ class Settings(BaseModel):
     )
     context_model: str | None = Field(
         default=None,
-        description="context=gated: a gate JSON file; None = the bundled one",
+        description="context=gated: a gate JSON file; None = the index's own gate, else the "
+        "bundled one; 'bundled' = the bundled one",
     )
     dense_index: Literal["auto", "flat", "hnsw", "ivf"] = Field(
         default="auto", description="FAISS index kind; auto = flat up to exact_max, IVF-SQ8 above"

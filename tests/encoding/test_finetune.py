@@ -74,7 +74,6 @@ def test_out_of_scope_rows_are_negatives_only() -> None:
     assert out_of_scope_negatives(rows, 2, per_batch=0) == [[], []]
 
 
-@pytest.mark.slow
 def test_unasked_epochs_reach_about_200_steps_for_few_questions_and_one_pass_for_many() -> None:
     assert auto_epochs(313) == 1  # BANKING77's 10,003 train questions in batches of 32
     assert auto_epochs(100) == 2
@@ -82,6 +81,7 @@ def test_unasked_epochs_reach_about_200_steps_for_few_questions_and_one_pass_for
     assert auto_epochs(3) == MAX_AUTO_EPOCHS  # never more than that, however few
 
 
+@pytest.mark.slow
 def test_finetune_saves_a_folder_index_build_can_use(tmp_path: Path, tiny_catalog: Path) -> None:
     info = finetune_encoder(ROWS, WFS, tmp_path / "model", batch_size=3, epochs=2, oos_negatives=4)
     assert info["batches"] >= 4 and (tmp_path / "model" / "frontdesk-finetune.json").is_file()

@@ -75,7 +75,7 @@ def evaluate(
     if index_dir is None or queries is None:
         raise typer.BadParameter("INDEX_DIR and QUERIES are required unless --compare is given")
     from ..eval import evaluate_suggester
-    from ..eval.report import SUMMARY_KEYS, write_report
+    from ..eval.report import SUMMARY_KEYS, gate_words, write_report
     from ..extras import require
     from ..loaders import load_queries
     from ..suggester import Suggester
@@ -130,13 +130,10 @@ def evaluate(
         out.print(f"report: {report_dir}/report.md, report.html")
 
 
-def gate_words(name: str) -> str:
-    """An eval's ``context_gate`` in words: the index's own, the bundled one, or a file."""
-    return {"index": "the index's own gate", "bundled": "bundled gate"}.get(name, f"gate {name}")
-
-
 def run_label(run: dict[str, Any], path: Path) -> str:
     """What an `eval --json` run was: its file, retrieval mode, queries, index and ranker."""
+    from ..eval.report import gate_words
+
     parts = [f"{path}:", str(run.get("mode", "?"))]
     if run.get("context"):
         gate = f", {gate_words(run['context_gate'])}" if run.get("context_gate") else ""

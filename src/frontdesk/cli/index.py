@@ -97,15 +97,17 @@ def gate_line(manifest: dict[str, Any]) -> str:
     if gate:
         vague = gate.get("validation", {}).get("vague_follow_up", {})
         recovered = (
-            f"; top-1 on validation vague follow-ups: {100 * vague['latest']:.0f} % with the "
-            f"latest message alone, {100 * vague['bundled_gate']:.0f} % with the bundled gate, "
+            f"; top-1 on the validation vague follow-ups its thresholds were chosen on: "
+            f"{100 * vague['latest']:.0f} % with the latest message alone, "
+            f"{100 * vague['bundled_gate']:.0f} % with the bundled gate, "
             f"{100 * vague['this_gate']:.0f} % with this one"
             if vague
             else ""
         )
+        kept = " (kept through index add/remove since)" if gate.get("kept_from_build") else ""
         return (
             f"context gate: fitted from {gate['labelled_examples']} labelled questions in "
-            f"{gate['seconds']:.0f}s{recovered}"
+            f"{gate['seconds']:.0f}s{kept}{recovered}"
         )
     skipped = manifest.get("context_gate_skipped")
     return "context gate: the bundled one" + (f"; {skipped}" if skipped else "")

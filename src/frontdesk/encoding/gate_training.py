@@ -19,8 +19,10 @@ keeps it in the index folder, where the Suggester finds it.
 
 from __future__ import annotations
 
+import json
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts import MANIFEST
 from ..config import Settings
 from ..datasets.multiturn import ALL_KINDS, make_multiturn
 from ..datasets.splits import carve_validation
@@ -52,6 +55,7 @@ HELD_OUT = 0.2  # of each workflow's labelled questions, held out of the index c
 MIN_PER_SPLIT = 20  # questions below which fitting or choosing thresholds means nothing
 INDEX_GATE_FILE = "context_gate.jsonl"  # an index's own gate, in its folder
 AUTO_MIN_LABELLED = 1000  # index build fits a gate unasked from this many examples up
+MAX_HELD_OUT = 5000  # questions an index's gate holds out at most (a smaller share above)
 
 Progress = Callable[[str, int, int], None]
 
@@ -141,7 +145,6 @@ def fit_index_gate(
     folder: Path,
     rows: Sequence[LabelledQuery],
     *,
-    name: str,
     required: bool | None = None,
     source: str = "examples",
     encoder: ContextEncoder | None = None,
@@ -152,14 +155,23 @@ def fit_index_gate(
     write it there (``INDEX_GATE_FILE``); the manifest entries that record it.
 
     ``required`` None: fitted when the index is hybrid and has ``AUTO_MIN_LABELLED``
-    labelled ``rows``, else skipped (``context_gate_skipped`` says why; the bundled gate
-    then serves); True: fitted, too few rows (``train_gate``'s minimum) is an error;
-    False: skipped. ``name`` is the index as its users name it
-    (``folder`` may be a temporary one), recorded in the gate's lineage.
+    distinct labelled ``rows``, else skipped (``context_gate_skipped`` says why; the
+    bundled gate then serves), and a failure to fit is a warning, not a failed build;
+    True: fitted, too few rows (``train_gate``'s minimum) is an error; False: skipped.
+    ``source`` names the rows in errors. At most ``MAX_HELD_OUT`` questions are held out,
+    so a large catalog's gate costs no more than BANKING77's or CLINC150's.
     """
     if required is False:
         return {"context_gate_skipped": "not asked for (--no-gate)"}
-    labelled = [q for q in rows if q.label is not None]
+    manifest = json.loads((folder / MANIFEST).read_text())
+    if not manifest.get("dense"):
+        if required:
+            raise DataError(source, None, None, "a context gate needs a dense part: build "
+                            "without --sparse-only, or without --gate")  # fmt: skip
+        return {"context_gate_skipped": "BM25 only: no gate runs"}
+    # one question per (workflow, text): a catalog example repeated in --examples is one
+    labelled = list({(q.label, document_key(q.text)): q for q in rows if q.label}.values())
+    held_out = min(HELD_OUT, MAX_HELD_OUT / max(1, len(labelled)))
     if required is None:
         # thresholds chosen on fewer validation conversations than this are too noisy
         # to trust unasked; the bundled gate was fitted on thousands
@@ -169,28 +181,38 @@ def fit_index_gate(
                 f"{AUTO_MIN_LABELLED:,}: the bundled gate serves (--gate fits one from "
                 f"{min_labelled()} or so)"
             }
-        held = len(carve_validation(labelled, HELD_OUT)[1])
+        held = len(carve_validation(labelled, held_out)[1])
         if held // 2 < MIN_PER_SPLIT:  # every workflow keeps one: one example each is none
             return {
                 "context_gate_skipped": f"{len(labelled)} labelled examples, but only {held} "
                 "can be held out (a workflow keeps at least one): the bundled gate serves"
             }
-    index = WorkflowIndex.load(folder)
-    if index.dense is None:
-        if required:
-            raise DataError(name, None, None, "a context gate needs a dense part: build "
-                            "without --sparse-only, or without --gate")  # fmt: skip
-        return {"context_gate_skipped": "BM25 only: no gate runs"}
     t0 = time.perf_counter()
-    suggester = Suggester(index, encoder=encoder, settings=settings)
+    # the bundled gate for the comparison it reports: never FRONTDESK_CONTEXT_MODEL's
+    settings = (settings or Settings.from_env()).model_copy(update={"context_model": "bundled"})
     try:
-        gate, report = train_gate(suggester, rows, source=source, progress=progress)
+        index = WorkflowIndex.load(folder, verify=False)  # written just now, by this build
+        suggester = Suggester(index, encoder=encoder, settings=settings)
+        gate, report = train_gate(
+            suggester, labelled, held_out=held_out, source=source, progress=progress
+        )
     except DataError as exc:
         if required:
             raise DataError(exc.path, exc.line, exc.field,
                             f"{exc.reason}; without --gate the bundled gate serves") from None  # fmt: skip
         return {"context_gate_skipped": exc.reason}
-    gate.lineage["index"] = name
+    except Exception as exc:  # an optional part: the index is still good without it
+        if required:
+            raise
+        warnings.warn(
+            f"{source}: no context gate fitted ({type(exc).__name__}: {exc}); the bundled "
+            "gate serves this index",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return {"context_gate_skipped": f"fitting failed: {type(exc).__name__}: {exc}"}
+    # the same data gives the same gate (and fingerprint) wherever the index is built
+    gate.lineage["index"] = "its own index"
     gate.save(folder / INDEX_GATE_FILE)
     return {
         "context_gate": {

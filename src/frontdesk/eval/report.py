@@ -45,6 +45,11 @@ class RowResult:
         return self.ranked[0] if self.ranked else None
 
 
+def gate_words(name: str) -> str:
+    """An eval's ``context_gate`` in words: the index's own, the bundled one, or a file."""
+    return {"index": "the index's own gate", "bundled": "bundled gate"}.get(name, f"gate {name}")
+
+
 SLICES_OF_THE_QUERY = {"query_from": "query_from", "latest": "text"}
 """Slices by the query rather than the profile: which turns made it (``latest``, ``mixed``,
 ``earlier``), and the latest message's text (how each phrasing of a follow-up fares)."""
@@ -247,7 +252,7 @@ def _write_report_into(
         "",
         f"Index `{report.get('index', '')}`, retrieval `{report.get('mode', '')}`, "
         f"context `{report.get('context', '')}`"
-        + (f" (gate `{report['context_gate']}`)" if report.get("context_gate") else "")
+        + (f" ({gate_words(report['context_gate'])})" if report.get("context_gate") else "")
         + ".",
         "",
     ]

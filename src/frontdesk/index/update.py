@@ -310,8 +310,6 @@ def _write_updated(
     )
     old = index.manifest
     manifest["source"] = old.get("source")
-    if old.get("context_gate_skipped"):
-        manifest["context_gate_skipped"] = old["context_gate_skipped"]
     manifest["updates"] = [
         *old.get("updates", []),
         {
