@@ -803,6 +803,27 @@ GATE_CASES = [
         ("q.jsonl", "--overwrite"),
         GATE_Q,
     ),
+    Case(
+        "index build asked for a gate, BM25 only",
+        ("index", "build", "{tmp}/c.jsonl", "--out", "{tmp}/out", "--sparse-only", "--gate"),
+        ("c.jsonl", "needs a dense part", "without --gate"),
+        {"c.jsonl": "\n".join(json.dumps(w) for w in TINY_CATALOG).encode()},
+    ),
+    Case(
+        "index build asked for a gate, too few examples",
+        (
+            "index",
+            "build",
+            "{tmp}/c.jsonl",
+            "--out",
+            "{tmp}/out",
+            "--examples",
+            "{tmp}/q.jsonl",
+            "--gate",
+        ),
+        ("c.jsonl + {tmp}/q.jsonl: label:", "labelled questions", "without --gate"),
+        {"c.jsonl": "\n".join(json.dumps(w) for w in TINY_CATALOG).encode(), **GATE_Q},
+    ),  # fmt: skip
 ]
 
 CASES = (
