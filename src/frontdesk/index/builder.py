@@ -154,9 +154,9 @@ def build_index(
     it was. ``progress(stage, done, total)`` is called while encoding.
     ``finish(folder, examples)`` runs on the complete new index (it loads and
     verifies; ``examples``: every example it holds, the catalog's own and
-    ``examples``, as labelled questions) before it replaces ``out``: files it adds to the folder, and the
-    manifest entries it returns, become part of the index (``frontdesk.build_index``
-    fits the index's context gate here).
+    ``examples``, as labelled questions) before it replaces ``out``: files it adds
+    to the folder, and the manifest entries it returns, become part of the index
+    (``frontdesk.build_index`` fits the index's context gate here).
     """
     settings = settings or Settings.from_env()
     out = Path(out)
